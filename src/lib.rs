@@ -1,0 +1,20 @@
+//! strata builds container images from a declarative layer spec, `strata.toml`,
+//! so that every layer is a pure function of the content of its declared inputs.
+//!
+//! Key modules, in the direction data flows:
+//! - [`spec`]: parse and validate `strata.toml` into a [`spec::ResolvedSpec`];
+//! - [`plan`]: walk the context, digest inputs, partition layers, and yield each
+//!   layer's ordered entries with their final metadata;
+//! - [`oci`]: the embedded builder's deterministic tar, blobs and OCI layouts;
+//! - [`cli`]: one module per subcommand.
+//!
+//! Lower layers never import higher ones. `../shared/contracts.md` (mirrored in
+//! `docs/`) fixes the decisions every backend shares; comments cite its sections.
+
+pub mod cli;
+pub mod error;
+pub mod oci;
+pub mod plan;
+pub mod spec;
+
+pub use oci_spec;

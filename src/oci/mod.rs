@@ -1,0 +1,1 @@
+//! The embedded builder: deterministic tar layers, blobs and OCI layouts, no daemon.

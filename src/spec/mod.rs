@@ -1,0 +1,1 @@
+//! The `strata.toml` layer spec: parse, substitute arguments, validate, resolve.
