@@ -49,7 +49,10 @@ impl SpecSource {
 
     /// The text of the 1-based line `line`, without its newline.
     pub fn line_text(&self, line: usize) -> &str {
-        self.text().lines().nth(line.saturating_sub(1)).unwrap_or("")
+        self.text()
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or("")
     }
 }
 

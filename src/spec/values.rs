@@ -268,7 +268,12 @@ pub fn is_image_reference(s: &str) -> bool {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
         let comp = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
-        let host = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?";
+        // As Docker's: a first component is a registry host only when it has a
+        // `.` or a port, or is `localhost`.
+        let label = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?";
+        let host = format!(
+            r"(?:(?:localhost|{label}(?:\.{label})+)(?::[0-9]+)?/|{label}:[0-9]+/)?"
+        );
         regex::Regex::new(&format!(
             r"^{host}{comp}(?:/{comp})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?$"
         ))
