@@ -13,8 +13,10 @@
 
 pub mod cli;
 pub mod error;
+pub mod llb;
 pub mod oci;
 pub mod plan;
+mod proto;
 pub mod spec;
 
 pub use oci_spec;
