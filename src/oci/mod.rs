@@ -3,6 +3,7 @@
 pub mod blob;
 pub mod digest;
 pub mod error;
+pub mod tar;
 
 pub use digest::Digest;
 pub use error::OciError;
