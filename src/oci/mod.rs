@@ -1,8 +1,10 @@
 //! The embedded builder: deterministic tar layers, blobs and OCI layouts, no daemon.
 
 pub mod blob;
+pub mod compress;
 pub mod digest;
 pub mod error;
+pub mod image;
 pub mod tar;
 
 pub use digest::Digest;
