@@ -5,6 +5,7 @@ pub mod compress;
 pub mod digest;
 pub mod error;
 pub mod image;
+pub mod layout;
 pub mod tar;
 
 pub use digest::Digest;
