@@ -344,7 +344,7 @@ impl OciDir {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::oci::image::build_manifest;
     use serde_json::json;

@@ -1,5 +1,6 @@
 //! The embedded builder: deterministic tar layers, blobs and OCI layouts, no daemon.
 
+pub mod archive;
 pub mod base;
 pub mod blob;
 pub mod compress;
