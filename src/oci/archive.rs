@@ -311,6 +311,74 @@ mod tests {
         assert_eq!(fs_err::read_dir(&out).unwrap().count(), 0);
     }
 
+    /// A whole build: layer blob, config, manifest, tag, both archives.
+    /// With `STRATA_DUMP_DIR` set, the outputs are kept there for external
+    /// checks (`skopeo inspect`, `umoci`).
+    #[test]
+    fn end_to_end_image() {
+        use crate::oci::compress::{Compression, write_layer};
+        use crate::oci::image::{
+            ConfigInput, HistoryEntry, ImageSettings, build_config, rfc3339, write_image,
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let keep = std::env::var_os("STRATA_DUMP_DIR").map(std::path::PathBuf::from);
+        let out = keep.clone().unwrap_or_else(|| tmp.path().to_owned());
+        let layout = OciDir::create(&out.join("layout")).unwrap();
+        let entries = crate::oci::tar::tests::fixture(tmp.path());
+        let layer = write_layer(&entries, &layout.blobs_dir(), Compression::Auto).unwrap();
+        let platform = Platform::parse("linux/amd64").unwrap();
+        let history = [HistoryEntry {
+            created: Some(rfc3339(ARCHIVE_MTIME)),
+            created_by: Some("strata layer app".into()),
+            comment: Some(format!("strata/v1 inputs={}", layer.diff_id)),
+            ..Default::default()
+        }];
+        let settings = ImageSettings {
+            cmd: Some(vec!["/app/run.sh".into()]),
+            ..Default::default()
+        };
+        let config = build_config(&ConfigInput {
+            base: None,
+            platform: &platform,
+            created: ARCHIVE_MTIME,
+            settings: &settings,
+            diff_ids: std::slice::from_ref(&layer.diff_id),
+            history: &history,
+        })
+        .unwrap();
+        let manifest = write_image(&layout, &config, vec![layer.descriptor()]).unwrap();
+        layout.set_tag(&manifest, "latest").unwrap();
+        assert_eq!(layout.fsck().unwrap(), 3);
+        write_oci_archive(&layout, &manifest, Some("latest"), &out.join("oci.tar")).unwrap();
+        write_docker_archive(
+            &layout,
+            &manifest,
+            Some("strata-test:1"),
+            &out.join("docker.tar"),
+        )
+        .unwrap();
+        let image = import(format!(
+            "docker-archive:{}",
+            out.join("docker.tar").display()
+        ));
+        assert_eq!(image.layers[0].diff_id, layer.diff_id);
+        assert_eq!(
+            image.config_digest,
+            layout
+                .read_json_blob::<ImageManifest>(&manifest.digest)
+                .unwrap()
+                .config
+                .digest
+        );
+        // Pinned: the whole image's identity.
+        if keep.is_none() {
+            assert_eq!(
+                manifest.digest.as_str(),
+                "sha256:87d2e423b2cc8bf0e5878b76b55e6147b4cce2dff3da8f138e55eb8c8a29f365"
+            );
+        }
+    }
+
     #[test]
     fn references_split_and_normalize() {
         assert_eq!(split_reference("app"), ("app", "latest"));

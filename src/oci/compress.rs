@@ -9,7 +9,10 @@
 //! ("unknown", as Go's `compress/gzip` writes). Any change here changes every
 //! layer digest, so it is part of the writer version.
 //!
-//! Incompressible layers ([`Compression::Auto`]): sample [`SAMPLE_BYTES`] of
+//! Incompressible layers ([`Compression::Auto`]): a layer whose regular files
+//! total less than [`SMALL_LAYER`] bytes is always gzipped (its tar headers
+//! and padding compress well, and the cost is small). Otherwise sample
+//! [`SAMPLE_BYTES`] of
 //! the layer's regular-file content, the files taken in entry order as one
 //! stream; for larger layers the sample is [`SAMPLE_WINDOWS`] windows evenly
 //! spaced over that stream, so large files weigh by their size. If deflate at
@@ -37,6 +40,8 @@ pub const GZIP_LEVEL: u32 = 3;
 pub const GZIP_OS: u8 = 255;
 /// Bytes of file content sampled to decide whether to compress.
 pub const SAMPLE_BYTES: u64 = 4 << 20;
+/// Layers with less file content than this are always compressed.
+pub const SMALL_LAYER: u64 = 1 << 20;
 /// Number of evenly spaced windows the sample is made of.
 pub const SAMPLE_WINDOWS: u64 = 64;
 /// A layer is compressed only if the sample shrinks by more than this.
@@ -118,7 +123,7 @@ pub fn write_layer(
 /// The sample rule: whether `entries`' file content is worth compressing.
 pub fn is_compressible(entries: &[Entry]) -> Result<bool> {
     let sample = sample(entries)?;
-    if sample.is_empty() {
+    if (sample.len() as u64) < SMALL_LAYER {
         return Ok(true);
     }
     let mut enc = DeflateEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
@@ -245,7 +250,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Pseudo-random bytes (xorshift) do not compress; text does.
         let mut x = 0x2545_f491_4f6c_dd1du64;
-        let noise: Vec<u8> = (0..(SAMPLE_BYTES + 300_000))
+        let mut noise: Vec<u8> = (0..(SAMPLE_BYTES + 300_000))
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -261,10 +266,13 @@ mod tests {
         assert!(!is_compressible(&noisy).unwrap());
         let layer = write_layer(&noisy, dir.path(), Compression::Auto).unwrap();
         assert_eq!(layer.media_type, media::LAYER_TAR);
+        let text = b"the quick brown fox jumps over the lazy dog\n".repeat(30_000);
         let texty = vec![entry(dir.path(), "c", &text)];
         assert!(is_compressible(&texty).unwrap());
         let layer = write_layer(&texty, dir.path(), Compression::Auto).unwrap();
         assert_eq!(layer.media_type, media::LAYER_GZIP);
         assert!(is_compressible(&[]).unwrap());
+        noise.truncate(SMALL_LAYER as usize - 1);
+        assert!(is_compressible(&[entry(dir.path(), "d", &noise)]).unwrap());
     }
 }
