@@ -167,6 +167,17 @@ pub enum OciError {
         reason: String,
     },
 
+    /// Base and strata layers together exceed what Docker can stack (contracts §6).
+    #[error("{base} base layers plus {strata} strata layers exceed the limit of {limit} layers")]
+    TooManyLayers {
+        /// Layers of the base image.
+        base: usize,
+        /// Layers strata adds.
+        strata: usize,
+        /// The limit.
+        limit: usize,
+    },
+
     /// The image description given to the config builder is inconsistent.
     #[error("invalid image config: {reason}")]
     InvalidConfig {

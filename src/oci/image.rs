@@ -311,6 +311,22 @@ pub struct ConfigInput<'a> {
     pub history: &'a [HistoryEntry],
 }
 
+/// Most layers Docker's graphdriver store stacks (contracts §6).
+pub const MAX_LAYERS: usize = 125;
+
+/// Fails when `base` plus `strata` layers exceed [`MAX_LAYERS`]; call it
+/// before building.
+pub fn check_layer_budget(base: usize, strata: usize) -> Result<()> {
+    if base + strata > MAX_LAYERS {
+        return Err(OciError::TooManyLayers {
+            base,
+            strata,
+            limit: MAX_LAYERS,
+        });
+    }
+    Ok(())
+}
+
 /// Keys of a base config that describe how the base was built, not the new
 /// image, and are dropped. `OnBuild` is dropped because strata does not run
 /// the triggers.
@@ -632,6 +648,16 @@ mod tests {
         );
         layout.set_tag(&desc, "latest").unwrap();
         assert_eq!(layout.fsck().unwrap(), 3);
+    }
+
+    #[test]
+    fn layer_budget() {
+        assert!(check_layer_budget(25, 100).is_ok());
+        let err = check_layer_budget(26, 100).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "26 base layers plus 100 strata layers exceed the limit of 125 layers"
+        );
     }
 
     #[test]
