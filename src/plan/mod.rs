@@ -2,3 +2,8 @@
 //! split partition, layer keys and each layer's final entries.
 
 pub mod entries;
+pub mod error;
+pub mod ignore;
+pub mod walk;
+
+pub use error::PlanError;
