@@ -97,10 +97,10 @@ pub enum PlanError {
         reason: &'static str,
     },
 
-    /// Entries given to the input digest encoder are not in canonical order
-    /// or repeat a path (a bug in the caller).
-    #[error("entry `{path}` is out of canonical order or repeated")]
-    EntryOrder {
+    /// An entry given to the input digest encoder is out of canonical order,
+    /// repeated, or not a clean relative path (a bug in the caller).
+    #[error("entry `{path}` is out of canonical order, repeated or not a clean relative path")]
+    BadEntry {
         /// The offending entry path, lossily decoded.
         path: String,
     },
@@ -133,6 +133,21 @@ impl PlanError {
 /// `map_err` helper: `.map_err(io_at(&path))`.
 pub(crate) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> PlanError + '_ {
     move |error| PlanError::io(path, error)
+}
+
+/// `map_err` helper for errors that do not come from `fs-err`: the message
+/// gets `what` and the path, e.g. `failed to write `/x`: disk full`.
+pub(crate) fn io_with<'a>(
+    what: &'a str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> PlanError + 'a {
+    move |error| PlanError::Io {
+        path: path.to_path_buf(),
+        error: io::Error::new(
+            error.kind(),
+            format!("{what} `{}`: {error}", path.display()),
+        ),
+    }
 }
 
 #[cfg(test)]
