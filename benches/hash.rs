@@ -63,6 +63,7 @@ fn main() {
     // Let every file age past the stat cache's racy window.
     std::thread::sleep(StatCache::DEFAULT_RACY_WINDOW + Duration::from_millis(200));
 
+    let load_before = load_average();
     let mut rows = Vec::new();
     evict(&tree);
     rows.push(strata_pass(
@@ -103,13 +104,16 @@ fn main() {
         show_size(size)
     );
     println!(
-        "Tree: {files} files, {:.0} MiB ({} shards of 256 MiB, the rest 1-32 KiB files), \
-         generated in {:.1} s. Machine: {}, {} cores, load average before the runs {}.\n",
+        "Tree: {files} files, {:.0} MiB ({} shards of {} MiB, the rest 1-32 KiB files), \
+         generated in {:.1} s. Machine: {}, {} cores; load average {} before the passes, \
+         {} after.\n",
         bytes as f64 / MIB as f64,
         shard_count(size),
+        size * 3 / 4 / shard_count(size) / MIB,
         generated.as_secs_f64(),
         cpu_model(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_before,
         load_average(),
     );
     println!("| pass | files hashed | time (s) | MB/s | peak RSS (MiB) |");
@@ -241,10 +245,13 @@ fn max_rss(time_output: &str) -> u64 {
 fn single_file(shard: &Path) {
     let len = fs_err::metadata(shard).expect("shard").len();
     let memory = vec![0x5au8; SHARD as usize];
-    let t = Instant::now();
-    let d = Sha256::digest(&memory);
-    std::hint::black_box(d);
-    let mem_rate = SHARD as f64 / t.elapsed().as_secs_f64() / 1e6;
+    let mem_rate = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(Sha256::digest(&memory));
+            SHARD as f64 / t.elapsed().as_secs_f64() / 1e6
+        })
+        .fold(0.0, f64::max);
     drop(memory);
 
     let read_only = |buf_size: usize| {
@@ -263,6 +270,40 @@ fn single_file(shard: &Path) {
         assert_eq!(n, len);
         len as f64 / t.elapsed().as_secs_f64() / 1e6
     };
+    // Reading on a second thread while this one hashes (two buffers in flight).
+    let pipelined = |buf_size: usize| {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(2);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        for _ in 0..3 {
+            empty_tx.send(vec![0u8; buf_size]).expect("send");
+        }
+        let t = Instant::now();
+        let reader = std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut f = fs_err::File::open(shard).expect("open");
+                while let Ok(mut buf) = empty_rx.recv() {
+                    let n = std::io::Read::read(&mut f, &mut buf).expect("read");
+                    if n == 0 || full_tx.send((buf, n)).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut hasher = Sha256::new();
+            let mut total = 0;
+            while let Ok((buf, n)) = full_rx.recv() {
+                hasher.update(&buf[..n]);
+                total += n as u64;
+                if empty_tx.send(buf).is_err() {
+                    break;
+                }
+            }
+            drop(empty_tx);
+            std::hint::black_box(hasher.finalize());
+            total
+        });
+        assert_eq!(reader, len);
+        len as f64 / t.elapsed().as_secs_f64() / 1e6
+    };
     read_hash(1 << 20); // warm the page cache
     println!(
         "One {} MiB file in the page cache, one thread:\n",
@@ -276,6 +317,8 @@ fn single_file(shard: &Path) {
         let rate = (0..3).map(|_| read_hash(kib << 10)).fold(0.0, f64::max);
         println!("| read + SHA-256 (best of 3) | {kib} KiB | {rate:.0} |");
     }
+    let rate = (0..3).map(|_| pipelined(1 << 20)).fold(0.0, f64::max);
+    println!("| read on a second thread + SHA-256 (best of 3) | 1024 KiB | {rate:.0} |");
 }
 
 /// Writes the tree; returns (files, bytes).
