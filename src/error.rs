@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use crate::oci::OciError;
+use crate::plan::PlanError;
+use crate::plan::lock::LockError;
 use crate::spec::SpecError;
 
 /// Any error a command can end with.
@@ -11,6 +14,15 @@ pub enum Error {
     /// The spec could not be loaded.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// Planning failed.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The embedded builder failed.
+    #[error(transparent)]
+    Oci(#[from] OciError),
+    /// The lock file could not be read or written.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The command line is wrong in a way clap cannot see.
     #[error("{0}")]
     Usage(String),
@@ -32,6 +44,12 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Spec(e) => e.exit_code(),
+            Error::Plan(e) => plan_exit_code(e),
+            Error::Oci(OciError::Io { .. }) => 2,
+            Error::Oci(OciError::Plan(e)) => plan_exit_code(e),
+            Error::Oci(_) => 1,
+            Error::Lock(LockError::Io { .. }) => 2,
+            Error::Lock(_) => 1,
             Error::Input(_) => 1,
             Error::Usage(_) | Error::Io { .. } => 2,
         }
@@ -40,3 +58,11 @@ impl Error {
 
 /// Result of a command.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn plan_exit_code(e: &PlanError) -> u8 {
+    match e {
+        PlanError::Io { .. } => 2,
+        PlanError::Spec(s) => s.exit_code(),
+        _ => 1,
+    }
+}

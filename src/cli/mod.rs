@@ -1,7 +1,12 @@
 //! Command-line interface: clap types and one module per subcommand.
 
+mod build;
+mod cache;
 mod check;
+pub mod common;
+mod lock;
 pub mod output;
+mod plan;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -26,6 +31,14 @@ pub struct Cli {
 pub enum Command {
     /// Validate a spec against its build context; writes nothing.
     Check(SpecArgs),
+    /// Show the planned layers and which the next build reuses or rebuilds.
+    Plan(plan::PlanArgs),
+    /// Build an OCI image with the embedded builder (no daemon).
+    Build(build::BuildArgs),
+    /// Pin the images the spec builds from in strata.lock.
+    Lock(lock::LockArgs),
+    /// Inspect or trim the cache root.
+    Cache(cache::CacheArgs),
     /// Print the JSON Schema of strata.toml.
     Schema,
 }
@@ -93,6 +106,10 @@ impl SpecArgs {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Plan(args) => plan::run(&args),
+        Command::Build(args) => build::run(&args),
+        Command::Lock(args) => lock::run(&args),
+        Command::Cache(args) => cache::run(&args),
         Command::Schema => schema::run(),
     }
 }

@@ -38,7 +38,8 @@ pub fn diagnostics(diags: &[Diag]) {
 /// Reports a command's error on stderr.
 pub fn report(e: &Error) {
     match e {
-        Error::Spec(SpecError::Invalid { diagnostics: d }) => {
+        Error::Spec(SpecError::Invalid { diagnostics: d })
+        | Error::Plan(crate::plan::PlanError::Spec(SpecError::Invalid { diagnostics: d })) => {
             diagnostics(d);
             let n = d.iter().filter(|d| d.is_error()).count();
             note(format!(

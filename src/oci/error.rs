@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 /// archives, or while importing a base image.
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
+    /// A planning error met while writing a layer (a base symlink, contracts §1).
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+
     /// An I/O operation on `path` failed.
     #[error("i/o error on `{}`: {source}", path.display())]
     Io {

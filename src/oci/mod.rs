@@ -10,6 +10,8 @@
 pub mod archive;
 pub mod base;
 pub mod blob;
+pub mod build;
+pub mod cache;
 pub mod compress;
 pub mod digest;
 pub mod error;

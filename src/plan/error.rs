@@ -111,6 +111,45 @@ pub enum PlanError {
         /// The context-relative path, lossily decoded.
         path: String,
     },
+
+    /// Two copy entries write the same destination file.
+    #[error(
+        "`{path}` is written by layer `{first}` and again by layer `{second}`: each destination file belongs to one layer"
+    )]
+    Overlap {
+        /// The destination.
+        path: String,
+        /// The layer that writes it first.
+        first: String,
+        /// The layer that writes it again.
+        second: String,
+    },
+
+    /// A destination lies under a symlink of the base image (contracts §1).
+    #[error(
+        "layer `{layer}` writes under `{path}`, which is a symlink in the base image: write to `{resolved}` instead"
+    )]
+    BaseSymlink {
+        /// The layer.
+        layer: String,
+        /// The symlinked ancestor.
+        path: String,
+        /// Where the symlink leads.
+        resolved: String,
+    },
+
+    /// A destination's ancestor is a file in the base image.
+    #[error("layer `{layer}` writes under `{path}`, which is not a directory in the base image")]
+    BaseNotDir {
+        /// The layer.
+        layer: String,
+        /// The ancestor.
+        path: String,
+    },
+
+    /// A spec diagnostic found while planning (the layer budget with splits).
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
 }
 
 fn location(origin: &str, line: &Option<usize>) -> String {

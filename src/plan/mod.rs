@@ -10,11 +10,14 @@ pub mod cache_root;
 pub mod digest;
 pub mod entries;
 pub mod error;
+pub mod graph;
 pub mod hash;
 pub mod ignore;
 pub mod lock;
+pub mod make;
 pub mod statcache;
 pub mod walk;
 
 pub use digest::Digest;
 pub use error::PlanError;
+pub use make::{Plan, PlannedKind, PlannedLayer, make_plan};

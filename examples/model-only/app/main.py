@@ -1,0 +1,3 @@
+import sys
+
+print("model-only example:", sys.argv[1:])

@@ -1,0 +1,103 @@
+//! Pieces several subcommands share: the cache root, run-layer refusal,
+//! lock checks, sizes.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::plan::lock::Lock;
+use crate::spec::{Diag, LayerKind, ResolvedSpec, SpecError};
+
+/// The cache root (contracts §5): `--cache-dir`, else `STRATA_CACHE_DIR`,
+/// else `$XDG_CACHE_HOME/strata`, else `~/.cache/strata`.
+pub fn cache_root(explicit: Option<&PathBuf>) -> PathBuf {
+    crate::plan::cache_root::cache_root(explicit.map(PathBuf::as_path))
+}
+
+/// The embedded builder writes copy layers only: a run layer is a spanned
+/// error naming the layer and the BuildKit command for this spec.
+pub fn refuse_run_layers(
+    spec: &ResolvedSpec,
+    file: &std::path::Path,
+    context: &std::path::Path,
+) -> Result<()> {
+    let diags: Vec<Diag> = spec
+        .layers
+        .iter()
+        .filter(|l| matches!(l.kind, LayerKind::Run(_)))
+        .map(|l| {
+            Diag::error(
+                &spec.source,
+                l.name_span.clone(),
+                format!("layer `{}` is a run layer: run layers need BuildKit", l.name),
+            )
+            .label("a run layer")
+            .help(format!(
+                "build this spec with `docker buildx build -f {} {}`{}, or use a target without run layers",
+                file.display(),
+                context.display(),
+                spec.target.as_ref().map(|t| format!(" --target {t}")).unwrap_or_default()
+            ))
+        })
+        .collect();
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Spec(SpecError::Invalid { diagnostics: diags }))
+    }
+}
+
+/// Checks the base pin under `--locked` (contracts §5): a missing pin or a
+/// drift is an error (exit 1); `local = true` pins pass with a warning.
+pub fn check_locked(spec: &ResolvedSpec, current: Option<String>) -> Result<()> {
+    let reference = spec.image.from.to_string();
+    if reference == "scratch" {
+        return Ok(());
+    }
+    let lock_path = Lock::path_for(spec.source.path());
+    let lock = Lock::read(&lock_path)?.unwrap_or_default();
+    match lock.get(&reference) {
+        None => Err(Error::Input(format!(
+            "`{reference}` has no pin in `{}` and --locked was given: run `strata lock`",
+            lock_path.display()
+        ))),
+        Some(pin) if pin.local => {
+            super::output::warn(format!("`{reference}` is pinned as local (no digest)"));
+            Ok(())
+        }
+        Some(pin) => {
+            let want = pin
+                .platforms
+                .get(&spec.platform.to_string())
+                .or(pin.digest.as_ref());
+            match (want, current) {
+                (Some(w), Some(c)) if *w != c => Err(Error::Input(format!(
+                    "`{reference}` is pinned to {w} in `{}` but is now {c}: run `strata lock --update`",
+                    lock_path.display()
+                ))),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// A byte count for people: `1.5 MiB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The short form of a digest: the first 12 hex digits.
+pub fn short(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    hex.chars().take(12).collect()
+}

@@ -1,0 +1,346 @@
+//! `strata plan`: the planned layers, their input digests, and whether the
+//! next build reuses or rebuilds each, compared with the last build's record
+//! or with any strata-built image's history (contracts §5).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::common::{cache_root, check_locked, human, short};
+use super::{SpecArgs, output};
+use crate::error::{Error, Result};
+use crate::oci::base::{ImageRef, import_base};
+use crate::oci::build::{base_dirs, last_record, layer_keys, load_base, oci_platform};
+use crate::plan::{Plan, PlannedKind, make_plan};
+use crate::spec::ResolvedSpec;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Table,
+    /// `strata.plan/v1` JSON.
+    Json,
+}
+
+/// `strata plan` flags.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// The spec and context.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Compare with this image's history instead of the last build:
+    /// `oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`,
+    /// `docker-daemon:NAME[:TAG]`.
+    #[arg(long, value_name = "IMAGE")]
+    pub against: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// The cache root.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Fail when the base has no pin in strata.lock or its pin drifted.
+    #[arg(long)]
+    pub locked: bool,
+}
+
+/// One row of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Layer ID.
+    pub id: String,
+    /// `copy` or `run`.
+    pub kind: &'static str,
+    /// Input digest.
+    pub inputs: String,
+    /// Layer key, where known (copy layers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Bytes of input files.
+    pub size: u64,
+    /// Number of input files.
+    pub files: usize,
+    /// `reused`, `rebuilt`, or `unknown` without anything to compare with.
+    pub status: &'static str,
+    /// Why, for `rebuilt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The JSON document.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanDoc {
+    /// `strata.plan/v1`.
+    pub schema: &'static str,
+    /// The target, if any.
+    pub target: Option<String>,
+    /// The platform.
+    pub platform: String,
+    /// What the plan was compared with: `record`, an image, or nothing.
+    pub against: Option<String>,
+    /// Rows in image order.
+    pub layers: Vec<Row>,
+}
+
+/// What an earlier build says of a layer.
+#[derive(Debug, Clone)]
+struct Earlier {
+    inputs: String,
+    key: Option<String>,
+    size: Option<u64>,
+    files: Option<usize>,
+}
+
+/// Runs the command.
+pub fn run(args: &PlanArgs) -> Result<()> {
+    let loaded = args.spec.load()?;
+    let root = cache_root(args.cache_dir.as_ref());
+    let mut docs = Vec::new();
+    for spec in &loaded.specs {
+        let base = load_base(spec).ok().flatten();
+        if args.locked {
+            check_locked(
+                spec,
+                base.as_ref()
+                    .and_then(|b| b.manifest_digest.as_ref().map(ToString::to_string)),
+            )?;
+        }
+        let plan = make_plan(spec, &root)?;
+        output::diagnostics(&plan.warnings);
+        for w in &plan.cache_warnings {
+            output::warn(w);
+        }
+        let keys: Vec<Option<String>> = match base_dirs(base.as_ref(), &plan) {
+            Ok(dirs) => layer_keys(spec, &plan, &dirs)
+                .into_iter()
+                .map(|k| k.map(|k| k.to_string()))
+                .collect(),
+            Err(_) => vec![None; plan.layers.len()],
+        };
+        let (against, earlier) = match &args.against {
+            Some(image) => (Some(image.clone()), Some(from_image(image, spec)?)),
+            None => match last_record(spec, &root) {
+                Some(r) => (
+                    Some("last build".to_string()),
+                    Some(
+                        r.layers
+                            .into_iter()
+                            .map(|l| {
+                                (
+                                    l.id,
+                                    Earlier {
+                                        inputs: l.inputs,
+                                        key: Some(l.key),
+                                        size: Some(l.size),
+                                        files: Some(l.files),
+                                    },
+                                )
+                            })
+                            .collect(),
+                    ),
+                ),
+                None => (None, None),
+            },
+        };
+        docs.push(PlanDoc {
+            schema: "strata.plan/v1",
+            target: spec.target.clone(),
+            platform: spec.platform.to_string(),
+            against,
+            layers: rows(&plan, &keys, earlier.as_ref()),
+        });
+    }
+    match args.format {
+        Format::Json => {
+            let text = if docs.len() == 1 {
+                serde_json::to_string_pretty(&docs[0])
+            } else {
+                serde_json::to_string_pretty(&docs)
+            }
+            .expect("plan serializes");
+            println!("{text}");
+        }
+        Format::Table => {
+            for doc in &docs {
+                print_table(doc);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rows(
+    plan: &Plan,
+    keys: &[Option<String>],
+    earlier: Option<&BTreeMap<String, Earlier>>,
+) -> Vec<Row> {
+    let mut run_rebuilt = false;
+    let mut out = Vec::new();
+    for (layer, key) in plan.layers.iter().zip(keys) {
+        let kind = match layer.kind {
+            PlannedKind::Copy { .. } => "copy",
+            PlannedKind::Run { .. } => "run",
+        };
+        let inputs = layer.inputs.to_string();
+        let (status, reason) = match earlier.map(|e| e.get(&layer.id)) {
+            None => ("unknown", None),
+            Some(None) => (
+                "rebuilt",
+                Some("new layer: not in the earlier build".to_string()),
+            ),
+            Some(Some(e)) => {
+                if e.inputs != inputs {
+                    let how = match (e.size, e.files) {
+                        (Some(s), Some(f)) => format!(
+                            "inputs changed: {f} files, {} before; {} files, {} now",
+                            human(s),
+                            layer.input_files,
+                            human(layer.input_size)
+                        ),
+                        _ => "inputs changed".to_string(),
+                    };
+                    ("rebuilt", Some(how))
+                } else if kind == "run" && run_rebuilt {
+                    (
+                        "rebuilt",
+                        Some("an earlier run layer is rebuilt".to_string()),
+                    )
+                } else if let (Some(k), Some(ek)) = (key, &e.key)
+                    && k != ek
+                {
+                    (
+                        "rebuilt",
+                        Some(
+                            "same inputs, but the base's directories or the writer changed"
+                                .to_string(),
+                        ),
+                    )
+                } else {
+                    ("reused", None)
+                }
+            }
+        };
+        if kind == "run" && status == "rebuilt" {
+            run_rebuilt = true;
+        }
+        out.push(Row {
+            id: layer.id.clone(),
+            kind,
+            inputs,
+            key: key.clone(),
+            size: layer.input_size,
+            files: layer.input_files,
+            status,
+            reason,
+        });
+    }
+    out
+}
+
+fn print_table(doc: &PlanDoc) {
+    let width = doc
+        .layers
+        .iter()
+        .map(|r| r.id.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    output::note(format!(
+        "plan for {} on {}{}",
+        doc.target
+            .as_deref()
+            .map_or("the default target".into(), |t| format!("target `{t}`")),
+        doc.platform,
+        doc.against
+            .as_ref()
+            .map(|a| format!(", compared with {a}"))
+            .unwrap_or_default()
+    ));
+    println!(
+        "{:<width$}  {:<4}  {:<12}  {:>10}  {:<7}  REASON",
+        "LAYER", "KIND", "INPUTS", "SIZE", "STATUS"
+    );
+    for r in &doc.layers {
+        println!(
+            "{:<width$}  {:<4}  {:<12}  {:>10}  {:<7}  {}",
+            r.id,
+            r.kind,
+            short(&r.inputs),
+            human(r.size),
+            r.status,
+            r.reason.as_deref().unwrap_or("")
+        );
+    }
+}
+
+/// Reads the strata history entries of an image (contracts §5).
+fn from_image(image: &str, spec: &ResolvedSpec) -> Result<BTreeMap<String, Earlier>> {
+    let mut _tmp = None;
+    let r: ImageRef = if let Some(name) = image.strip_prefix("docker-daemon:") {
+        let dir = tempfile::tempdir().map_err(|e| Error::Io {
+            path: std::env::temp_dir(),
+            source: e,
+        })?;
+        let file = dir.path().join("image.tar");
+        let status = std::process::Command::new("docker")
+            .args(["save", "-o"])
+            .arg(&file)
+            .arg(name)
+            .status()
+            .map_err(|e| Error::Io {
+                path: "docker".into(),
+                source: e,
+            })?;
+        if !status.success() {
+            return Err(Error::Input(format!("`docker save {name}` failed")));
+        }
+        _tmp = Some(dir);
+        ImageRef::DockerArchive {
+            path: file,
+            reference: Some(name.to_string()),
+        }
+    } else {
+        image
+            .parse()
+            .map_err(|e| Error::Usage(format!("--against: {e}")))?
+    };
+    let img = import_base(&r, &oci_platform(&spec.platform))?;
+    let mut out = BTreeMap::new();
+    for h in &img.history {
+        let (Some(by), Some(comment)) = (&h.created_by, &h.comment) else {
+            continue;
+        };
+        let Some(id) = by.strip_prefix("strata layer ") else {
+            continue;
+        };
+        let mut key = None;
+        let mut inputs = None;
+        for part in comment.split_whitespace() {
+            if let Some(k) = part.strip_prefix("key=") {
+                key = Some(k.to_string());
+            } else if let Some(i) = part.strip_prefix("inputs=") {
+                inputs = Some(i.to_string());
+            }
+        }
+        if let Some(inputs) = inputs {
+            out.insert(
+                id.to_string(),
+                Earlier {
+                    inputs,
+                    key,
+                    size: None,
+                    files: None,
+                },
+            );
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Input(format!(
+            "`{image}` has no strata history entries: it was not built by strata"
+        )));
+    }
+    Ok(out)
+}

@@ -1,0 +1,432 @@
+//! The embedded builder: a planned spec → an OCI image, no daemon.
+//!
+//! Steps: import the base (verified), check the layer budget (contracts §6),
+//! read the base's metadata for every ancestor directory (contracts §1),
+//! take each layer from the layer cache by its key or write it (in
+//! parallel), assemble config and manifest, write the output, and leave the
+//! build record (contracts §5).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::base::{BaseImage, BasePath, ImageRef, base_paths, import_base};
+use super::cache::{CachedLayer, LayerCache, hex_id};
+use super::compress::{Compression, write_layer};
+use super::digest::Digest;
+use super::error::{OciError, Result};
+use super::image::{
+    Descriptor, Healthcheck, HistoryEntry, ImageSettings, Platform, build_config,
+    check_layer_budget, rfc3339, write_image,
+};
+use super::layout::OciDir;
+use crate::plan::graph::{BaseDirs, BaseEntry, base_queries, layer_entries, layer_key};
+use crate::plan::{Plan, PlannedKind, PlannedLayer};
+use crate::spec::{BaseRef, ResolvedSpec};
+
+/// What to build and where.
+#[derive(Debug, Clone)]
+pub struct BuildRequest<'a> {
+    /// The spec, resolved for one platform.
+    pub spec: &'a ResolvedSpec,
+    /// Its plan (copy layers only).
+    pub plan: &'a Plan,
+    /// Where the image goes.
+    pub output: ImageRef,
+    /// The cache root (contracts §5).
+    pub cache_root: PathBuf,
+    /// `SOURCE_DATE_EPOCH`: sets `created` and history times, never a layer.
+    pub source_date_epoch: Option<u64>,
+    /// Layer compression.
+    pub compression: Compression,
+}
+
+/// What happened to one layer.
+#[derive(Debug, Clone)]
+pub struct LayerOutcome {
+    /// Layer ID.
+    pub id: String,
+    /// Taken from the cache without reading its inputs.
+    pub reused: bool,
+    /// The layer key.
+    pub key: String,
+    /// The blob.
+    pub layer: CachedLayer,
+}
+
+/// A finished build.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    /// The manifest written.
+    pub manifest: Descriptor,
+    /// Per layer, in image order.
+    pub layers: Vec<LayerOutcome>,
+    /// Cache warnings (corrupt records ignored).
+    pub warnings: Vec<String>,
+}
+
+/// The last build of a context/spec/target/platform (contracts §5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildRecord {
+    /// `strata.record/v1`.
+    pub schema: String,
+    /// The manifest digest.
+    pub manifest: String,
+    /// Where it was written.
+    pub output: String,
+    /// Per layer.
+    pub layers: Vec<RecordLayer>,
+}
+
+/// One layer of a [`BuildRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordLayer {
+    /// Layer ID.
+    pub id: String,
+    /// Input digest.
+    pub inputs: String,
+    /// Layer key.
+    pub key: String,
+    /// Input bytes.
+    pub size: u64,
+    /// Input files.
+    pub files: usize,
+    /// Blob digest.
+    pub digest: String,
+}
+
+/// The record name of a build: context, spec, target and platform.
+pub fn record_name(spec: &ResolvedSpec) -> String {
+    hex_id(&[
+        &spec.context.to_string_lossy(),
+        &spec.source.path().to_string_lossy(),
+        spec.target.as_deref().unwrap_or(""),
+        &spec.platform.to_string(),
+    ])
+}
+
+/// Converts the spec's base reference into an image location (paths are
+/// relative to the context).
+pub fn base_location(spec: &ResolvedSpec) -> Result<Option<ImageRef>> {
+    let at = |p: &Path| spec.context.join(p);
+    Ok(match &spec.image.from {
+        BaseRef::Scratch => None,
+        BaseRef::OciLayout { path, tag } => Some(ImageRef::OciLayout {
+            path: at(path),
+            tag: tag.clone(),
+        }),
+        BaseRef::OciArchive { path, tag } => Some(ImageRef::OciArchive {
+            path: at(path),
+            tag: tag.clone(),
+        }),
+        BaseRef::DockerArchive { path } => Some(ImageRef::DockerArchive {
+            path: at(path),
+            reference: None,
+        }),
+        BaseRef::Registry(r) => {
+            return Err(OciError::Unsupported {
+                what: "base image",
+                value: r.clone(),
+                location: "the embedded builder reads bases from oci-layout:, oci-archive: or docker-archive: (save a registry image with `skopeo copy docker://REF oci-archive:base.tar`), or build with `docker buildx build`".into(),
+            });
+        }
+    })
+}
+
+/// Imports the base for the spec's platform.
+pub fn load_base(spec: &ResolvedSpec) -> Result<Option<BaseImage>> {
+    let Some(loc) = base_location(spec)? else {
+        return Ok(None);
+    };
+    Ok(Some(import_base(&loc, &oci_platform(&spec.platform))?))
+}
+
+/// The OCI platform of a spec platform.
+pub fn oci_platform(p: &crate::spec::Platform) -> Platform {
+    Platform {
+        architecture: p.arch.clone(),
+        os: p.os.clone(),
+        os_version: None,
+        os_features: None,
+        variant: p.variant.clone(),
+    }
+}
+
+/// The base's metadata for every directory the plan's copy layers need.
+pub fn base_dirs(base: Option<&BaseImage>, plan: &Plan) -> Result<BaseDirs> {
+    let mut queries: Vec<String> = Vec::new();
+    for l in &plan.layers {
+        if let PlannedKind::Copy { files, .. } = &l.kind {
+            queries.extend(base_queries(files));
+        }
+    }
+    queries.sort();
+    queries.dedup();
+    let mut out = BaseDirs::new();
+    let Some(base) = base else {
+        return Ok(out);
+    };
+    let paths: Vec<Vec<u8>> = queries
+        .iter()
+        .map(|q| q.trim_start_matches('/').as_bytes().to_vec())
+        .collect();
+    for (path, found) in base_paths(&base.layers, &paths)? {
+        let key = format!("/{}", String::from_utf8_lossy(&path));
+        out.insert(
+            key,
+            match found {
+                BasePath::Absent => BaseEntry::Absent,
+                BasePath::Dir { mode, uid, gid } => BaseEntry::Dir { mode, uid, gid },
+                BasePath::Symlink { target } => BaseEntry::Symlink {
+                    target: String::from_utf8_lossy(&target).into_owned(),
+                },
+                BasePath::Other => BaseEntry::Other,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The key of each copy layer (contracts §1), in plan order.
+pub fn layer_keys(spec: &ResolvedSpec, plan: &Plan, base: &BaseDirs) -> Vec<Option<Digest>> {
+    plan.layers
+        .iter()
+        .map(|l| match &l.kind {
+            PlannedKind::Copy { files, owner } => {
+                let key = layer_key(
+                    &l.inputs,
+                    *owner,
+                    spec.image.timestamp,
+                    base,
+                    &base_queries(files),
+                );
+                Some(key.to_string().parse().expect("plan digests are sha256"))
+            }
+            PlannedKind::Run { .. } => None,
+        })
+        .collect()
+}
+
+/// Builds the image.
+pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
+    let spec = req.spec;
+    let cache = LayerCache::open(&req.cache_root)?;
+    let base = load_base(spec)?;
+    let base_layers = base.as_ref().map_or(0, |b| b.layers.len());
+    check_layer_budget(base_layers, req.plan.layers.len())?;
+    let dirs = base_dirs(base.as_ref(), req.plan)?;
+    let keys = layer_keys(spec, req.plan, &dirs);
+
+    // Every layer: from the cache by key, else written (in parallel).
+    let results: Vec<Result<(LayerOutcome, Vec<String>)>> = req
+        .plan
+        .layers
+        .par_iter()
+        .zip(keys.par_iter())
+        .map(|(layer, key)| {
+            let key = key.as_ref().ok_or_else(|| run_layer_error(layer))?;
+            let mut warnings = Vec::new();
+            if let Some(hit) = cache.get(key.hex(), &mut warnings) {
+                return Ok((
+                    LayerOutcome {
+                        id: layer.id.clone(),
+                        reused: true,
+                        key: key.to_string(),
+                        layer: hit,
+                    },
+                    warnings,
+                ));
+            }
+            let PlannedKind::Copy { files, owner } = &layer.kind else {
+                return Err(run_layer_error(layer));
+            };
+            let entries = layer_entries(&layer.id, files, *owner, spec.image.timestamp, &dirs)?;
+            let blob = write_layer(&entries, &cache.blobs_dir(), req.compression)?;
+            let stored = cache.put(key.hex(), &blob)?;
+            Ok((
+                LayerOutcome {
+                    id: layer.id.clone(),
+                    reused: false,
+                    key: key.to_string(),
+                    layer: stored,
+                },
+                warnings,
+            ))
+        })
+        .collect();
+    let mut layers = Vec::new();
+    let mut warnings = Vec::new();
+    for r in results {
+        let (l, w) = r?;
+        layers.push(l);
+        warnings.extend(w);
+    }
+
+    // Assemble in a working layout: the output layout itself, or a temp one.
+    let tmp;
+    let work = match &req.output {
+        ImageRef::OciLayout { path, .. } => OciDir::create(path)?,
+        _ => {
+            tmp = tempfile::Builder::new()
+                .prefix("build-")
+                .tempdir_in(cache.root().join("tmp"))
+                .map_err(|e| OciError::Io {
+                    path: cache.root().join("tmp"),
+                    source: e,
+                })?;
+            OciDir::create(tmp.path())?
+        }
+    };
+    let mut descriptors = Vec::new();
+    if let Some(b) = &base {
+        for l in &b.layers {
+            if !work.has_blob(&l.descriptor.digest) {
+                work.copy_blob(&l.descriptor.digest, l.descriptor.size, l.open()?)?;
+            }
+            descriptors.push(l.descriptor.clone());
+        }
+    }
+    for l in &layers {
+        let digest: Digest = l.layer.digest.parse()?;
+        link_blob(&work, &cache, &digest, l.layer.size)?;
+        descriptors.push(Descriptor::new(&l.layer.media_type, digest, l.layer.size));
+    }
+
+    let created = req.source_date_epoch.unwrap_or(spec.image.timestamp);
+    let history: Vec<HistoryEntry> = req
+        .plan
+        .layers
+        .iter()
+        .zip(&layers)
+        .map(|(p, l)| HistoryEntry {
+            created: Some(rfc3339(created)),
+            created_by: Some(format!("strata layer {}", p.id)),
+            author: None,
+            comment: Some(format!("strata/v1 key={} inputs={}", l.key, p.inputs)),
+            empty_layer: false,
+        })
+        .collect();
+    let diff_ids: Vec<Digest> = layers
+        .iter()
+        .map(|l| l.layer.diff_id.parse())
+        .collect::<Result<_>>()?;
+    let settings = settings(spec);
+    let platform = oci_platform(&spec.platform);
+    let config = build_config(&super::image::ConfigInput {
+        base: base.as_ref().map(|b| &b.config),
+        platform: &platform,
+        created,
+        settings: &settings,
+        diff_ids: &diff_ids,
+        history: &history,
+    })?;
+    let manifest = write_image(&work, &config, descriptors)?;
+    match &req.output {
+        ImageRef::OciLayout { tag, .. } => {
+            work.set_tag(&manifest, tag.as_deref().unwrap_or("latest"))?
+        }
+        other => super::archive::write_output(other, &work, &manifest)?,
+    }
+
+    let record = BuildRecord {
+        schema: "strata.record/v1".into(),
+        manifest: manifest.digest.to_string(),
+        output: req.output.to_string(),
+        layers: req
+            .plan
+            .layers
+            .iter()
+            .zip(&layers)
+            .map(|(p, l)| RecordLayer {
+                id: p.id.clone(),
+                inputs: p.inputs.to_string(),
+                key: l.key.clone(),
+                size: p.input_size,
+                files: p.input_files,
+                digest: l.layer.digest.clone(),
+            })
+            .collect(),
+    };
+    if let Err(e) = cache.write_record(&record_name(spec), &record) {
+        warnings.push(format!("build record not saved: {e}"));
+    }
+    Ok(BuildOutcome {
+        manifest,
+        layers,
+        warnings,
+    })
+}
+
+fn run_layer_error(layer: &PlannedLayer) -> OciError {
+    OciError::Unsupported {
+        what: "run layer",
+        value: layer.id.clone(),
+        location: "run layers need BuildKit".into(),
+    }
+}
+
+/// Puts a cached blob into the layout: a hard link when it can, else a
+/// verified copy. A blob pruned meanwhile is an error the caller can retry.
+fn link_blob(work: &OciDir, cache: &LayerCache, digest: &Digest, size: u64) -> Result<()> {
+    if work.has_blob(digest) {
+        return Ok(());
+    }
+    let src = cache.blob_path(digest.as_str());
+    let dst = work.blob_path(digest);
+    let tmp = dst.with_file_name(format!(".link-{}-{}", digest.hex(), std::process::id()));
+    let _ = fs_err::remove_file(&tmp);
+    if fs_err::hard_link(&src, &tmp).is_ok() {
+        return fs_err::rename(&tmp, &dst).map_err(|e| OciError::Io {
+            path: dst.clone(),
+            source: e,
+        });
+    }
+    let f = fs_err::File::open(&src).map_err(|e| OciError::Io {
+        path: src.clone(),
+        source: e,
+    })?;
+    work.copy_blob(digest, size, f)?;
+    Ok(())
+}
+
+/// The image settings of a resolved spec.
+pub fn settings(spec: &ResolvedSpec) -> ImageSettings {
+    let img = &spec.image;
+    ImageSettings {
+        entrypoint: img.entrypoint.clone(),
+        cmd: img.cmd.clone(),
+        env: img
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        workdir: img.workdir.clone(),
+        user: img.user.clone(),
+        labels: img.labels.clone(),
+        exposed_ports: img.expose.clone(),
+        volumes: img.volumes.clone(),
+        stop_signal: img.stop_signal.clone(),
+        healthcheck: img.healthcheck.as_ref().map(|h| Healthcheck {
+            test: h.test.clone(),
+            interval: h.interval.map(std::time::Duration::from_nanos),
+            timeout: h.timeout.map(std::time::Duration::from_nanos),
+            start_period: h.start_period.map(std::time::Duration::from_nanos),
+            start_interval: None,
+            retries: h.retries,
+        }),
+    }
+}
+
+/// Per-layer blob digests of the last build, by layer ID.
+pub fn last_record(spec: &ResolvedSpec, cache_root: &Path) -> Option<BuildRecord> {
+    let cache = LayerCache::open(cache_root).ok()?;
+    let mut w = Vec::new();
+    cache.read_record(&record_name(spec), &mut w)
+}
+
+/// Layer inputs by ID from a record, for comparisons.
+pub fn record_inputs(r: &BuildRecord) -> BTreeMap<String, RecordLayer> {
+    r.layers.iter().map(|l| (l.id.clone(), l.clone())).collect()
+}

@@ -1,0 +1,262 @@
+//! The layer graph: the spec's layers expanded into planned layers (one per
+//! split file, contracts §1), each with its files in destination space, its
+//! input digest and, once the base is known, its layer key and final entries.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::digest::{Digest, InputEncoder};
+use super::entries::{Entry, EntryKind, path_order, sort_entries};
+use super::error::PlanError;
+use crate::spec::Owner;
+
+/// The version of the layer writer: part of every layer key and history
+/// comment, so a change of the bytes strata writes is never silent
+/// (contracts §1). Bump it whenever tar or compression output changes.
+pub const WRITER_VERSION: &str = "strata-writer/1";
+
+/// One file, directory or symlink of a copy layer, in destination space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerFile {
+    /// Path in the image relative to `/` (no leading slash), bytes.
+    pub dest: Vec<u8>,
+    /// What it is.
+    pub kind: LayerFileKind,
+}
+
+/// The type of a [`LayerFile`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerFileKind {
+    /// A directory of the input tree.
+    Dir,
+    /// A regular file.
+    File {
+        /// Where it is read from.
+        source: PathBuf,
+        /// Its size.
+        size: u64,
+        /// Its final mode (contracts §1).
+        mode: u32,
+        /// Its content hash.
+        content: Digest,
+    },
+    /// A symlink.
+    Symlink {
+        /// The target.
+        target: Vec<u8>,
+    },
+}
+
+/// What the base image has at a path (contracts §1 parent directories).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum BaseEntry {
+    /// A directory with its metadata.
+    Dir {
+        /// Permission and special bits.
+        mode: u32,
+        /// Owner.
+        uid: u64,
+        /// Group.
+        gid: u64,
+    },
+    /// A symlink to `target`.
+    Symlink {
+        /// The target.
+        target: String,
+    },
+    /// A file or anything else that is not a directory.
+    Other,
+    /// Nothing.
+    Absent,
+}
+
+/// The base's metadata for the directories a copy layer needs.
+pub type BaseDirs = BTreeMap<String, BaseEntry>;
+
+/// Absolute path text of a destination (for messages and base lookups).
+pub fn abs(dest: &[u8]) -> String {
+    format!("/{}", String::from_utf8_lossy(dest))
+}
+
+/// Paths (absolute) whose base metadata a copy layer's entries depend on:
+/// every ancestor of its files, and each entry's destination directory.
+pub fn base_queries(files: &[LayerFile]) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for f in files {
+        let mut p: &[u8] = &f.dest;
+        while let Some(i) = p.iter().rposition(|&c| c == b'/') {
+            p = &p[..i];
+            if !out.insert(abs(p)) {
+                break;
+            }
+        }
+        if f.kind == LayerFileKind::Dir {
+            out.insert(abs(&f.dest));
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The final entries of a copy layer (contracts §1): its files with their
+/// modes and owner, every ancestor directory (with the base's metadata where
+/// the base has it), all stamped with `timestamp`, in canonical order.
+pub fn layer_entries(
+    layer_id: &str,
+    files: &[LayerFile],
+    owner: Owner,
+    timestamp: u64,
+    base: &BaseDirs,
+) -> Result<Vec<Entry>, PlanError> {
+    let mut entries: BTreeMap<Vec<u8>, Entry> = BTreeMap::new();
+    let dir_entry = |path: &[u8]| -> Result<Entry, PlanError> {
+        let (mode, uid, gid) = match base.get(&abs(path)) {
+            Some(BaseEntry::Dir { mode, uid, gid }) => (*mode, *uid, *gid),
+            Some(BaseEntry::Symlink { target }) => {
+                return Err(PlanError::BaseSymlink {
+                    layer: layer_id.to_string(),
+                    path: abs(path),
+                    resolved: resolve_link(&abs(path), target),
+                });
+            }
+            Some(BaseEntry::Other) => {
+                return Err(PlanError::BaseNotDir {
+                    layer: layer_id.to_string(),
+                    path: abs(path),
+                });
+            }
+            Some(BaseEntry::Absent) | None => (0o755, u64::from(owner.uid), u64::from(owner.gid)),
+        };
+        Ok(Entry {
+            path: path.to_vec(),
+            kind: EntryKind::Dir,
+            mode,
+            uid,
+            gid,
+            mtime: timestamp,
+        })
+    };
+    for f in files {
+        // Ancestors first.
+        let mut p: &[u8] = &f.dest;
+        while let Some(i) = p.iter().rposition(|&c| c == b'/') {
+            p = &p[..i];
+            if entries.contains_key(p) {
+                break;
+            }
+            entries.insert(p.to_vec(), dir_entry(p)?);
+        }
+        if f.dest.is_empty() {
+            continue; // the root itself is never an entry
+        }
+        let e = match &f.kind {
+            LayerFileKind::Dir => dir_entry(&f.dest)?,
+            LayerFileKind::File {
+                source, size, mode, ..
+            } => Entry {
+                path: f.dest.clone(),
+                kind: EntryKind::File {
+                    source: source.clone(),
+                    size: *size,
+                },
+                mode: *mode,
+                uid: u64::from(owner.uid),
+                gid: u64::from(owner.gid),
+                mtime: timestamp,
+            },
+            LayerFileKind::Symlink { target } => Entry {
+                path: f.dest.clone(),
+                kind: EntryKind::Symlink {
+                    target: target.clone(),
+                },
+                mode: 0o777,
+                uid: u64::from(owner.uid),
+                gid: u64::from(owner.gid),
+                mtime: timestamp,
+            },
+        };
+        entries.insert(f.dest.clone(), e);
+    }
+    let mut out: Vec<Entry> = entries.into_values().collect();
+    sort_entries(&mut out);
+    Ok(out)
+}
+
+/// Where a symlink at `path` with `target` leads, lexically.
+fn resolve_link(path: &str, target: &str) -> String {
+    let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+    let joined = if target.starts_with('/') {
+        target.to_string()
+    } else {
+        format!("{parent}/{target}")
+    };
+    crate::spec::values::clean_abs(&joined).unwrap_or(joined)
+}
+
+/// The input digest of a copy layer's files in destination space
+/// (`docs/digest.md`): the same encoding as an input's, with paths relative to
+/// `/`, so the destination and the mode rule are covered too.
+pub fn files_digest(files: &[LayerFile]) -> Result<Digest, PlanError> {
+    let mut enc = InputEncoder::new();
+    for f in files {
+        match &f.kind {
+            LayerFileKind::Dir => enc.dir(&f.dest)?,
+            LayerFileKind::File {
+                size,
+                mode,
+                content,
+                ..
+            } => enc.file(&f.dest, *mode, *size, content)?,
+            LayerFileKind::Symlink { target } => enc.symlink(&f.dest, target)?,
+        }
+    }
+    Ok(enc.finish())
+}
+
+/// The layer key (contracts §1): the input digest plus every spec field that
+/// changes the layer's bytes, and the base metadata its ancestor directories
+/// take. Canonical JSON, hashed.
+pub fn layer_key(
+    inputs: &Digest,
+    owner: Owner,
+    timestamp: u64,
+    base: &BaseDirs,
+    queries: &[String],
+) -> Digest {
+    let base: BTreeMap<&String, &BaseEntry> = queries
+        .iter()
+        .filter_map(|q| base.get(q).map(|b| (q, b)))
+        .filter(|(_, b)| !matches!(b, BaseEntry::Absent))
+        .collect();
+    let doc = serde_json::json!({
+        "kind": "strata.layer-key/v1",
+        "writer": WRITER_VERSION,
+        "inputs": inputs.to_string(),
+        "owner": [owner.uid, owner.gid],
+        "timestamp": timestamp,
+        "base": base,
+    });
+    Digest::of(doc.to_string().as_bytes())
+}
+
+/// Sorts files into canonical order and merges duplicate directories; a path
+/// that two entries write as different things is an overlap.
+pub fn normalize_files(files: &mut Vec<LayerFile>) -> Result<(), Vec<u8>> {
+    files.sort_by(|a, b| path_order(&a.dest, &b.dest));
+    let mut out: Vec<LayerFile> = Vec::with_capacity(files.len());
+    for f in files.drain(..) {
+        if let Some(last) = out.last()
+            && last.dest == f.dest
+        {
+            if last.kind == LayerFileKind::Dir && f.kind == LayerFileKind::Dir {
+                continue;
+            }
+            return Err(f.dest);
+        }
+        out.push(f);
+    }
+    *files = out;
+    Ok(())
+}
