@@ -7,12 +7,12 @@ use std::path::Path;
 use super::digest::{Digest, file_mode, input_digest};
 use super::error::PlanError;
 use super::graph::{LayerFile, LayerFileKind, abs, files_digest, normalize_files};
-use super::hash::{HashReport, hash_walks};
+use super::hash::{ContentHashes, HashReport, hash_walks};
 use super::ignore::Matcher;
 use super::statcache::StatCache;
 use super::walk::{Walk, WalkKind, walk};
 use crate::spec::validate::file_destination;
-use crate::spec::{Diag, LayerKind, Owner, ResolvedSpec, SpecError};
+use crate::spec::{CopyLayer, Diag, LayerKind, Owner, ResolvedSpec, SpecError};
 
 /// A spec's layers expanded and content-addressed.
 #[derive(Debug, Clone)]
@@ -150,7 +150,6 @@ pub fn make_plan(spec: &ResolvedSpec, cache_root: &Path) -> Result<Plan, PlanErr
                 });
             }
             LayerKind::Copy(c) => {
-                let mut files = Vec::new();
                 for w in &these {
                     let e = &c.entries[w.entry];
                     for candidate in [&spec_rel, &Some("strata.lock".to_string())]
@@ -176,50 +175,10 @@ pub fn make_plan(spec: &ResolvedSpec, cache_root: &Path) -> Result<Plan, PlanErr
                             );
                         }
                     }
-                    let root_is_file =
-                        !matches!(w.walk.entries.first().map(|x| &x.kind), Some(WalkKind::Dir));
-                    for entry in &w.walk.entries {
-                        // Destination, relative to `/` (contracts §1 destinations).
-                        let dest = if root_is_file {
-                            file_destination(&e.from, &e.to, e.to_is_dir).into_bytes()
-                        } else {
-                            let mut d = e.to.clone().into_bytes();
-                            if !entry.path.is_empty() {
-                                if d != b"/" {
-                                    d.push(b'/');
-                                }
-                                d.extend_from_slice(&entry.path);
-                            }
-                            d
-                        };
-                        let dest = dest[1..].to_vec();
-                        let kind = match &entry.kind {
-                            WalkKind::Dir => LayerFileKind::Dir,
-                            WalkKind::File { exec, stat } => {
-                                let cp = w.walk.context_path(entry);
-                                LayerFileKind::File {
-                                    source: w.walk.disk_path(context, entry),
-                                    size: stat.size,
-                                    mode: file_mode(*exec, e.mode),
-                                    content: hashes.get(&cp).ok_or_else(|| {
-                                        PlanError::MissingHash {
-                                            path: String::from_utf8_lossy(&cp).into_owned(),
-                                        }
-                                    })?,
-                                }
-                            }
-                            WalkKind::Symlink { target, .. } => LayerFileKind::Symlink {
-                                target: target.clone(),
-                            },
-                        };
-                        files.push(LayerFile { dest, kind });
-                    }
                 }
-                normalize_files(&mut files).map_err(|dest| PlanError::Overlap {
-                    path: abs(&dest),
-                    first: layer.name.clone(),
-                    second: layer.name.clone(),
-                })?;
+                let walked: Vec<(usize, &Walk)> =
+                    these.iter().map(|w| (w.entry, &w.walk)).collect();
+                let files = copy_layer_files(context, &layer.name, c, &walked, &hashes)?;
                 for f in &files {
                     if f.kind != LayerFileKind::Dir
                         && let Some(first) = owners.insert(f.dest.clone(), layer.name.clone())
@@ -231,18 +190,8 @@ pub fn make_plan(spec: &ResolvedSpec, cache_root: &Path) -> Result<Plan, PlanErr
                         });
                     }
                 }
-                // Split: large regular files get a layer each (contracts §1).
-                let mut rest = Vec::new();
-                let mut split = Vec::new();
-                for f in files {
-                    match (&c.split, &f.kind) {
-                        (Some(s), LayerFileKind::File { size, .. }) if *size >= s.min => {
-                            split.push(f)
-                        }
-                        _ => rest.push(f),
-                    }
-                }
-                let mut push = |id: String, files: Vec<LayerFile>| -> Result<(), PlanError> {
+                for (id, files) in split_layer(&layer.name, c.split.as_ref().map(|s| s.min), files)
+                {
                     let (size, count) = files.iter().fold((0, 0), |(s, n), f| match &f.kind {
                         LayerFileKind::File { size, .. } => (s + size, n + 1),
                         _ => (s, n),
@@ -258,13 +207,6 @@ pub fn make_plan(spec: &ResolvedSpec, cache_root: &Path) -> Result<Plan, PlanErr
                         input_size: size,
                         input_files: count,
                     });
-                    Ok(())
-                };
-                if split.is_empty() || rest.iter().any(|f| f.kind != LayerFileKind::Dir) {
-                    push(layer.name.clone(), rest)?;
-                }
-                for f in split {
-                    push(format!("{}@{}", layer.name, abs(&f.dest)), vec![f])?;
                 }
             }
         }
@@ -347,4 +289,88 @@ fn check_budget(spec: &ResolvedSpec, layers: &[PlannedLayer]) -> Result<(), Plan
     Err(PlanError::Spec(SpecError::Invalid {
         diagnostics: vec![diag],
     }))
+}
+
+/// The files of a copy layer in destination space, canonical order, from the
+/// walks of its entries (`(entry index, walk)`) and their content hashes.
+/// Both the plan and `strata helper copy` (contracts §2) use it.
+pub fn copy_layer_files(
+    context: &Path,
+    layer: &str,
+    c: &CopyLayer,
+    walks: &[(usize, &Walk)],
+    hashes: &ContentHashes,
+) -> Result<Vec<LayerFile>, PlanError> {
+    let mut files = Vec::new();
+    for (ei, walk) in walks {
+        let e = &c.entries[*ei];
+        let root_is_file = !matches!(walk.entries.first().map(|x| &x.kind), Some(WalkKind::Dir));
+        for entry in &walk.entries {
+            // Destination, relative to `/` (contracts §1 destinations).
+            let dest = if root_is_file {
+                file_destination(&e.from, &e.to, e.to_is_dir).into_bytes()
+            } else {
+                let mut d = e.to.clone().into_bytes();
+                if !entry.path.is_empty() {
+                    if d != b"/" {
+                        d.push(b'/');
+                    }
+                    d.extend_from_slice(&entry.path);
+                }
+                d
+            };
+            let dest = dest[1..].to_vec();
+            let kind = match &entry.kind {
+                WalkKind::Dir => LayerFileKind::Dir,
+                WalkKind::File { exec, stat } => {
+                    let cp = walk.context_path(entry);
+                    LayerFileKind::File {
+                        source: walk.disk_path(context, entry),
+                        size: stat.size,
+                        mode: file_mode(*exec, e.mode),
+                        content: hashes.get(&cp).ok_or_else(|| PlanError::MissingHash {
+                            path: String::from_utf8_lossy(&cp).into_owned(),
+                        })?,
+                    }
+                }
+                WalkKind::Symlink { target, .. } => LayerFileKind::Symlink {
+                    target: target.clone(),
+                },
+            };
+            files.push(LayerFile { dest, kind });
+        }
+    }
+    normalize_files(&mut files).map_err(|dest| PlanError::Overlap {
+        path: abs(&dest),
+        first: layer.to_string(),
+        second: layer.to_string(),
+    })?;
+    Ok(files)
+}
+
+/// Splits a copy layer's files (contracts §1): every regular file of at least
+/// `min` bytes becomes the layer `<name>@<destination>`; the rest stays in
+/// `<name>` (dropped when only directories would be left of it). Image order:
+/// `<name>` first, then the split files in path order.
+pub fn split_layer(
+    name: &str,
+    min: Option<u64>,
+    files: Vec<LayerFile>,
+) -> Vec<(String, Vec<LayerFile>)> {
+    let mut rest = Vec::new();
+    let mut split = Vec::new();
+    for f in files {
+        match (min, &f.kind) {
+            (Some(min), LayerFileKind::File { size, .. }) if *size >= min => split.push(f),
+            _ => rest.push(f),
+        }
+    }
+    let mut out = Vec::new();
+    if split.is_empty() || rest.iter().any(|f| f.kind != LayerFileKind::Dir) {
+        out.push((name.to_string(), rest));
+    }
+    for f in split {
+        out.push((format!("{name}@{}", abs(&f.dest)), vec![f]));
+    }
+    out
 }
