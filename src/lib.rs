@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod helper;
 pub mod llb;
 pub mod oci;
 pub mod plan;

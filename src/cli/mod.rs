@@ -4,6 +4,7 @@ mod build;
 mod cache;
 mod check;
 pub mod common;
+mod helper;
 mod lock;
 pub mod output;
 mod plan;
@@ -41,6 +42,9 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Print the JSON Schema of strata.toml.
     Schema,
+    /// Internal: run inside BuildKit by the frontend's LLB.
+    #[command(hide = true)]
+    Helper(helper::HelperArgs),
 }
 
 /// Arguments every spec command takes (contracts §8).
@@ -111,5 +115,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lock(args) => lock::run(&args),
         Command::Cache(args) => cache::run(&args),
         Command::Schema => schema::run(),
+        Command::Helper(args) => helper::run(&args),
     }
 }

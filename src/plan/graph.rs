@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::digest::{Digest, InputEncoder};
 use super::entries::{Entry, EntryKind, path_order, sort_entries};
@@ -50,7 +50,7 @@ pub enum LayerFileKind {
 }
 
 /// What the base image has at a path (contracts §1 parent directories).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum BaseEntry {
     /// A directory with its metadata.

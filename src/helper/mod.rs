@@ -1,0 +1,416 @@
+//! `strata helper copy`: writes one copy layer's tree inside BuildKit
+//! (contracts §2). It runs as an exec with the layer's local source mounted
+//! read-only, walks it with the same code as the plan, and writes exactly the
+//! entries of contracts §1 — owners, modes (special bits included), the fixed
+//! timestamp, every directory stamped after its contents — into a scratch
+//! output, plus the layer's input digest and key for the history (§5).
+
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::entries::{Entry, EntryKind};
+use crate::plan::graph::{
+    BaseDirs, WRITER_VERSION, base_queries, files_digest, layer_entries, layer_key,
+};
+use crate::plan::hash::hash_walks;
+use crate::plan::ignore::Matcher;
+use crate::plan::make::{copy_layer_files, split_layer};
+use crate::plan::walk::walk;
+use crate::spec::{CopyEntry, CopyLayer, Owner};
+
+/// Everything the helper needs, passed as one JSON argument so the exec's
+/// cache key depends on exactly these values and the mounted content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyJob {
+    /// The layer ID this job writes.
+    pub layer: String,
+    /// The spec layer's name.
+    pub name: String,
+    /// Copy entries.
+    pub entries: Vec<JobEntry>,
+    /// The context's ignore patterns (contracts §3).
+    pub ignore: Vec<String>,
+    /// Numeric owner `[uid, gid]`.
+    pub owner: [u32; 2],
+    /// The layer timestamp.
+    pub timestamp: u64,
+    /// `split_min`, for split layers.
+    pub split_min: Option<u64>,
+    /// The base's metadata for the ancestor directories (contracts §1).
+    pub base: BaseDirs,
+    /// The writer version; a different one means different bytes.
+    pub writer: String,
+}
+
+/// One copy entry of a [`CopyJob`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEntry {
+    /// Context-relative source.
+    pub from: String,
+    /// Absolute destination.
+    pub to: String,
+    /// `to` ended with `/`.
+    pub to_is_dir: bool,
+    /// Mode for regular files.
+    pub mode: Option<u32>,
+    /// Exclude patterns.
+    pub exclude: Vec<String>,
+}
+
+/// What the helper records for the history entry (contracts §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyRecord {
+    /// Layer ID.
+    pub layer: String,
+    /// Input digest.
+    pub inputs: String,
+    /// Layer key.
+    pub key: String,
+}
+
+/// Errors of the helper.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    /// The job argument does not parse.
+    #[error("invalid helper job: {0}")]
+    Job(String),
+    /// Planning the layer failed.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    /// Writing the tree failed.
+    #[error("cannot write `{path}`: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The layer ID names no layer of the split.
+    #[error("layer `{0}` is not in the plan of its spec layer")]
+    NoSuchLayer(String),
+}
+
+impl CopyJob {
+    fn copy_layer(&self) -> CopyLayer {
+        CopyLayer {
+            entries: self
+                .entries
+                .iter()
+                .map(|e| CopyEntry {
+                    from: e.from.clone(),
+                    to: e.to.clone(),
+                    to_is_dir: e.to_is_dir,
+                    mode: e.mode,
+                    exclude: e.exclude.clone(),
+                    span: 0..0,
+                    from_span: 0..0,
+                })
+                .collect(),
+            split: None,
+            owner: Owner {
+                uid: self.owner[0],
+                gid: self.owner[1],
+            },
+        }
+    }
+
+    /// The layer's entries and record, reading the inputs under `src`.
+    pub fn plan(&self, src: &Path) -> Result<(Vec<Entry>, CopyRecord), HelperError> {
+        let ignore = Matcher::new(&self.ignore)?;
+        let copy = self.copy_layer();
+        let mut walks = Vec::new();
+        for e in &copy.entries {
+            walks.push(walk(
+                src,
+                Path::new(&e.from),
+                &ignore,
+                &Matcher::new(&e.exclude)?,
+            )?);
+        }
+        let hashes = hash_walks(src, walks.iter(), None)?;
+        let indexed: Vec<(usize, &crate::plan::walk::Walk)> = walks.iter().enumerate().collect();
+        let files = copy_layer_files(src, &self.name, &copy, &indexed, &hashes)?;
+        let (_, files) = split_layer(&self.name, self.split_min, files)
+            .into_iter()
+            .find(|(id, _)| *id == self.layer)
+            .ok_or_else(|| HelperError::NoSuchLayer(self.layer.clone()))?;
+        let inputs = files_digest(&files)?;
+        let key = layer_key(
+            &inputs,
+            copy.owner,
+            self.timestamp,
+            &self.base,
+            &base_queries(&files),
+        );
+        let entries = layer_entries(&self.layer, &files, copy.owner, self.timestamp, &self.base)?;
+        Ok((
+            entries,
+            CopyRecord {
+                layer: self.layer.clone(),
+                inputs: inputs.to_string(),
+                key: key.to_string(),
+            },
+        ))
+    }
+}
+
+/// Runs a job: plans from `src`, writes the tree under `out` and the record
+/// as JSON at `record`.
+pub fn run_copy(
+    job_json: &str,
+    src: &Path,
+    out: &Path,
+    record: &Path,
+) -> Result<CopyRecord, HelperError> {
+    let job: CopyJob =
+        serde_json::from_str(job_json).map_err(|e| HelperError::Job(e.to_string()))?;
+    if job.writer != WRITER_VERSION {
+        return Err(HelperError::Job(format!(
+            "job is for writer `{}`, this helper is `{WRITER_VERSION}`",
+            job.writer
+        )));
+    }
+    let (entries, rec) = job.plan(src)?;
+    write_tree(&entries, out)?;
+    let io = |source| HelperError::Io {
+        path: record.into(),
+        source,
+    };
+    let mut f = fs_err::File::create(record).map_err(io)?;
+    f.write_all(
+        serde_json::to_string(&rec)
+            .expect("record serializes")
+            .as_bytes(),
+    )
+    .map_err(io)?;
+    Ok(rec)
+}
+
+/// Writes `entries` (canonical order) under `root` with their exact metadata.
+/// Directories get their times last, deepest first, so writing their
+/// contents does not change them.
+pub fn write_tree(entries: &[Entry], root: &Path) -> Result<(), HelperError> {
+    use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, chmod, chownat, utimensat};
+    let at = |e: &Entry| root.join(std::ffi::OsStr::from_bytes(&e.path));
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source: std::io::Error| HelperError::Io { path, source }
+    };
+    let errno = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: rustix::io::Errno| HelperError::Io {
+            path,
+            source: e.into(),
+        }
+    };
+    for e in entries {
+        let p = at(e);
+        match &e.kind {
+            EntryKind::Dir => match fs_err::create_dir(&p) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(err) => return Err(io(&p)(err)),
+            },
+            EntryKind::File { source, size } => {
+                let mut from = fs_err::File::open(source).map_err(io(source))?;
+                let mut to = fs_err::File::create(&p).map_err(io(&p))?;
+                let n = std::io::copy(&mut from, &mut to).map_err(io(&p))?;
+                if n != *size {
+                    return Err(HelperError::Io {
+                        path: source.clone(),
+                        source: std::io::Error::other(format!(
+                            "changed while copying: planned {size} bytes, read {n}"
+                        )),
+                    });
+                }
+            }
+            EntryKind::Symlink { target } => {
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &p)
+                    .map_err(io(&p))?;
+            }
+        }
+        let uid = rustix::fs::Uid::from_raw(e.uid as u32);
+        let gid = rustix::fs::Gid::from_raw(e.gid as u32);
+        chownat(CWD, &p, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW).map_err(errno(&p))?;
+        if !matches!(e.kind, EntryKind::Symlink { .. }) {
+            // After chown, which clears setuid/setgid bits.
+            chmod(&p, rustix::fs::Mode::from_raw_mode(e.mode)).map_err(errno(&p))?;
+        }
+    }
+    let stamp = |e: &Entry| -> Result<(), HelperError> {
+        let p = at(e);
+        let t = Timespec {
+            tv_sec: e.mtime as i64,
+            tv_nsec: 0,
+        };
+        utimensat(
+            CWD,
+            &p,
+            &Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(errno(&p))
+    };
+    for e in entries.iter().filter(|e| !matches!(e.kind, EntryKind::Dir)) {
+        stamp(e)?;
+    }
+    for e in entries
+        .iter()
+        .rev()
+        .filter(|e| matches!(e.kind, EntryKind::Dir))
+    {
+        stamp(e)?;
+    }
+    Ok(())
+}
+
+/// The job for one planned copy layer (the frontend builds these).
+pub fn job_for(
+    layer_id: &str,
+    name: &str,
+    copy: &CopyLayer,
+    ignore: &[String],
+    timestamp: u64,
+    base: &BaseDirs,
+) -> CopyJob {
+    CopyJob {
+        layer: layer_id.to_string(),
+        name: name.to_string(),
+        entries: copy
+            .entries
+            .iter()
+            .map(|e| JobEntry {
+                from: e.from.clone(),
+                to: e.to.clone(),
+                to_is_dir: e.to_is_dir,
+                mode: e.mode,
+                exclude: e.exclude.clone(),
+            })
+            .collect(),
+        ignore: ignore.to_vec(),
+        owner: [copy.owner.uid, copy.owner.gid],
+        timestamp,
+        split_min: copy.split.as_ref().map(|s| s.min),
+        base: base.clone(),
+        writer: WRITER_VERSION.to_string(),
+    }
+}
+
+/// Input digests by layer for records read back (unused keys dropped).
+pub fn parse_record(bytes: &[u8]) -> Option<CopyRecord> {
+    serde_json::from_slice(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PlannedKind;
+
+    fn example() -> crate::spec::ResolvedSpec {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/model-only");
+        let opts = crate::spec::ResolveOptions {
+            context: dir.clone(),
+            ..Default::default()
+        };
+        crate::spec::load(&dir.join("strata.toml"), opts)
+            .unwrap()
+            .specs
+            .remove(0)
+    }
+
+    /// The helper and the embedded builder plan the same entries and input
+    /// digests for every layer, split files included: the backends cannot drift.
+    #[test]
+    fn helper_jobs_match_the_plan() {
+        let spec = example();
+        let cache = tempfile::tempdir().unwrap();
+        let plan = crate::plan::make_plan(&spec, cache.path()).unwrap();
+        let base = BaseDirs::new();
+        for layer in &plan.layers {
+            let PlannedKind::Copy { files, owner } = &layer.kind else {
+                continue;
+            };
+            let spec_layer = &spec.layers[layer.spec_index];
+            let crate::spec::LayerKind::Copy(copy) = &spec_layer.kind else {
+                unreachable!()
+            };
+            let job = job_for(
+                &layer.id,
+                &spec_layer.name,
+                copy,
+                &[],
+                spec.image.timestamp,
+                &base,
+            );
+            let json = serde_json::to_string(&job).unwrap();
+            let job: CopyJob = serde_json::from_str(&json).unwrap();
+            let (entries, record) = job.plan(&spec.context).unwrap();
+            let expected =
+                layer_entries(&layer.id, files, *owner, spec.image.timestamp, &base).unwrap();
+            assert_eq!(entries, expected, "layer {}", layer.id);
+            assert_eq!(
+                record.inputs,
+                layer.inputs.to_string(),
+                "layer {}",
+                layer.id
+            );
+        }
+    }
+
+    #[test]
+    fn write_tree_sets_exact_metadata() {
+        use std::os::unix::fs::MetadataExt;
+        let src = tempfile::tempdir().unwrap();
+        fs_err::write(src.path().join("f"), b"hello").unwrap();
+        let entries = vec![
+            Entry {
+                path: b"tmp".to_vec(),
+                kind: EntryKind::Dir,
+                mode: 0o1777,
+                uid: 0,
+                gid: 0,
+                mtime: 315_619_200,
+            },
+            Entry {
+                path: b"tmp/f".to_vec(),
+                kind: EntryKind::File {
+                    source: src.path().join("f"),
+                    size: 5,
+                },
+                mode: 0o640,
+                uid: 1000,
+                gid: 1001,
+                mtime: 315_619_200,
+            },
+            Entry {
+                path: b"tmp/l".to_vec(),
+                kind: EntryKind::Symlink {
+                    target: b"f".to_vec(),
+                },
+                mode: 0o777,
+                uid: 0,
+                gid: 0,
+                mtime: 315_619_200,
+            },
+        ];
+        let out = tempfile::tempdir().unwrap();
+        write_tree(&entries, out.path()).unwrap();
+        let d = fs_err::symlink_metadata(out.path().join("tmp")).unwrap();
+        assert_eq!(d.mode() & 0o7777, 0o1777);
+        assert_eq!(d.mtime(), 315_619_200);
+        let f = fs_err::symlink_metadata(out.path().join("tmp/f")).unwrap();
+        assert_eq!(
+            (f.mode() & 0o7777, f.uid(), f.gid(), f.mtime()),
+            (0o640, 1000, 1001, 315_619_200)
+        );
+        let l = fs_err::symlink_metadata(out.path().join("tmp/l")).unwrap();
+        assert!(l.file_type().is_symlink());
+        assert_eq!(l.mtime(), 315_619_200);
+    }
+}
