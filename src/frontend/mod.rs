@@ -1,0 +1,13 @@
+//! strata as a BuildKit frontend: the only async code in the crate.
+//!
+//! - [`stdio`]: the gRPC channel over stdin/stdout;
+//! - [`gateway`]: the [`Gateway`] trait, its value types and [`GrpcGateway`];
+//! - [`status`]: the error returned to BuildKit, with spec locations.
+
+pub mod error;
+pub mod gateway;
+pub mod status;
+pub mod stdio;
+
+pub use error::FrontendError;
+pub use gateway::{Gateway, GrpcGateway};
