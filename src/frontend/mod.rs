@@ -2,10 +2,12 @@
 //!
 //! - [`stdio`]: the gRPC channel over stdin/stdout;
 //! - [`gateway`]: the [`Gateway`] trait, its value types and [`GrpcGateway`];
-//! - [`status`]: the error returned to BuildKit, with spec locations.
+//! - [`status`]: the error returned to BuildKit, with spec locations;
+//! - [`opts`]: options, session and workers from the environment.
 
 pub mod error;
 pub mod gateway;
+pub mod opts;
 pub mod status;
 pub mod stdio;
 
