@@ -1,1 +1,10 @@
-//! Integration tests.
+//! strata's integration tests: the binary and the library on real files.
+//!
+//! Tests that need external tools (skopeo, umoci, Docker engines) find them on
+//! PATH; under `CI=true` a missing tool is a failure, never a skip.
+
+#![allow(clippy::disallowed_methods)] // tests unwrap std::fs calls on paths they made
+
+mod check;
+#[allow(dead_code)] // shared helpers; not every test module uses all of them
+mod util;

@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod error;
 pub mod frontend;
+pub mod llb;
 pub mod oci;
 pub mod plan;
 mod proto;

@@ -1,1 +1,98 @@
 //! Command-line interface: clap types and one module per subcommand.
+
+mod check;
+pub mod output;
+mod schema;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::spec::{self, Platform, ResolveOptions};
+
+/// strata: big container images from a declarative layer spec.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a spec against its build context; writes nothing.
+    Check(SpecArgs),
+    /// Print the JSON Schema of strata.toml.
+    Schema,
+}
+
+/// Arguments every spec command takes (contracts §8).
+#[derive(Debug, Clone, Args)]
+pub struct SpecArgs {
+    /// The spec file [default: CONTEXT/strata.toml].
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Build only the layers of this target.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Platforms, `os/arch[/variant]`, comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// Override a build argument declared in [args].
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_arg: Vec<String>,
+    /// The build context directory.
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+}
+
+impl SpecArgs {
+    /// The spec file path.
+    pub fn spec_path(&self) -> PathBuf {
+        spec::spec_path(&self.context, self.file.as_deref())
+    }
+
+    /// Resolve options from the flags.
+    pub fn resolve_options(&self) -> Result<ResolveOptions> {
+        let mut build_args = BTreeMap::new();
+        for a in &self.build_arg {
+            let (k, v) = a
+                .split_once('=')
+                .ok_or_else(|| Error::Usage(format!("--build-arg `{a}` is not NAME=VALUE")))?;
+            build_args.insert(k.to_string(), v.to_string());
+        }
+        let platforms = self
+            .platform
+            .iter()
+            .map(|p| {
+                spec::values::parse_platform(p)
+                    .map_err(|e| Error::Usage(format!("--platform: {e}")))
+            })
+            .collect::<Result<Vec<Platform>>>()?;
+        Ok(ResolveOptions {
+            target: self.target.clone(),
+            platforms,
+            build_args,
+            context: self.context.clone(),
+        })
+    }
+
+    /// Loads and validates the spec, printing its warnings.
+    pub fn load(&self) -> Result<spec::Loaded> {
+        let loaded = spec::load(&self.spec_path(), self.resolve_options()?)?;
+        output::diagnostics(&loaded.warnings);
+        Ok(loaded)
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Schema => schema::run(),
+    }
+}

@@ -65,6 +65,9 @@ mod tests {
     fn parents_come_before_children_and_siblings_sort_bytewise() {
         let mut paths: Vec<&[u8]> = vec![b"a-b", b"a/b", b"a", b"B", b"a/b/c", b"a/a"];
         paths.sort_by(|a, b| path_order(a, b));
-        assert_eq!(paths, vec![&b"B"[..], b"a", b"a/a", b"a/b", b"a/b/c", b"a-b"]);
+        assert_eq!(
+            paths,
+            vec![&b"B"[..], b"a", b"a/a", b"a/b", b"a/b/c", b"a-b"]
+        );
     }
 }

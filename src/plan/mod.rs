@@ -2,3 +2,4 @@
 //! split partition, layer keys and each layer's final entries.
 
 pub mod entries;
+pub mod lock;

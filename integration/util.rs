@@ -1,0 +1,103 @@
+//! Test fixtures: a temporary context directory and a runner for the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary directory holding a build context (`ctx/`) and a cache root
+/// (`cache/`) outside it.
+pub struct Ctx {
+    root: tempfile::TempDir,
+    ctx: PathBuf,
+}
+
+impl Ctx {
+    /// An empty context.
+    pub fn new() -> Self {
+        let root = tempfile::tempdir().expect("tempdir");
+        let ctx = root.path().join("ctx");
+        std::fs::create_dir(&ctx).unwrap();
+        Self { root, ctx }
+    }
+
+    /// The context path.
+    pub fn path(&self) -> &Path {
+        &self.ctx
+    }
+
+    /// The cache root used by [`Ctx::strata`].
+    pub fn cache(&self) -> PathBuf {
+        self.root.path().join("cache")
+    }
+
+    /// A scratch directory outside the context.
+    pub fn outside(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    /// Writes a file (creating parents) and returns its path.
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.ctx.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// Writes `strata.toml`.
+    pub fn spec(&self, text: &str) -> PathBuf {
+        self.write("strata.toml", text)
+    }
+
+    /// Runs `strata ARGS` in the context directory.
+    pub fn strata(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env("STRATA_CACHE_DIR", self.cache())
+            .output()
+            .expect("run strata");
+        Run(out)
+    }
+}
+
+/// The result of running the binary.
+pub struct Run(pub Output);
+
+impl Run {
+    /// The exit status.
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+
+    /// Standard output as text.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    /// Standard error as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+}
+
+/// Whether the suite runs in CI, where nothing may skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Looks a tool up on PATH; in CI a missing tool fails the test.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            !in_ci(),
+            "`{name}` is not installed, and CI=true: nothing may skip"
+        );
+        eprintln!("skipping: `{name}` is not installed");
+    }
+    found
+}

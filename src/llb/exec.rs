@@ -1,0 +1,518 @@
+//! ExecOp: a process run on a root filesystem with extra mounts. Writable bind
+//! mounts (the root included) are the op's outputs, numbered in mount order.
+
+use super::{Common, Inputs, LlbError, Node, OpKind, Platform, SourceMap, SourceRange, State};
+use crate::proto::pb;
+
+/// How a cache mount is shared between concurrent builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheSharing {
+    /// Many writers at once (BuildKit's default).
+    #[default]
+    Shared,
+    /// A second writer gets a fresh cache.
+    Private,
+    /// A second writer waits for the first.
+    Locked,
+}
+
+/// The network an exec sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetMode {
+    /// BuildKit's default sandboxed network.
+    #[default]
+    Sandbox,
+    /// The host's network (needs the daemon's entitlement).
+    Host,
+    /// No network at all.
+    None,
+}
+
+/// A secret exposed as an environment variable (cap `exec.secretenv`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretEnv {
+    /// The secret's ID in the session.
+    pub id: String,
+    /// The variable name.
+    pub name: String,
+    /// Run without it when the client has no such secret.
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone)]
+enum MountKind {
+    Bind {
+        source: State,
+        selector: String,
+        readonly: bool,
+        output: bool,
+    },
+    Cache {
+        id: String,
+        sharing: CacheSharing,
+    },
+    Secret(FileOpts),
+    Ssh(FileOpts),
+    Tmpfs {
+        size: u64,
+    },
+}
+
+/// Owner, mode and requirement of a secret file or SSH socket.
+#[derive(Debug, Clone)]
+struct FileOpts {
+    id: String,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    optional: bool,
+}
+
+/// A filesystem mounted into an [`Exec`] at an absolute path.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Mount {
+    dest: String,
+    kind: MountKind,
+}
+
+impl Mount {
+    /// `source` at `dest`, writable, its result an output of the exec.
+    pub fn bind(dest: impl Into<String>, source: &State) -> Mount {
+        Mount {
+            dest: dest.into(),
+            kind: MountKind::Bind {
+                source: source.clone(),
+                selector: String::new(),
+                readonly: false,
+                output: true,
+            },
+        }
+    }
+
+    /// A persistent cache directory shared by builds that use the same `id`.
+    pub fn cache(dest: impl Into<String>, id: impl Into<String>) -> Mount {
+        Mount {
+            dest: dest.into(),
+            kind: MountKind::Cache {
+                id: id.into(),
+                sharing: CacheSharing::Shared,
+            },
+        }
+    }
+
+    /// The secret `id` as a file at `dest` (mode 0400, owner 0:0 unless set).
+    pub fn secret(dest: impl Into<String>, id: impl Into<String>) -> Mount {
+        Mount {
+            dest: dest.into(),
+            kind: MountKind::Secret(FileOpts::new(id.into(), 0o400)),
+        }
+    }
+
+    /// The SSH agent `id` (`default` for the default agent) as a socket at
+    /// `dest` (mode 0600, owner 0:0 unless set).
+    pub fn ssh(dest: impl Into<String>, id: impl Into<String>) -> Mount {
+        Mount {
+            dest: dest.into(),
+            kind: MountKind::Ssh(FileOpts::new(id.into(), 0o600)),
+        }
+    }
+
+    /// An empty in-memory filesystem.
+    pub fn tmpfs(dest: impl Into<String>) -> Mount {
+        Mount {
+            dest: dest.into(),
+            kind: MountKind::Tmpfs { size: 0 },
+        }
+    }
+
+    /// Bind: mount read-only; it is then no output.
+    pub fn readonly(mut self) -> Mount {
+        if let MountKind::Bind {
+            readonly, output, ..
+        } = &mut self.kind
+        {
+            *readonly = true;
+            *output = false;
+        }
+        self
+    }
+
+    /// Bind: writable, but the changes are thrown away (no output).
+    pub fn discard_changes(mut self) -> Mount {
+        if let MountKind::Bind { output, .. } = &mut self.kind {
+            *output = false;
+        }
+        self
+    }
+
+    /// Bind: mount only this path of the source.
+    pub fn selector(mut self, path: impl Into<String>) -> Mount {
+        if let MountKind::Bind { selector, .. } = &mut self.kind {
+            *selector = path.into();
+        }
+        self
+    }
+
+    /// Cache: how concurrent builds share it.
+    pub fn sharing(mut self, mode: CacheSharing) -> Mount {
+        if let MountKind::Cache { sharing, .. } = &mut self.kind {
+            *sharing = mode;
+        }
+        self
+    }
+
+    /// Secret or SSH: owner of the file.
+    pub fn owner(mut self, uid: u32, gid: u32) -> Mount {
+        if let MountKind::Secret(o) | MountKind::Ssh(o) = &mut self.kind {
+            o.uid = uid;
+            o.gid = gid;
+        }
+        self
+    }
+
+    /// Secret or SSH: permission bits of the file.
+    pub fn mode(mut self, mode: u32) -> Mount {
+        if let MountKind::Secret(o) | MountKind::Ssh(o) = &mut self.kind {
+            o.mode = mode;
+        }
+        self
+    }
+
+    /// Secret or SSH: run without it when the client does not have it.
+    pub fn optional(mut self) -> Mount {
+        if let MountKind::Secret(o) | MountKind::Ssh(o) = &mut self.kind {
+            o.optional = true;
+        }
+        self
+    }
+
+    /// Tmpfs: its size limit in bytes (cap `exec.mount.tmpfs.size`).
+    pub fn size(mut self, bytes: u64) -> Mount {
+        if let MountKind::Tmpfs { size } = &mut self.kind {
+            *size = bytes;
+        }
+        self
+    }
+}
+
+impl FileOpts {
+    fn new(id: String, mode: u32) -> FileOpts {
+        FileOpts {
+            id,
+            uid: 0,
+            gid: 0,
+            mode,
+            optional: false,
+        }
+    }
+}
+
+/// Options of an exec op: the process, its root filesystem and mounts.
+#[derive(Debug, Clone)]
+#[must_use = "call `build` to get the outputs"]
+pub struct Exec {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: String,
+    user: String,
+    hostname: String,
+    remove_mount_stubs: bool,
+    root: State,
+    root_readonly: bool,
+    mounts: Vec<Mount>,
+    network: NetMode,
+    secret_env: Vec<SecretEnv>,
+    platform: Option<Platform>,
+    common: Common,
+}
+
+impl Exec {
+    /// Runs `args` (no shell: `["sh", "-c", "…"]` for one) on `root`, which
+    /// is mounted writable at `/` and is output 0.
+    pub fn new<I, S>(root: &State, args: I) -> Exec
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Exec {
+            args: args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            cwd: "/".to_owned(),
+            user: String::new(),
+            hostname: String::new(),
+            remove_mount_stubs: false,
+            root: root.clone(),
+            root_readonly: false,
+            mounts: Vec::new(),
+            network: NetMode::Sandbox,
+            secret_env: Vec::new(),
+            platform: None,
+            common: Common::default(),
+        }
+    }
+
+    /// Sets `name=value`, replacing an earlier value of `name` in place.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Exec {
+        let (name, value) = (name.into(), value.into());
+        match self.env.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.env.push((name, value)),
+        }
+        self
+    }
+
+    /// The working directory (default `/`); the exec creates it.
+    pub fn cwd(mut self, dir: impl Into<String>) -> Exec {
+        self.cwd = dir.into();
+        self
+    }
+
+    /// The user (`name`, `uid`, `uid:gid`); default: the image's (root).
+    pub fn user(mut self, user: impl Into<String>) -> Exec {
+        self.user = user.into();
+        self
+    }
+
+    /// The container's host name.
+    pub fn hostname(mut self, name: impl Into<String>) -> Exec {
+        self.hostname = name.into();
+        self
+    }
+
+    /// Removes the empty directories and files that mount points leave in
+    /// the outputs, parents included (`removeMountStubsRecursive`, cap
+    /// `exec.meta.removemountstubs.recursive`, BuildKit ≥ 0.11).
+    pub fn remove_mount_stubs_recursive(mut self) -> Exec {
+        self.remove_mount_stubs = true;
+        self
+    }
+
+    /// Mounts the root filesystem read-only; it is then no output.
+    pub fn readonly_root(mut self) -> Exec {
+        self.root_readonly = true;
+        self
+    }
+
+    /// Adds a mount.
+    pub fn mount(mut self, mount: Mount) -> Exec {
+        self.mounts.push(mount);
+        self
+    }
+
+    /// The network the process sees.
+    pub fn network(mut self, mode: NetMode) -> Exec {
+        self.network = mode;
+        self
+    }
+
+    /// Exposes a secret as an environment variable.
+    pub fn secret_env(mut self, secret: SecretEnv) -> Exec {
+        self.secret_env.push(secret);
+        self
+    }
+
+    /// The platform to run on.
+    pub fn platform(mut self, platform: Platform) -> Exec {
+        self.platform = Some(platform);
+        self
+    }
+
+    /// The name shown in progress output.
+    pub fn custom_name(mut self, name: impl Into<String>) -> Exec {
+        self.common.custom_name(name.into());
+        self
+    }
+
+    /// Points the op at `ranges` of `map`.
+    pub fn location(mut self, map: &SourceMap, ranges: &[SourceRange]) -> Exec {
+        self.common.location(map, ranges.to_vec());
+        self
+    }
+
+    /// Encodes the op. Mounts are ordered by target (the root first), so the
+    /// order they were added in does not change the digest.
+    pub fn build(self) -> Result<ExecOutputs, LlbError> {
+        if self.args.is_empty() {
+            return Err(LlbError::EmptyArgs);
+        }
+        let mut root = Mount::bind("/", &self.root);
+        if self.root_readonly {
+            root = root.readonly();
+        }
+        let mut mounts = self.mounts;
+        for m in &mounts {
+            if !m.dest.starts_with('/') {
+                return Err(LlbError::RelativeMountTarget {
+                    dest: m.dest.clone(),
+                });
+            }
+        }
+        mounts.push(root);
+        mounts.sort_by(|a, b| a.dest.cmp(&b.dest));
+        if let Some(w) = mounts.windows(2).find(|w| w[0].dest == w[1].dest) {
+            return Err(LlbError::DuplicateMount {
+                dest: w[0].dest.clone(),
+            });
+        }
+
+        let mut meta = self.common.meta;
+        meta.cap("exec.meta.base");
+        let mut inputs = Inputs::default();
+        let mut pb_mounts = Vec::with_capacity(mounts.len());
+        let mut outputs = Vec::new();
+        for m in &mounts {
+            let mut pm = pb::Mount {
+                input: -1,
+                dest: m.dest.clone(),
+                output: -1,
+                ..Default::default()
+            };
+            match &m.kind {
+                MountKind::Bind {
+                    source,
+                    selector,
+                    readonly,
+                    output,
+                } => {
+                    pm.input = inputs.index_of(source);
+                    pm.selector.clone_from(selector);
+                    pm.readonly = *readonly;
+                    pm.mount_type = pb::MountType::Bind as i32;
+                    if *output {
+                        pm.output = outputs.len() as i64;
+                        outputs.push(m.dest.clone());
+                    } else if !*readonly {
+                        meta.cap("exec.mount.bind.readwrite-nooutput");
+                    }
+                    if !source.is_scratch() {
+                        meta.cap("exec.mount.bind");
+                    }
+                    if !selector.is_empty() {
+                        meta.cap("exec.mount.selector");
+                    }
+                }
+                MountKind::Cache { id, sharing } => {
+                    pm.mount_type = pb::MountType::Cache as i32;
+                    pm.cache_opt = Some(pb::CacheOpt {
+                        id: id.clone(),
+                        sharing: match sharing {
+                            CacheSharing::Shared => pb::CacheSharingOpt::Shared,
+                            CacheSharing::Private => pb::CacheSharingOpt::Private,
+                            CacheSharing::Locked => pb::CacheSharingOpt::Locked,
+                        } as i32,
+                    });
+                    meta.cap("exec.mount.cache");
+                    meta.cap("exec.mount.cache.sharing");
+                }
+                MountKind::Secret(o) => {
+                    pm.mount_type = pb::MountType::Secret as i32;
+                    pm.secret_opt = Some(pb::SecretOpt {
+                        id: o.id.clone(),
+                        uid: o.uid,
+                        gid: o.gid,
+                        mode: o.mode,
+                        optional: o.optional,
+                    });
+                    meta.cap("exec.mount.secret");
+                }
+                MountKind::Ssh(o) => {
+                    pm.mount_type = pb::MountType::Ssh as i32;
+                    pm.ssh_opt = Some(pb::SshOpt {
+                        id: o.id.clone(),
+                        uid: o.uid,
+                        gid: o.gid,
+                        mode: o.mode,
+                        optional: o.optional,
+                    });
+                    meta.cap("exec.mount.ssh");
+                }
+                MountKind::Tmpfs { size } => {
+                    pm.mount_type = pb::MountType::Tmpfs as i32;
+                    pm.tmpfs_opt = Some(pb::TmpfsOpt {
+                        size: i64::try_from(*size).unwrap_or(i64::MAX),
+                    });
+                    meta.cap("exec.mount.tmpfs");
+                    if *size > 0 {
+                        meta.cap("exec.mount.tmpfs.size");
+                    }
+                }
+            }
+            pb_mounts.push(pm);
+        }
+        if !self.secret_env.is_empty() {
+            meta.cap("exec.mount.secret");
+            meta.cap("exec.secretenv");
+        }
+        if self.remove_mount_stubs {
+            meta.cap("exec.meta.removemountstubs.recursive");
+        }
+        let network = match self.network {
+            NetMode::Sandbox => pb::NetMode::Unset,
+            NetMode::Host => pb::NetMode::Host,
+            NetMode::None => pb::NetMode::None,
+        };
+        if network != pb::NetMode::Unset {
+            meta.cap("exec.meta.network");
+        }
+
+        let exec = pb::ExecOp {
+            meta: Some(pb::Meta {
+                args: self.args,
+                env: self.env.iter().map(|(n, v)| format!("{n}={v}")).collect(),
+                cwd: self.cwd,
+                user: self.user,
+                extra_hosts: Vec::new(),
+                hostname: self.hostname,
+                remove_mount_stubs_recursive: self.remove_mount_stubs,
+            }),
+            mounts: pb_mounts,
+            network: network as i32,
+            security: pb::SecurityMode::Sandbox as i32,
+            secretenv: self
+                .secret_env
+                .into_iter()
+                .map(|s| pb::SecretEnv {
+                    id: s.id,
+                    name: s.name,
+                    optional: s.optional,
+                })
+                .collect(),
+        };
+        let op = pb::Op {
+            op: Some(pb::op::Op::Exec(exec)),
+            platform: self.platform.as_ref().map(Platform::to_proto),
+            ..Default::default()
+        };
+        let node = Node::build(op, inputs.outputs, OpKind::Exec, meta);
+        Ok(ExecOutputs { node, outputs })
+    }
+}
+
+/// The outputs of a built [`Exec`]: one state per writable bind mount.
+#[derive(Debug, Clone)]
+pub struct ExecOutputs {
+    node: std::sync::Arc<Node>,
+    /// Targets of the mounts with outputs, in output-index order.
+    outputs: Vec<String>,
+}
+
+impl ExecOutputs {
+    /// The root filesystem after the process ran, or `None` for a read-only
+    /// root.
+    pub fn root(&self) -> Option<State> {
+        self.output("/")
+    }
+
+    /// The writable bind mount at `dest` after the process ran, or `None`
+    /// when no mount there has an output.
+    pub fn output(&self, dest: &str) -> Option<State> {
+        let index = self.outputs.iter().position(|d| d == dest)?;
+        Some(State::from_output(self.node.clone(), index as u32))
+    }
+
+    /// The digest of the exec op.
+    pub fn digest(&self) -> &str {
+        &self.node.digest
+    }
+}

@@ -1,0 +1,769 @@
+//! Raw spec → [`ResolvedSpec`]: argument substitution, value checks, target
+//! selection. No file system access: the frontend resolves specs it read over
+//! the gateway. Checks against the context are in [`super::validate`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::PathBuf;
+
+use super::error::{Diag, SpecSource};
+use super::interpolate::Vars;
+use super::model::{RawCache, RawLayer, RawSpec, RawSsh, RunCommand, Sp};
+use super::parse::nearest;
+use super::resolved::*;
+use super::values;
+
+/// What a resolution is for.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveOptions {
+    /// The target, or the default (layers without `targets`).
+    pub target: Option<String>,
+    /// `--platform` values; they win over `[image] platforms` (contracts §7).
+    pub platforms: Vec<Platform>,
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// The build context (not read here).
+    pub context: PathBuf,
+}
+
+/// Build args that are never reported as undeclared (contracts §5, §7).
+const EXEMPT_ARGS: &[&str] = &["STRATA_LOCKED"];
+
+/// Adds a label or help to a diagnostic already collected.
+struct DiagMut<'a>(&'a mut Diag);
+
+impl DiagMut<'_> {
+    fn label(self, label: &str) -> Self {
+        self.0.label = label.into();
+        self
+    }
+
+    fn help(self, help: impl Into<String>) -> Self {
+        self.0.help = Some(help.into());
+        self
+    }
+}
+
+/// Collects diagnostics while resolving.
+struct Cx<'a> {
+    src: &'a SpecSource,
+    diags: Vec<Diag>,
+    vars: Vars,
+}
+
+impl Cx<'_> {
+    fn err(&mut self, span: Range<usize>, msg: impl Into<String>) -> DiagMut<'_> {
+        self.diags.push(Diag::error(self.src, span, msg));
+        DiagMut(self.diags.last_mut().expect("just pushed"))
+    }
+
+    fn s(&mut self, v: &Sp<String>) -> String {
+        match self.vars.subst(self.src, v) {
+            Ok(s) => s,
+            Err(d) => {
+                self.diags.push(d);
+                v.get().clone()
+            }
+        }
+    }
+
+    fn opt(&mut self, v: &Option<Sp<String>>) -> Option<String> {
+        v.as_ref().map(|v| self.s(v))
+    }
+
+    fn list(&mut self, v: &Option<Vec<Sp<String>>>) -> Option<Vec<String>> {
+        v.as_ref().map(|l| l.iter().map(|x| self.s(x)).collect())
+    }
+
+    fn env(&mut self, map: &BTreeMap<String, Sp<String>>, out: &mut BTreeMap<String, String>) {
+        for (k, v) in map {
+            if !values::is_env_name(k) {
+                self.err(
+                    v.span(),
+                    format!("`{k}` is not a valid environment variable name"),
+                )
+                .help("names are letters, digits and `_`, not starting with a digit");
+            }
+            let value = self.s(v);
+            out.insert(k.clone(), value);
+        }
+    }
+
+    fn abs(&mut self, v: &Sp<String>, what: &str) -> String {
+        let s = self.s(v);
+        match values::clean_abs(&s) {
+            Ok(p) => p,
+            Err(e) => {
+                self.err(v.span(), format!("{what} {e}"))
+                    .label("not absolute")
+                    .help("paths in the image are absolute, e.g. \"/app\"");
+                s
+            }
+        }
+    }
+
+    fn rel(&mut self, v: &Sp<String>, what: &str) -> String {
+        let s = self.s(v);
+        match values::clean_rel(&s) {
+            Ok(p) => p,
+            Err(e) => {
+                self.err(v.span(), format!("{what} {e}"))
+                    .label("outside the build context")
+                    .help("sources are paths inside the build context, e.g. \"models/whisper\"");
+                s
+            }
+        }
+    }
+}
+
+/// Resolves `raw` for one platform. Returns the spec and its warnings, or every
+/// diagnostic (errors first) when anything is wrong.
+pub fn resolve(
+    src: &SpecSource,
+    raw: &RawSpec,
+    opts: &ResolveOptions,
+    platform: Option<&Platform>,
+) -> Result<(ResolvedSpec, Vec<Diag>), Vec<Diag>> {
+    let host = Platform::host();
+    let mut warnings = Vec::new();
+    let mut diags = Vec::new();
+
+    if *raw.version.get() != 1 {
+        diags.push(
+            Diag::error(
+                src,
+                raw.version.span(),
+                format!("unsupported spec version {}", raw.version.get()),
+            )
+            .label("this strata reads version 1")
+            .help("set `version = 1`"),
+        );
+    }
+
+    // Arguments: spec defaults, overridden by build args (contracts §7).
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in &raw.args {
+        if !values::is_env_name(name) {
+            diags.push(
+                Diag::error(
+                    src,
+                    value.span(),
+                    format!("`{name}` is not a valid argument name"),
+                )
+                .help("names are letters, digits and `_`, not starting with a digit"),
+            );
+        }
+        args.insert(name.clone(), value.get().clone());
+    }
+    let mut undeclared = Vec::new();
+    for (name, value) in &opts.build_args {
+        if args.contains_key(name) {
+            args.insert(name.clone(), value.clone());
+        } else if !EXEMPT_ARGS.contains(&name.as_str()) {
+            undeclared.push(name.clone());
+        }
+    }
+    if !undeclared.is_empty() {
+        warnings.push(
+            Diag::warning(
+                src,
+                None,
+                format!(
+                    "build arguments not declared in [args] are ignored: {}",
+                    undeclared.join(", ")
+                ),
+            )
+            .help("declare them in [args] to use them as ${NAME}"),
+        );
+    }
+
+    let empty_image = Default::default();
+    let image = raw.image.as_ref().map(|i| i.get()).unwrap_or(&empty_image);
+
+    // Platforms: --platform wins over [image] platforms over the host (contracts §7).
+    let mut cx = Cx {
+        src,
+        diags,
+        vars: Vars::new(&args, &host, &host),
+    };
+    let mut platforms = Vec::new();
+    if let Some(list) = &image.platforms {
+        if list.is_empty() {
+            cx.err(
+                raw.image.as_ref().map(|i| i.span()).unwrap_or(0..0),
+                "`platforms` is empty",
+            )
+            .help("remove it to build for the builder's platform");
+        }
+        for p in list {
+            let s = cx.s(p);
+            match values::parse_platform(&s) {
+                Ok(pl) if platforms.contains(&pl) => {
+                    cx.err(p.span(), format!("platform `{s}` is listed twice"));
+                }
+                Ok(pl) => platforms.push(pl),
+                Err(e) => {
+                    cx.err(p.span(), e).label("not a platform");
+                }
+            }
+        }
+    }
+    if !opts.platforms.is_empty() {
+        platforms = opts.platforms.clone();
+    }
+    if platforms.is_empty() {
+        platforms.push(host.clone());
+    }
+    let platform = platform.cloned().unwrap_or_else(|| platforms[0].clone());
+    cx.vars = Vars::new(&args, &platform, &host);
+
+    // Targets.
+    let mut target_names: Vec<String> = Vec::new();
+    for (name, t) in &raw.target {
+        if !values::is_target_name(name) {
+            cx.err(t.span(), format!("`{name}` is not a valid target name"))
+                .help("target names are letters, digits, `.`, `_` and `-`");
+        }
+        target_names.push(name.clone());
+    }
+    let selected = opts.target.clone();
+    if let Some(t) = &selected
+        && !raw.target.contains_key(t)
+    {
+        // Reported by the caller as SpecError::UnknownTarget.
+        return Err(vec![Diag::error(
+            src,
+            0..0,
+            format!("unknown target `{t}`"),
+        )]);
+    }
+
+    // [image]
+    let from_span = image.from.as_ref().map(|f| f.span()).unwrap_or(0..0);
+    let from = match &image.from {
+        None => BaseRef::Scratch,
+        Some(f) => {
+            let s = cx.s(f);
+            match values::parse_base(&s) {
+                Ok(b) => b,
+                // An unknown `${NAME}` was reported already.
+                Err(_) if s.contains("${") => BaseRef::Scratch,
+                Err(e) => {
+                    cx.err(f.span(), e).label("not an image reference");
+                    BaseRef::Scratch
+                }
+            }
+        }
+    };
+    let mut env = BTreeMap::new();
+    cx.env(&image.env, &mut env);
+    let mut labels = BTreeMap::new();
+    for (k, v) in &image.labels {
+        let value = cx.s(v);
+        labels.insert(k.clone(), value);
+    }
+    let mut expose = Vec::new();
+    for p in &image.expose {
+        let s = cx.s(p);
+        match values::parse_port(&s) {
+            Ok(port) => expose.push(port),
+            Err(e) => {
+                cx.err(p.span(), e).label("not a port");
+            }
+        }
+    }
+    let mut volumes = Vec::new();
+    for v in &image.volumes {
+        volumes.push(cx.abs(v, "volume"));
+    }
+    let workdir = image.workdir.as_ref().map(|w| cx.abs(w, "workdir"));
+    let healthcheck = image.healthcheck.as_ref().map(|h| {
+        let h = h.get();
+        let test = h.test.get().clone();
+        match test.first().map(String::as_str) {
+            Some("CMD" | "CMD-SHELL") if test.len() >= 2 => {}
+            Some("NONE") if test.len() == 1 => {}
+            _ => {
+                cx.err(h.test.span(), "healthcheck `test` must be [\"CMD\", ...], [\"CMD-SHELL\", \"command\"] or [\"NONE\"]")
+                    .label("not a health check test");
+            }
+        }
+        let mut dur = |v: &Option<Sp<String>>| {
+            v.as_ref().and_then(|v| {
+                let s = cx.s(v);
+                values::parse_duration(&s)
+                    .map_err(|e| {
+                        cx.err(v.span(), e).label("not a duration");
+                    })
+                    .ok()
+            })
+        };
+        let interval = dur(&h.interval);
+        let timeout = dur(&h.timeout);
+        let start_period = dur(&h.start_period);
+        let retries = h.retries.as_ref().and_then(|r| match u32::try_from(*r.get()) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                cx.err(r.span(), "`retries` must be a number from 0 up");
+                None
+            }
+        });
+        Healthcheck {
+            test,
+            interval,
+            timeout,
+            start_period,
+            retries,
+        }
+    });
+    let timestamp = match &image.timestamp {
+        None => DEFAULT_TIMESTAMP,
+        Some(t) => u64::try_from(*t.get()).unwrap_or_else(|_| {
+            cx.err(
+                t.span(),
+                "`timestamp` must be seconds since 1970, not negative",
+            );
+            DEFAULT_TIMESTAMP
+        }),
+    };
+    let (max_layers, max_layers_span) = match &image.max_layers {
+        None => (DEFAULT_MAX_LAYERS, 0..0),
+        Some(m) => match u32::try_from(*m.get()) {
+            Ok(n) if n >= 1 => (n, m.span()),
+            _ => {
+                cx.err(m.span(), "`max_layers` must be at least 1");
+                (DEFAULT_MAX_LAYERS, m.span())
+            }
+        },
+    };
+    let cache_namespace = match &image.cache_namespace {
+        None => DEFAULT_CACHE_NAMESPACE.to_string(),
+        Some(n) => {
+            let s = cx.s(n);
+            if s.is_empty() || s.contains(char::is_whitespace) {
+                cx.err(n.span(), "`cache_namespace` must be a non-empty word");
+            }
+            s
+        }
+    };
+    let mut img = Image {
+        from,
+        from_span,
+        workdir,
+        user: cx.opt(&image.user),
+        entrypoint: cx.list(&image.entrypoint),
+        cmd: cx.list(&image.cmd),
+        env,
+        labels,
+        expose,
+        volumes,
+        stop_signal: cx.opt(&image.stop_signal),
+        healthcheck,
+        timestamp,
+        max_layers,
+        max_layers_span,
+        cache_namespace,
+    };
+
+    // Target overrides.
+    if let Some(t) = selected.as_ref().and_then(|t| raw.target.get(t)) {
+        let t = t.get();
+        if let Some(e) = cx.list(&t.entrypoint) {
+            img.entrypoint = Some(e);
+        }
+        if let Some(c) = cx.list(&t.cmd) {
+            img.cmd = Some(c);
+        }
+        if let Some(u) = cx.opt(&t.user) {
+            img.user = Some(u);
+        }
+        if let Some(w) = &t.workdir {
+            img.workdir = Some(cx.abs(w, "workdir"));
+        }
+        let mut env = std::mem::take(&mut img.env);
+        cx.env(&t.env, &mut env);
+        img.env = env;
+        for (k, v) in &t.labels {
+            let value = cx.s(v);
+            img.labels.insert(k.clone(), value);
+        }
+    }
+
+    // Layers: every layer is checked; the target's are kept.
+    let mut names: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    let mut layers = Vec::new();
+    for layer in &raw.layer {
+        let l = layer.get();
+        let name = l.name.get().clone();
+        if !values::is_layer_name(&name) {
+            cx.err(l.name.span(), format!("`{name}` is not a valid layer name"))
+                .label("invalid name")
+                .help("layer names match [a-z0-9][a-z0-9._-]*, e.g. \"models\" or \"py-deps\"");
+        } else if let Some(first) = names.get(&name) {
+            let (line, _) = src.line_col(first.start);
+            cx.err(l.name.span(), format!("duplicate layer name `{name}`"))
+                .label("used again here")
+                .help(format!(
+                    "the first layer named `{name}` is on line {line}; layer names are unique"
+                ));
+        } else {
+            names.insert(name.clone(), l.name.span());
+        }
+        let in_target = match &l.targets {
+            None => true,
+            Some(ts) => {
+                for t in ts {
+                    if !raw.target.contains_key(t.get()) {
+                        let help = match nearest(t.get(), &target_names) {
+                            Some(best) => format!("did you mean `{best}`?"),
+                            None => format!("declare it with a `[target.{}]` table", t.get()),
+                        };
+                        cx.err(t.span(), format!("unknown target `{}`", t.get()))
+                            .label("no [target] of this name")
+                            .help(help);
+                    }
+                }
+                selected
+                    .as_ref()
+                    .is_some_and(|s| ts.iter().any(|t| t.get() == s))
+            }
+        };
+        let kind = resolve_layer(&mut cx, l, layer.span());
+        if let (true, Some(kind)) = (in_target, kind) {
+            layers.push(Layer {
+                name,
+                span: layer.span(),
+                name_span: l.name.span(),
+                kind,
+            });
+        }
+    }
+
+    // The layer budget without splits (contracts §6; the plan counts splits).
+    if layers.len() > img.max_layers as usize {
+        let span = layers[img.max_layers as usize].name_span.clone();
+        let max = img.max_layers;
+        cx.err(
+            span,
+            format!(
+                "the target has {} layers, over `max_layers` = {max}",
+                layers.len()
+            ),
+        )
+        .label("over the budget from here")
+        .help(
+            "merge layers, or raise `max_layers` in [image] (at most 125 with the base's layers)",
+        );
+    }
+
+    let Cx { diags, .. } = cx;
+    if diags.iter().any(Diag::is_error) {
+        let mut all = diags;
+        all.sort_by_key(|d| (!d.is_error(), d.span.as_ref().map_or(0, |s| s.start)));
+        all.extend(warnings);
+        return Err(all);
+    }
+    warnings.extend(diags);
+    Ok((
+        ResolvedSpec {
+            source: src.clone(),
+            context: opts.context.clone(),
+            target: selected,
+            platform,
+            platforms,
+            args,
+            image: img,
+            layers,
+        },
+        warnings,
+    ))
+}
+
+const RUN_ONLY: &[&str] = &[
+    "inputs",
+    "inputs_writable",
+    "cache",
+    "env",
+    "user",
+    "workdir",
+    "network",
+    "secrets",
+    "ssh",
+];
+
+fn resolve_layer(cx: &mut Cx<'_>, l: &RawLayer, span: Range<usize>) -> Option<LayerKind> {
+    let name = l.name.get();
+    match (&l.copy, &l.run) {
+        (None, None) => {
+            cx.err(
+                l.name.span(),
+                format!("layer `{name}` has neither `copy` nor `run`"),
+            )
+            .help(
+                "a layer is either `copy = [{ from = \"...\", to = \"/...\" }]` or `run = \"...\"`",
+            );
+            None
+        }
+        (Some(_), Some(run)) => {
+            cx.err(
+                run.span(),
+                format!("layer `{name}` has both `copy` and `run`"),
+            )
+            .label("second kind")
+            .help("split it into two layers: one `copy`, one `run`");
+            None
+        }
+        (Some(copy), None) => {
+            // Keys that only run layers take.
+            let run_keys: [(bool, &str); 9] = [
+                (l.inputs.is_some(), RUN_ONLY[0]),
+                (l.inputs_writable.is_some(), RUN_ONLY[1]),
+                (l.cache.is_some(), RUN_ONLY[2]),
+                (l.env.is_some(), RUN_ONLY[3]),
+                (l.user.is_some(), RUN_ONLY[4]),
+                (l.workdir.is_some(), RUN_ONLY[5]),
+                (l.network.is_some(), RUN_ONLY[6]),
+                (l.secrets.is_some(), RUN_ONLY[7]),
+                (l.ssh.is_some(), RUN_ONLY[8]),
+            ];
+            for (present, key) in run_keys {
+                if present {
+                    cx.err(
+                        span.clone(),
+                        format!("`{key}` is only for run layers, and `{name}` is a copy layer"),
+                    )
+                    .help(format!("remove `{key}` from this layer"));
+                }
+            }
+            if copy.get().is_empty() {
+                cx.err(copy.span(), "`copy` is empty")
+                    .help("list at least one `{ from = \"...\", to = \"/...\" }`");
+            }
+            let mut entries = Vec::new();
+            for e in copy.get() {
+                let c = e.get();
+                let from = cx.rel(&c.from, "copy source");
+                let to_raw = cx.s(&c.to);
+                let to = cx.abs(&c.to, "copy destination");
+                let mode = c.mode.as_ref().and_then(|m| {
+                    let s = cx.s(m);
+                    values::parse_mode(&s)
+                        .map_err(|err| {
+                            cx.err(m.span(), err).label("not a mode");
+                        })
+                        .ok()
+                });
+                let mut exclude = Vec::new();
+                for x in &c.exclude {
+                    let s = cx.s(x);
+                    if s.trim().is_empty() {
+                        cx.err(x.span(), "an empty exclude pattern");
+                    }
+                    exclude.push(s);
+                }
+                entries.push(CopyEntry {
+                    from,
+                    to_is_dir: to_raw.ends_with('/'),
+                    to,
+                    mode,
+                    exclude,
+                    span: e.span(),
+                    from_span: c.from.span(),
+                });
+            }
+            let split = match &l.split {
+                None => {
+                    if let Some(m) = &l.split_min {
+                        cx.err(m.span(), "`split_min` without `split = \"file\"`")
+                            .help("add `split = \"file\"` or remove `split_min`");
+                    }
+                    None
+                }
+                Some(s) => {
+                    let v = cx.s(s);
+                    if v != "file" {
+                        cx.err(s.span(), format!("unknown split `{v}`"))
+                            .label("not a split mode")
+                            .help("the only split is `split = \"file\"`");
+                    }
+                    let min = match &l.split_min {
+                        None => DEFAULT_SPLIT_MIN,
+                        Some(m) => {
+                            let t = cx.s(m);
+                            match values::parse_size(&t) {
+                                Ok(0) => {
+                                    cx.err(m.span(), "`split_min` must be more than 0");
+                                    DEFAULT_SPLIT_MIN
+                                }
+                                Ok(n) => n,
+                                Err(e) => {
+                                    cx.err(m.span(), e).label("not a size");
+                                    DEFAULT_SPLIT_MIN
+                                }
+                            }
+                        }
+                    };
+                    Some(Split {
+                        min,
+                        span: s.span(),
+                    })
+                }
+            };
+            let owner = match &l.owner {
+                None => Owner::default(),
+                Some(o) => {
+                    let s = cx.s(o);
+                    values::parse_owner(&s).unwrap_or_else(|e| {
+                        cx.err(o.span(), e).label("not a numeric owner");
+                        Owner::default()
+                    })
+                }
+            };
+            Some(LayerKind::Copy(CopyLayer {
+                entries,
+                split,
+                owner,
+            }))
+        }
+        (None, Some(run)) => {
+            for (present, key) in [
+                (l.split.is_some(), "split"),
+                (l.split_min.is_some(), "split_min"),
+                (l.owner.is_some(), "owner"),
+            ] {
+                if present {
+                    cx.err(
+                        span.clone(),
+                        format!("`{key}` is only for copy layers, and `{name}` is a run layer"),
+                    )
+                    .help(format!("remove `{key}` from this layer"));
+                }
+            }
+            let commands: Vec<String> = match run.get() {
+                RunCommand::One(c) => vec![c.clone()],
+                RunCommand::Many(cs) => cs.clone(),
+            };
+            let mut subst = Vec::new();
+            for c in &commands {
+                match cx.vars.subst_at(cx.src, c, run.span()) {
+                    Ok(s) => subst.push(s),
+                    Err(d) => cx.diags.push(d),
+                }
+            }
+            if subst.iter().all(|c| c.trim().is_empty()) {
+                cx.err(run.span(), "`run` has no command");
+            }
+            let command = subst.join(" && ");
+            let inputs = l
+                .inputs
+                .iter()
+                .flatten()
+                .map(|i| RunInput {
+                    path: cx.rel(i, "run input"),
+                    span: i.span(),
+                })
+                .collect();
+            let mut cache = Vec::new();
+            for c in l.cache.iter().flatten() {
+                let (target, sharing) = match c.get() {
+                    RawCache::Path(p) => (p.clone(), None),
+                    RawCache::Table(t) => (t.target.clone(), t.sharing.clone()),
+                };
+                let target = match cx
+                    .vars
+                    .subst_at(cx.src, &target, c.span())
+                    .map(|t| values::clean_abs(&t))
+                {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(e)) => {
+                        cx.err(c.span(), format!("cache target {e}"));
+                        target
+                    }
+                    Err(d) => {
+                        cx.diags.push(d);
+                        target
+                    }
+                };
+                let sharing = match sharing.as_deref() {
+                    None | Some("shared") => Sharing::Shared,
+                    Some("locked") => Sharing::Locked,
+                    Some("private") => Sharing::Private,
+                    Some(other) => {
+                        cx.err(c.span(), format!("unknown cache sharing `{other}`"))
+                            .help("use \"shared\", \"locked\" or \"private\"");
+                        Sharing::Shared
+                    }
+                };
+                cache.push(CacheMount { target, sharing });
+            }
+            let mut env = BTreeMap::new();
+            if let Some(e) = &l.env {
+                cx.env(e, &mut env);
+            }
+            let network = match &l.network {
+                None => Network::Default,
+                Some(n) => match cx.s(n).as_str() {
+                    "default" => Network::Default,
+                    "none" => Network::None,
+                    other => {
+                        cx.err(n.span(), format!("unknown network `{other}`"))
+                            .help("use \"default\" or \"none\"");
+                        Network::Default
+                    }
+                },
+            };
+            let mut secrets = Vec::new();
+            let mut ids = BTreeSet::new();
+            for s in l.secrets.iter().flatten() {
+                let raw = s.get();
+                if raw.id.is_empty() || !ids.insert(raw.id.clone()) {
+                    cx.err(s.span(), "each secret needs a unique, non-empty `id`");
+                }
+                let expose = match (&raw.env, &raw.target) {
+                    (Some(_), Some(_)) => {
+                        cx.err(s.span(), "a secret has either `env` or `target`, not both");
+                        continue;
+                    }
+                    (Some(e), None) => {
+                        if !values::is_env_name(e) {
+                            cx.err(
+                                s.span(),
+                                format!("`{e}` is not a valid environment variable name"),
+                            );
+                        }
+                        SecretExpose::Env(e.clone())
+                    }
+                    (None, Some(t)) => match values::clean_abs(t) {
+                        Ok(t) => SecretExpose::File(t),
+                        Err(e) => {
+                            cx.err(s.span(), format!("secret target {e}"));
+                            continue;
+                        }
+                    },
+                    (None, None) => SecretExpose::File(format!("/run/secrets/{}", raw.id)),
+                };
+                secrets.push(Secret {
+                    id: raw.id.clone(),
+                    expose,
+                });
+            }
+            let ssh = match l.ssh.as_ref().map(|s| s.get()) {
+                None | Some(RawSsh::Enabled(false)) => Vec::new(),
+                Some(RawSsh::Enabled(true)) => vec!["default".to_string()],
+                Some(RawSsh::Ids(ids)) => ids.clone(),
+            };
+            Some(LayerKind::Run(RunLayer {
+                command,
+                inputs,
+                inputs_writable: l.inputs_writable.as_ref().is_some_and(|w| *w.get()),
+                cache,
+                env,
+                user: cx.opt(&l.user),
+                workdir: l.workdir.as_ref().map(|w| cx.abs(w, "workdir")),
+                network,
+                secrets,
+                ssh,
+            }))
+        }
+    }
+}

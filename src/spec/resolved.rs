@@ -1,0 +1,341 @@
+//! The validated spec: the only form later layers accept.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use super::error::SpecSource;
+
+/// The contracts §1 default layer timestamp: 1980-01-02T00:00:00Z. Frozen.
+pub const DEFAULT_TIMESTAMP: u64 = 315_619_200;
+/// Default `max_layers` (contracts §6).
+pub const DEFAULT_MAX_LAYERS: u32 = 100;
+/// Default `split_min`: 32 MiB.
+pub const DEFAULT_SPLIT_MIN: u64 = 32 * 1024 * 1024;
+/// Largest spec file accepted (contracts §6).
+pub const MAX_SPEC_BYTES: u64 = 2 * 1024 * 1024;
+/// Default cache mount namespace (contracts §4).
+pub const DEFAULT_CACHE_NAMESPACE: &str = "strata";
+
+/// A spec resolved for one target and one platform, checked against the context.
+#[derive(Debug, Clone)]
+pub struct ResolvedSpec {
+    /// The spec text, for diagnostics.
+    pub source: SpecSource,
+    /// The build context directory, canonical.
+    pub context: PathBuf,
+    /// The target built, if any.
+    pub target: Option<String>,
+    /// The platform this resolution is for.
+    pub platform: Platform,
+    /// Every platform the spec asks for (or the builder's default).
+    pub platforms: Vec<Platform>,
+    /// Build argument values after overrides.
+    pub args: BTreeMap<String, String>,
+    /// Base image and config.
+    pub image: Image,
+    /// The layers of the target, in spec order.
+    pub layers: Vec<Layer>,
+}
+
+impl ResolvedSpec {
+    /// The spec file's name (`strata.toml`), for `<name>.dockerignore`.
+    pub fn spec_file_name(&self) -> String {
+        self.source
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "strata.toml".into())
+    }
+}
+
+/// Where the base image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseRef {
+    /// No base.
+    Scratch,
+    /// `oci-layout:PATH[:TAG]`.
+    OciLayout {
+        /// Layout directory.
+        path: PathBuf,
+        /// Tag (`ref.name`), if given.
+        tag: Option<String>,
+    },
+    /// `oci-archive:FILE[:TAG]`.
+    OciArchive {
+        /// Archive file.
+        path: PathBuf,
+        /// Tag, if given.
+        tag: Option<String>,
+    },
+    /// `docker-archive:FILE`.
+    DockerArchive {
+        /// Archive file.
+        path: PathBuf,
+    },
+    /// A registry reference such as `python:3.11-slim`.
+    Registry(String),
+}
+
+impl fmt::Display for BaseRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = |t: &Option<String>| t.as_ref().map(|t| format!(":{t}")).unwrap_or_default();
+        match self {
+            BaseRef::Scratch => f.write_str("scratch"),
+            BaseRef::OciLayout { path, tag: t } => {
+                write!(f, "oci-layout:{}{}", path.display(), tag(t))
+            }
+            BaseRef::OciArchive { path, tag: t } => {
+                write!(f, "oci-archive:{}{}", path.display(), tag(t))
+            }
+            BaseRef::DockerArchive { path } => write!(f, "docker-archive:{}", path.display()),
+            BaseRef::Registry(r) => f.write_str(r),
+        }
+    }
+}
+
+/// `os/arch[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Platform {
+    /// Operating system, e.g. `linux`.
+    pub os: String,
+    /// Architecture in Go's names, e.g. `amd64`.
+    pub arch: String,
+    /// Variant, e.g. `v8`.
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The platform of the machine strata runs on.
+    pub fn host() -> Self {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "arm" => "arm",
+            "powerpc64" => "ppc64le",
+            "s390x" => "s390x",
+            "riscv64" => "riscv64",
+            other => other,
+        };
+        Self {
+            os: "linux".into(),
+            arch: arch.into(),
+            variant: (arch == "arm64").then(|| "v8".to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `[image]` after substitution, with the target's overrides applied.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// Base image.
+    pub from: BaseRef,
+    /// Span of `from` in the spec (empty when defaulted).
+    pub from_span: Range<usize>,
+    /// Working directory.
+    pub workdir: Option<String>,
+    /// User.
+    pub user: Option<String>,
+    /// Entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Command.
+    pub cmd: Option<Vec<String>>,
+    /// Environment (sorted by name).
+    pub env: BTreeMap<String, String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Exposed ports, normalized to `PORT/proto`.
+    pub expose: Vec<String>,
+    /// Volumes.
+    pub volumes: Vec<String>,
+    /// Stop signal.
+    pub stop_signal: Option<String>,
+    /// Health check.
+    pub healthcheck: Option<Healthcheck>,
+    /// Layer timestamp (contracts §1).
+    pub timestamp: u64,
+    /// Layer budget (contracts §6).
+    pub max_layers: u32,
+    /// Span of `max_layers` in the spec (empty when defaulted).
+    pub max_layers_span: Range<usize>,
+    /// Cache mount namespace (contracts §4).
+    pub cache_namespace: String,
+}
+
+/// Docker's health check; durations in nanoseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Healthcheck {
+    /// The test command.
+    pub test: Vec<String>,
+    /// Interval in ns.
+    pub interval: Option<u64>,
+    /// Timeout in ns.
+    pub timeout: Option<u64>,
+    /// Start period in ns.
+    pub start_period: Option<u64>,
+    /// Retries.
+    pub retries: Option<u32>,
+}
+
+/// One spec layer of the target.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// The name: the layer ID (contracts §1).
+    pub name: String,
+    /// Span of the whole `[[layer]]` table.
+    pub span: Range<usize>,
+    /// Span of the name value.
+    pub name_span: Range<usize>,
+    /// What it is.
+    pub kind: LayerKind,
+}
+
+/// Copy or run.
+#[derive(Debug, Clone)]
+pub enum LayerKind {
+    /// Context files.
+    Copy(CopyLayer),
+    /// A command.
+    Run(RunLayer),
+}
+
+/// A copy layer.
+#[derive(Debug, Clone)]
+pub struct CopyLayer {
+    /// Entries in spec order.
+    pub entries: Vec<CopyEntry>,
+    /// `split = "file"` with its threshold.
+    pub split: Option<Split>,
+    /// Owner of every entry.
+    pub owner: Owner,
+}
+
+/// `split = "file"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// Files of at least this many bytes get their own layer.
+    pub min: u64,
+    /// Span of the `split` key's value.
+    pub span: Range<usize>,
+}
+
+/// Numeric owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Owner {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// One copy entry.
+#[derive(Debug, Clone)]
+pub struct CopyEntry {
+    /// Context-relative source, cleaned (`.` for the whole context).
+    pub from: String,
+    /// Absolute destination, cleaned.
+    pub to: String,
+    /// Whether `to` ended with `/` (a file is then copied into it).
+    pub to_is_dir: bool,
+    /// Mode for every regular file.
+    pub mode: Option<u32>,
+    /// Exclude patterns relative to `from`.
+    pub exclude: Vec<String>,
+    /// Span of the entry table.
+    pub span: Range<usize>,
+    /// Span of `from`.
+    pub from_span: Range<usize>,
+}
+
+/// A run layer.
+#[derive(Debug, Clone)]
+pub struct RunLayer {
+    /// The shell command (list joined with ` && `), run by `/bin/sh -c`.
+    pub command: String,
+    /// Context-relative inputs, cleaned.
+    pub inputs: Vec<RunInput>,
+    /// Inputs are mounted writable (changes discarded).
+    pub inputs_writable: bool,
+    /// Cache mounts.
+    pub cache: Vec<CacheMount>,
+    /// Environment over the image's.
+    pub env: BTreeMap<String, String>,
+    /// User.
+    pub user: Option<String>,
+    /// Working directory.
+    pub workdir: Option<String>,
+    /// Network mode.
+    pub network: Network,
+    /// Secrets.
+    pub secrets: Vec<Secret>,
+    /// SSH agent ids (`default` for `ssh = true`).
+    pub ssh: Vec<String>,
+}
+
+/// A cache mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheMount {
+    /// Where it is mounted.
+    pub target: String,
+    /// Sharing mode.
+    pub sharing: Sharing,
+}
+
+/// Cache sharing, as BuildKit's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Shared between concurrent builds.
+    Shared,
+    /// One build at a time.
+    Locked,
+    /// A private copy per build.
+    Private,
+}
+
+/// Network mode of a run layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// The builder's default network.
+    Default,
+    /// No network.
+    None,
+}
+
+/// A secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    /// Id.
+    pub id: String,
+    /// How it is exposed.
+    pub expose: SecretExpose,
+}
+
+/// How a secret is exposed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretExpose {
+    /// As an environment variable.
+    Env(String),
+    /// As a file.
+    File(String),
+}
+
+/// One input of a run layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunInput {
+    /// Context-relative path, cleaned.
+    pub path: String,
+    /// Span in the spec.
+    pub span: Range<usize>,
+}
