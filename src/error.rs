@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::frontend::FrontendError;
 use crate::spec::SpecError;
 
 /// Any error a command can end with.
@@ -25,6 +26,10 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// Running as a BuildKit frontend failed before BuildKit could be told
+    /// (exit 2).
+    #[error(transparent)]
+    Frontend(#[from] FrontendError),
 }
 
 impl Error {
@@ -33,7 +38,7 @@ impl Error {
         match self {
             Error::Spec(e) => e.exit_code(),
             Error::Input(_) => 1,
-            Error::Usage(_) | Error::Io { .. } => 2,
+            Error::Usage(_) | Error::Io { .. } | Error::Frontend(_) => 2,
         }
     }
 }

@@ -28,6 +28,10 @@ pub enum Command {
     Check(SpecArgs),
     /// Print the JSON Schema of strata.toml.
     Schema,
+    /// Run the transport smoke test as a BuildKit frontend (started by
+    /// BuildKit through `# syntax=`; talks gRPC on stdin/stdout).
+    #[command(hide = true)]
+    FrontendSmoke,
 }
 
 /// Arguments every spec command takes (contracts §8).
@@ -94,5 +98,6 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Schema => schema::run(),
+        Command::FrontendSmoke => Ok(crate::frontend::smoke::run()?),
     }
 }
