@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::frontend::FrontendError;
 use crate::oci::OciError;
 use crate::plan::PlanError;
 use crate::plan::lock::LockError;
@@ -37,6 +38,10 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// Running as a BuildKit frontend failed before BuildKit could be told
+    /// (exit 2).
+    #[error(transparent)]
+    Frontend(#[from] FrontendError),
 }
 
 impl Error {
@@ -51,7 +56,7 @@ impl Error {
             Error::Lock(LockError::Io { .. }) => 2,
             Error::Lock(_) => 1,
             Error::Input(_) => 1,
-            Error::Usage(_) | Error::Io { .. } => 2,
+            Error::Usage(_) | Error::Io { .. } | Error::Frontend(_) => 2,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`plan`]: walk the context, digest inputs, partition layers, and yield each
 //!   layer's ordered entries with their final metadata;
 //! - [`oci`]: the embedded builder's deterministic tar, blobs and OCI layouts;
+//! - [`frontend`]: strata as a BuildKit gateway frontend (the only async code);
 //! - [`cli`]: one module per subcommand.
 //!
 //! Lower layers never import higher ones. `../shared/contracts.md` (mirrored in
@@ -13,6 +14,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod frontend;
 pub mod helper;
 pub mod llb;
 pub mod oci;

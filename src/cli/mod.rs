@@ -45,6 +45,10 @@ pub enum Command {
     /// Internal: run inside BuildKit by the frontend's LLB.
     #[command(hide = true)]
     Helper(helper::HelperArgs),
+    /// Run the transport smoke test as a BuildKit frontend (started by
+    /// BuildKit through `# syntax=`; talks gRPC on stdin/stdout).
+    #[command(hide = true)]
+    FrontendSmoke,
 }
 
 /// Arguments every spec command takes (contracts §8).
@@ -116,5 +120,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cache(args) => cache::run(&args),
         Command::Schema => schema::run(),
         Command::Helper(args) => helper::run(&args),
+        Command::FrontendSmoke => Ok(crate::frontend::smoke::run()?),
     }
 }

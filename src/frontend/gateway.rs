@@ -1,0 +1,885 @@
+//! The BuildKit gateway as the frontend sees it: the [`Gateway`] trait, its
+//! value types, and [`GrpcGateway`], the tonic implementation that talks to
+//! the `LLBBridge` service (buildkit-gateway.md §2). Frontend logic is written
+//! against the trait, so unit tests run it on a fake.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prost::Message;
+use tonic::transport::Channel;
+
+use super::error::FrontendError;
+use super::status::{ErrorStatus, SourceLocation};
+use super::stdio::{MAX_DECODING_MESSAGE_SIZE, MAX_REQUEST_SIZE};
+use crate::proto::moby::buildkit::v1::frontend as gw;
+use crate::proto::moby::buildkit::v1::frontend::llb_bridge_client::LlbBridgeClient;
+use crate::proto::{fsutil, pb};
+
+/// Capability IDs strata checks (buildkit-gateway.md §4).
+pub mod cap {
+    /// `Result.ref`/`refs` instead of the deprecated string IDs (v0.7).
+    pub const PROTO_REF_ARRAY: &str = "proto.refarray";
+    /// `Solve{Evaluate}` (v0.8).
+    pub const SOLVE_EVALUATE: &str = "gateway.solve.evaluate";
+    /// The `Warn` RPC (v0.10).
+    pub const WARNINGS: &str = "gateway.warnings";
+    /// The `Evaluate` RPC (v0.11).
+    pub const EVALUATE: &str = "gateway.evaluate";
+    /// `local.differ` on local sources (LLB, v0.9).
+    pub const SOURCE_LOCAL_DIFFER: &str = "source.local.differ";
+    /// `MergeOp` (LLB, v0.10).
+    pub const MERGE_OP: &str = "mergeop";
+    /// `DiffOp` (LLB, v0.10).
+    pub const DIFF_OP: &str = "diffop";
+    /// Secrets as environment variables (LLB, v0.10).
+    pub const EXEC_SECRET_ENV: &str = "exec.secretenv";
+    /// `Meta.removeMountStubsRecursive` (LLB, v0.11).
+    pub const EXEC_REMOVE_MOUNT_STUBS_RECURSIVE: &str = "exec.meta.removemountstubs.recursive";
+}
+
+/// How long `Ping` may take, as in BuildKit's own client.
+const PING_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Bytes asked for per `ReadFile` call: well under every daemon's limits.
+pub const READ_CHUNK: u64 = 2 << 20;
+
+/// An OCI platform.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Platform {
+    /// `linux`.
+    pub os: String,
+    /// `amd64`, `arm64`, …
+    pub architecture: String,
+    /// `v8`, `v7`, … or empty.
+    pub variant: String,
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if !self.variant.is_empty() {
+            write!(f, "/{}", self.variant)?;
+        }
+        Ok(())
+    }
+}
+
+impl Platform {
+    fn from_pb(p: &pb::Platform) -> Platform {
+        Platform {
+            os: p.os.clone(),
+            architecture: p.architecture.clone(),
+            variant: p.variant.clone(),
+        }
+    }
+
+    fn to_pb(&self) -> pb::Platform {
+        pb::Platform {
+            os: self.os.clone(),
+            architecture: self.architecture.clone(),
+            variant: self.variant.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A BuildKit worker.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Worker {
+    /// Its ID.
+    pub id: String,
+    /// Labels such as `org.mobyproject.buildkit.worker.snapshotter`.
+    pub labels: BTreeMap<String, String>,
+    /// The platforms it builds for, native first.
+    pub platforms: Vec<Platform>,
+}
+
+/// What the daemon supports: the enabled gateway and LLB capabilities, and
+/// its workers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Caps {
+    /// Enabled gateway capabilities (`proto.refarray`, …).
+    pub gateway: BTreeSet<String>,
+    /// Enabled LLB capabilities (`mergeop`, …).
+    pub llb: BTreeSet<String>,
+    /// The workers.
+    pub workers: Vec<Worker>,
+}
+
+impl Caps {
+    /// Whether a gateway capability is enabled.
+    pub fn has_gateway(&self, id: &str) -> bool {
+        self.gateway.contains(id)
+    }
+
+    /// Whether an LLB capability is enabled.
+    pub fn has_llb(&self, id: &str) -> bool {
+        self.llb.contains(id)
+    }
+
+    /// The first worker's native platform, if it reported any.
+    pub fn default_platform(&self) -> Option<&Platform> {
+        self.workers.first().and_then(|w| w.platforms.first())
+    }
+
+    fn from_pong(pong: gw::PongResponse) -> Caps {
+        let enabled = |caps: Vec<crate::proto::moby::buildkit::v1::apicaps::ApiCap>| {
+            caps.into_iter()
+                .filter(|c| c.enabled)
+                .map(|c| c.id)
+                .collect::<BTreeSet<_>>()
+        };
+        Caps {
+            gateway: enabled(pong.frontend_api_caps),
+            llb: enabled(pong.llb_caps),
+            workers: pong
+                .workers
+                .into_iter()
+                .map(|w| Worker {
+                    id: w.id,
+                    labels: w.labels,
+                    platforms: w.platforms.iter().map(Platform::from_pb).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A cache to import, as `--cache-from` gives it (`type=registry,ref=…`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CacheImport {
+    /// `registry`, `local`, `gha`, …
+    pub kind: String,
+    /// Its attributes.
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// How to solve a definition.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SolveOptions {
+    /// Caches to import.
+    pub cache_imports: Vec<CacheImport>,
+    /// Build now rather than when the result is first read.
+    pub evaluate: bool,
+}
+
+/// A solved result on the daemon. The empty ID is scratch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ref {
+    /// The daemon's ID for it.
+    pub id: String,
+    /// The definition it was solved from (an encoded `pb.Definition`), to
+    /// build on it in later definitions; absent from old daemons.
+    pub definition: Option<Vec<u8>>,
+}
+
+/// A byte range of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileRange {
+    /// The first byte.
+    pub offset: u64,
+    /// How many bytes at most.
+    pub length: u64,
+}
+
+/// File metadata from `StatFile` and `ReadDir`. `mode` holds Go's
+/// `os.FileMode` bits, as fsutil sends them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stat {
+    /// The path, relative to the directory read or as asked.
+    pub path: String,
+    /// Go `os.FileMode` bits: permissions plus type and special-bit flags.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes, for non-directories.
+    pub size: i64,
+    /// Modification time, Unix nanoseconds.
+    pub mod_time: i64,
+    /// A symlink's target.
+    pub linkname: String,
+    /// Device major number.
+    pub devmajor: i64,
+    /// Device minor number.
+    pub devminor: i64,
+    /// Extended attributes.
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+}
+
+/// Go `os.FileMode` flags.
+const GO_MODE_DIR: u32 = 1 << 31;
+const GO_MODE_SYMLINK: u32 = 1 << 27;
+/// Go's `ModeType`: dir, symlink, device, named pipe, socket, char device,
+/// irregular.
+const GO_MODE_TYPE: u32 =
+    GO_MODE_DIR | GO_MODE_SYMLINK | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19);
+const GO_MODE_SETUID: u32 = 1 << 23;
+const GO_MODE_SETGID: u32 = 1 << 22;
+const GO_MODE_STICKY: u32 = 1 << 20;
+
+impl Stat {
+    /// Whether it is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & GO_MODE_DIR != 0
+    }
+
+    /// Whether it is a symlink.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & GO_MODE_SYMLINK != 0
+    }
+
+    /// Whether it is a regular file.
+    pub fn is_file(&self) -> bool {
+        self.mode & GO_MODE_TYPE == 0
+    }
+
+    /// The Unix permission bits, special bits included (`0o1777` for `/tmp`).
+    pub fn permissions(&self) -> u32 {
+        let mut mode = self.mode & 0o777;
+        if self.mode & GO_MODE_SETUID != 0 {
+            mode |= 0o4000;
+        }
+        if self.mode & GO_MODE_SETGID != 0 {
+            mode |= 0o2000;
+        }
+        if self.mode & GO_MODE_STICKY != 0 {
+            mode |= 0o1000;
+        }
+        mode
+    }
+
+    fn from_pb(s: fsutil::types::Stat) -> Stat {
+        Stat {
+            path: s.path,
+            mode: s.mode,
+            uid: s.uid,
+            gid: s.gid,
+            size: s.size,
+            mod_time: s.mod_time,
+            linkname: s.linkname,
+            devmajor: s.devmajor,
+            devminor: s.devminor,
+            xattrs: s.xattrs,
+        }
+    }
+}
+
+/// Where `ResolveImageConfig` looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResolveMode {
+    /// The daemon's default (local store first for `# syntax=`).
+    #[default]
+    Default,
+    /// Always the registry.
+    Pull,
+    /// Only the local store.
+    Local,
+}
+
+impl ResolveMode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolveMode::Default => "default",
+            ResolveMode::Pull => "pull",
+            ResolveMode::Local => "local",
+        }
+    }
+}
+
+/// A resolved image: its manifest digest and config JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageConfig {
+    /// `sha256:…` of the manifest.
+    pub digest: String,
+    /// The image config, JSON.
+    pub config: Vec<u8>,
+}
+
+/// A warning shown with the build's progress (`gateway.warnings`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Warning {
+    /// The digest of the vertex it belongs to.
+    pub vertex: String,
+    /// Its level; BuildKit's linter uses 1.
+    pub level: i64,
+    /// One line.
+    pub short: String,
+    /// More lines.
+    pub detail: Vec<String>,
+    /// A link to documentation.
+    pub url: Option<String>,
+    /// Where in the spec.
+    pub location: Option<SourceLocation>,
+}
+
+/// The refs of a frontend result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultRefs {
+    /// One image.
+    Single(Ref),
+    /// One ref per platform ID (`linux/arm64`); the metadata must carry
+    /// `refs.platforms`.
+    PerPlatform(BTreeMap<String, Ref>),
+}
+
+/// What a frontend returns: refs and exporter metadata such as
+/// `containerimage.config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendResult {
+    /// The refs.
+    pub refs: ResultRefs,
+    /// Exporter metadata.
+    pub metadata: BTreeMap<String, Vec<u8>>,
+}
+
+/// The calls a frontend makes on BuildKit. Each future is `Send`.
+pub trait Gateway {
+    /// The daemon's enabled capabilities and workers.
+    fn ping(&self) -> impl Future<Output = Result<Caps, FrontendError>> + Send;
+
+    /// Solves an encoded `pb.Definition` (empty bytes: scratch).
+    fn solve(
+        &self,
+        definition: &[u8],
+        options: &SolveOptions,
+    ) -> impl Future<Output = Result<Ref, FrontendError>> + Send;
+
+    /// Reads a file of a solved ref, all of it or a range, in chunks of
+    /// [`READ_CHUNK`] bytes.
+    fn read_file(
+        &self,
+        r: &Ref,
+        path: &str,
+        range: Option<FileRange>,
+    ) -> impl Future<Output = Result<Vec<u8>, FrontendError>> + Send;
+
+    /// Lists a directory of a solved ref, optionally filtered by a pattern.
+    fn read_dir(
+        &self,
+        r: &Ref,
+        path: &str,
+        include_pattern: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Stat>, FrontendError>> + Send;
+
+    /// The metadata of one path of a solved ref (symlinks not followed).
+    fn stat_file(
+        &self,
+        r: &Ref,
+        path: &str,
+    ) -> impl Future<Output = Result<Stat, FrontendError>> + Send;
+
+    /// Resolves an image reference to its manifest digest and config.
+    fn resolve_image_config(
+        &self,
+        image: &str,
+        platform: Option<&Platform>,
+        mode: ResolveMode,
+    ) -> impl Future<Output = Result<ImageConfig, FrontendError>> + Send;
+
+    /// Shows a warning (needs [`cap::WARNINGS`]).
+    fn warn(&self, warning: &Warning) -> impl Future<Output = Result<(), FrontendError>> + Send;
+
+    /// Hands the build's result to BuildKit. Call once, then exit 0.
+    fn return_result(
+        &self,
+        result: FrontendResult,
+    ) -> impl Future<Output = Result<(), FrontendError>> + Send;
+
+    /// Fails the build with an error. Call once, then exit 0.
+    fn return_error(
+        &self,
+        error: ErrorStatus,
+    ) -> impl Future<Output = Result<(), FrontendError>> + Send;
+}
+
+/// The gateway over gRPC.
+#[derive(Debug)]
+pub struct GrpcGateway {
+    client: LlbBridgeClient<Channel>,
+    session_id: String,
+    caps: OnceLock<Caps>,
+}
+
+impl GrpcGateway {
+    /// A gateway on a connected channel. `session_id` is
+    /// `BUILDKIT_SESSION_ID`, used to resolve images through the client.
+    pub fn new(channel: Channel, session_id: impl Into<String>) -> GrpcGateway {
+        let client = LlbBridgeClient::new(channel)
+            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_REQUEST_SIZE);
+        GrpcGateway {
+            client,
+            session_id: session_id.into(),
+            caps: OnceLock::new(),
+        }
+    }
+
+    /// Connects over stdin/stdout. Must run inside a tokio runtime.
+    pub async fn connect(session_id: impl Into<String>) -> Result<GrpcGateway, FrontendError> {
+        Ok(GrpcGateway::new(super::stdio::connect().await?, session_id))
+    }
+
+    fn client(&self) -> LlbBridgeClient<Channel> {
+        self.client.clone()
+    }
+
+    async fn caps(&self) -> Result<&Caps, FrontendError> {
+        if self.caps.get().is_none() {
+            self.ping().await?;
+        }
+        self.caps.get().ok_or_else(|| FrontendError::Protocol {
+            call: "Ping",
+            what: "no capabilities".into(),
+        })
+    }
+
+    async fn read_range(
+        &self,
+        id: &str,
+        path: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, FrontendError> {
+        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let request = gw::ReadFileRequest {
+            r#ref: id.to_string(),
+            file_path: path.to_string(),
+            range: Some(gw::FileRange {
+                offset: to_i64(offset),
+                length: to_i64(length),
+            }),
+            mount_index: 0,
+        };
+        let answer = self
+            .client()
+            .read_file(request)
+            .await
+            .map_err(|s| FrontendError::rpc("ReadFile", s))?;
+        Ok(answer.into_inner().data)
+    }
+}
+
+/// Fails before sending a request BuildKit before 0.14 would refuse.
+fn check_size(call: &'static str, request: &impl Message) -> Result<(), FrontendError> {
+    let size = request.encoded_len();
+    if size > MAX_REQUEST_SIZE {
+        return Err(FrontendError::RequestTooLarge {
+            call,
+            size,
+            limit: MAX_REQUEST_SIZE,
+        });
+    }
+    Ok(())
+}
+
+/// Reads a range (or everything, with `None`) in calls of at most
+/// [`READ_CHUNK`] bytes, until a short answer or the range's end.
+async fn read_chunked<F, Fut>(
+    range: Option<FileRange>,
+    mut read: F,
+) -> Result<Vec<u8>, FrontendError>
+where
+    F: FnMut(u64, u64) -> Fut,
+    Fut: Future<Output = Result<Vec<u8>, FrontendError>>,
+{
+    let (start, limit) = match range {
+        Some(FileRange { offset, length }) => (offset, Some(length)),
+        None => (0, None),
+    };
+    let mut data = Vec::new();
+    loop {
+        let done = data.len() as u64;
+        let want = match limit {
+            Some(limit) if done >= limit => break,
+            Some(limit) => READ_CHUNK.min(limit - done),
+            None => READ_CHUNK,
+        };
+        let chunk = read(start + done, want).await?;
+        let short = (chunk.len() as u64) < want;
+        data.extend_from_slice(&chunk);
+        if short {
+            break;
+        }
+    }
+    Ok(data)
+}
+
+fn ref_from_pb(r: gw::Ref) -> Ref {
+    Ref {
+        id: r.id,
+        definition: r.def.map(|d| d.encode_to_vec()),
+    }
+}
+
+fn ref_to_pb(r: &Ref) -> Result<gw::Ref, FrontendError> {
+    let def = match &r.definition {
+        Some(bytes) => {
+            Some(pb::Definition::decode(bytes.as_slice()).map_err(FrontendError::Definition)?)
+        }
+        None => None,
+    };
+    Ok(gw::Ref {
+        id: r.id.clone(),
+        def,
+    })
+}
+
+fn source_info(location: &SourceLocation) -> (pb::SourceInfo, Vec<pb::Range>) {
+    let to_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    let info = pb::SourceInfo {
+        filename: location.filename.clone(),
+        data: location.data.clone(),
+        ..Default::default()
+    };
+    let ranges = location
+        .lines
+        .iter()
+        .map(|&(start, end)| pb::Range {
+            start: Some(pb::Position {
+                line: to_i32(start),
+                character: 0,
+            }),
+            end: Some(pb::Position {
+                line: to_i32(end),
+                character: 0,
+            }),
+        })
+        .collect();
+    (info, ranges)
+}
+
+impl Gateway for GrpcGateway {
+    async fn ping(&self) -> Result<Caps, FrontendError> {
+        let mut client = self.client();
+        let answer = tokio::time::timeout(PING_TIMEOUT, client.ping(gw::PingRequest {}))
+            .await
+            .map_err(|_| FrontendError::Timeout {
+                call: "Ping",
+                secs: PING_TIMEOUT.as_secs(),
+            })?
+            .map_err(|s| FrontendError::rpc("Ping", s))?;
+        let caps = Caps::from_pong(answer.into_inner());
+        let _ = self.caps.set(caps.clone());
+        Ok(caps)
+    }
+
+    async fn solve(&self, definition: &[u8], options: &SolveOptions) -> Result<Ref, FrontendError> {
+        let definition = pb::Definition::decode(definition).map_err(FrontendError::Definition)?;
+        let request = gw::SolveRequest {
+            definition: Some(definition),
+            allow_result_return: true,
+            allow_result_array_ref: true,
+            cache_imports: options
+                .cache_imports
+                .iter()
+                .map(|c| gw::CacheOptionsEntry {
+                    r#type: c.kind.clone(),
+                    attrs: c.attrs.clone(),
+                })
+                .collect(),
+            evaluate: options.evaluate,
+            ..Default::default()
+        };
+        check_size("Solve", &request)?;
+        let answer = self
+            .client()
+            .solve(request)
+            .await
+            .map_err(|s| FrontendError::rpc("Solve", s))?
+            .into_inner();
+        use gw::result::Result as R;
+        match answer.result.and_then(|r| r.result) {
+            Some(R::Ref(r)) => Ok(ref_from_pb(r)),
+            Some(R::RefDeprecated(id)) => Ok(Ref {
+                id,
+                definition: None,
+            }),
+            None => Ok(Ref {
+                id: answer.r#ref,
+                definition: None,
+            }),
+            Some(R::Refs(_) | R::RefsDeprecated(_)) => Err(FrontendError::Protocol {
+                call: "Solve",
+                what: "a map of refs where one ref was expected".into(),
+            }),
+        }
+    }
+
+    async fn read_file(
+        &self,
+        r: &Ref,
+        path: &str,
+        range: Option<FileRange>,
+    ) -> Result<Vec<u8>, FrontendError> {
+        read_chunked(range, |offset, length| {
+            self.read_range(&r.id, path, offset, length)
+        })
+        .await
+    }
+
+    async fn read_dir(
+        &self,
+        r: &Ref,
+        path: &str,
+        include_pattern: Option<&str>,
+    ) -> Result<Vec<Stat>, FrontendError> {
+        let request = gw::ReadDirRequest {
+            r#ref: r.id.clone(),
+            dir_path: path.to_string(),
+            include_pattern: include_pattern.unwrap_or_default().to_string(),
+            mount_index: 0,
+        };
+        let answer = self
+            .client()
+            .read_dir(request)
+            .await
+            .map_err(|s| FrontendError::rpc("ReadDir", s))?;
+        Ok(answer
+            .into_inner()
+            .entries
+            .into_iter()
+            .map(Stat::from_pb)
+            .collect())
+    }
+
+    async fn stat_file(&self, r: &Ref, path: &str) -> Result<Stat, FrontendError> {
+        let request = gw::StatFileRequest {
+            r#ref: r.id.clone(),
+            path: path.to_string(),
+            mount_index: 0,
+        };
+        let answer = self
+            .client()
+            .stat_file(request)
+            .await
+            .map_err(|s| FrontendError::rpc("StatFile", s))?;
+        answer
+            .into_inner()
+            .stat
+            .map(Stat::from_pb)
+            .ok_or_else(|| FrontendError::Protocol {
+                call: "StatFile",
+                what: format!("no stat for `{path}`"),
+            })
+    }
+
+    async fn resolve_image_config(
+        &self,
+        image: &str,
+        platform: Option<&Platform>,
+        mode: ResolveMode,
+    ) -> Result<ImageConfig, FrontendError> {
+        let request = gw::ResolveImageConfigRequest {
+            r#ref: image.to_string(),
+            platform: platform.map(Platform::to_pb),
+            resolve_mode: mode.as_str().to_string(),
+            log_name: format!("[strata] load metadata for {image}"),
+            session_id: self.session_id.clone(),
+            ..Default::default()
+        };
+        let answer = self
+            .client()
+            .resolve_image_config(request)
+            .await
+            .map_err(|s| FrontendError::rpc("ResolveImageConfig", s))?
+            .into_inner();
+        Ok(ImageConfig {
+            digest: answer.digest,
+            config: answer.config,
+        })
+    }
+
+    async fn warn(&self, warning: &Warning) -> Result<(), FrontendError> {
+        let (info, ranges) = match &warning.location {
+            Some(location) => {
+                let (info, ranges) = source_info(location);
+                (Some(info), ranges)
+            }
+            None => (None, Vec::new()),
+        };
+        let request = gw::WarnRequest {
+            digest: warning.vertex.clone(),
+            level: warning.level,
+            short: warning.short.clone().into_bytes(),
+            detail: warning
+                .detail
+                .iter()
+                .map(|d| d.clone().into_bytes())
+                .collect(),
+            url: warning.url.clone().unwrap_or_default(),
+            info,
+            ranges,
+        };
+        check_size("Warn", &request)?;
+        self.client()
+            .warn(request)
+            .await
+            .map_err(|s| FrontendError::rpc("Warn", s))?;
+        Ok(())
+    }
+
+    async fn return_result(&self, result: FrontendResult) -> Result<(), FrontendError> {
+        use gw::result::Result as R;
+        let ref_array = self.caps().await?.has_gateway(cap::PROTO_REF_ARRAY);
+        let refs = match &result.refs {
+            ResultRefs::Single(r) if ref_array => R::Ref(ref_to_pb(r)?),
+            ResultRefs::Single(r) => R::RefDeprecated(r.id.clone()),
+            ResultRefs::PerPlatform(map) if ref_array => R::Refs(gw::RefMap {
+                refs: map
+                    .iter()
+                    .map(|(k, r)| Ok((k.clone(), ref_to_pb(r)?)))
+                    .collect::<Result<_, FrontendError>>()?,
+            }),
+            ResultRefs::PerPlatform(map) => R::RefsDeprecated(gw::RefMapDeprecated {
+                refs: map.iter().map(|(k, r)| (k.clone(), r.id.clone())).collect(),
+            }),
+        };
+        let request = gw::ReturnRequest {
+            result: Some(gw::Result {
+                result: Some(refs),
+                metadata: result.metadata,
+            }),
+            error: None,
+        };
+        check_size("Return", &request)?;
+        self.client()
+            .r#return(request)
+            .await
+            .map_err(|s| FrontendError::rpc("Return", s))?;
+        Ok(())
+    }
+
+    async fn return_error(&self, error: ErrorStatus) -> Result<(), FrontendError> {
+        let request = gw::ReturnRequest {
+            result: None,
+            error: Some(error.to_proto()),
+        };
+        check_size("Return", &request)?;
+        self.client()
+            .r#return(request)
+            .await
+            .map_err(|s| FrontendError::rpc("Return", s))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::moby::buildkit::v1::apicaps::ApiCap;
+    use crate::proto::moby::buildkit::v1::types::WorkerRecord;
+
+    #[test]
+    fn caps_keep_only_enabled_ones() {
+        let cap = |id: &str, enabled| ApiCap {
+            id: id.into(),
+            enabled,
+            ..Default::default()
+        };
+        let pong = gw::PongResponse {
+            frontend_api_caps: vec![cap("proto.refarray", true), cap("gateway.exec", false)],
+            llb_caps: vec![cap("mergeop", false), cap("file.base", true)],
+            workers: vec![WorkerRecord {
+                id: "w1".into(),
+                platforms: vec![pb::Platform {
+                    architecture: "arm".into(),
+                    os: "linux".into(),
+                    variant: "v7".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let caps = Caps::from_pong(pong);
+        assert!(caps.has_gateway(cap::PROTO_REF_ARRAY));
+        assert!(!caps.has_gateway("gateway.exec"));
+        assert!(!caps.has_llb(cap::MERGE_OP));
+        assert!(caps.has_llb("file.base"));
+        assert_eq!(caps.default_platform().unwrap().to_string(), "linux/arm/v7");
+    }
+
+    #[test]
+    fn stat_decodes_go_file_modes() {
+        let dir = Stat {
+            mode: GO_MODE_DIR | GO_MODE_STICKY | 0o777,
+            ..Default::default()
+        };
+        assert!(dir.is_dir() && !dir.is_file() && !dir.is_symlink());
+        assert_eq!(dir.permissions(), 0o1777);
+        let link = Stat {
+            mode: GO_MODE_SYMLINK | 0o777,
+            ..Default::default()
+        };
+        assert!(link.is_symlink() && !link.is_file());
+        let file = Stat {
+            mode: GO_MODE_SETUID | 0o755,
+            ..Default::default()
+        };
+        assert!(file.is_file());
+        assert_eq!(file.permissions(), 0o4755);
+    }
+
+    fn chunked(file: &[u8], range: Option<FileRange>) -> (Vec<u8>, Vec<(u64, u64)>) {
+        let calls = std::cell::RefCell::new(Vec::new());
+        let read = |offset: u64, length: u64| {
+            calls.borrow_mut().push((offset, length));
+            let start = (offset as usize).min(file.len());
+            let end = (start + length as usize).min(file.len());
+            std::future::ready(Ok(file[start..end].to_vec()))
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let data = runtime.block_on(read_chunked(range, read)).unwrap();
+        (data, calls.into_inner())
+    }
+
+    #[test]
+    fn large_files_are_read_in_chunks() {
+        let c = READ_CHUNK;
+        let file: Vec<u8> = (0..(2 * c + 5)).map(|i| i as u8).collect();
+        let (data, calls) = chunked(&file, None);
+        assert_eq!(data, file);
+        assert_eq!(calls, [(0, c), (c, c), (2 * c, c)]);
+
+        // A file of exactly one chunk needs one more, empty, answer.
+        let (data, calls) = chunked(&file[..c as usize], None);
+        assert_eq!(data.len() as u64, c);
+        assert_eq!(calls, [(0, c), (c, c)]);
+
+        let range = FileRange {
+            offset: 3,
+            length: c + 1,
+        };
+        let (data, calls) = chunked(&file, Some(range));
+        assert_eq!(data, &file[3..(c + 4) as usize]);
+        assert_eq!(calls, [(3, c), (c + 3, 1)]);
+
+        let (data, calls) = chunked(b"small", None);
+        assert_eq!(data, b"small");
+        assert_eq!(calls.len(), 1);
+    }
+
+    #[test]
+    fn oversized_requests_are_refused() {
+        let request = gw::ReturnRequest {
+            result: Some(gw::Result {
+                result: None,
+                metadata: [("big".to_string(), vec![0u8; MAX_REQUEST_SIZE])].into(),
+            }),
+            error: None,
+        };
+        let err = check_size("Return", &request).unwrap_err();
+        assert!(matches!(
+            err,
+            FrontendError::RequestTooLarge { call: "Return", .. }
+        ));
+    }
+}
