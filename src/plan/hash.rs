@@ -75,12 +75,15 @@ pub fn hash_walks<'a>(
     walks: impl IntoIterator<Item = &'a Walk>,
     mut cache: Option<&mut StatCache>,
 ) -> Result<ContentHashes, PlanError> {
-    let mut wanted: HashMap<Vec<u8>, FileStat> = HashMap::new();
+    let mut wanted: Vec<(Vec<u8>, FileStat)> = Vec::new();
     for walk in walks {
-        for (entry, stat) in walk.files() {
-            wanted.entry(walk.context_path(entry)).or_insert(*stat);
-        }
+        wanted.extend(
+            walk.files()
+                .map(|(entry, stat)| (walk.context_path(entry), *stat)),
+        );
     }
+    wanted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    wanted.dedup_by(|a, b| a.0 == b.0);
     let mut result = ContentHashes {
         hashes: HashMap::with_capacity(wanted.len()),
         report: HashReport {
