@@ -293,9 +293,8 @@ fn single_file(shard: &Path) {
             while let Ok((buf, n)) = full_rx.recv() {
                 hasher.update(&buf[..n]);
                 total += n as u64;
-                if empty_tx.send(buf).is_err() {
-                    break;
-                }
+                // The reader may be gone already; keep draining.
+                let _ = empty_tx.send(buf);
             }
             drop(empty_tx);
             std::hint::black_box(hasher.finalize());

@@ -452,6 +452,17 @@ mod tests {
     }
 
     #[test]
+    fn hard_links_are_just_files() {
+        let linked = tempfile::tempdir().unwrap();
+        let copied = tempfile::tempdir().unwrap();
+        write(linked.path(), "a", b"same");
+        fs_err::hard_link(linked.path().join("a"), linked.path().join("b")).unwrap();
+        write(copied.path(), "a", b"same");
+        write(copied.path(), "b", b"same");
+        assert_eq!(digest(linked.path()), digest(copied.path()));
+    }
+
+    #[test]
     fn the_input_itself_is_part_of_the_digest() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();

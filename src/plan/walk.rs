@@ -256,7 +256,8 @@ impl Walker<'_> {
                 )
             })
             .collect();
-        let mut out = Vec::new();
+        let total = results.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum();
+        let mut out = Vec::with_capacity(total);
         for result in results {
             out.extend(result?);
         }
