@@ -113,7 +113,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         for w in &plan.cache_warnings {
             output::warn(w);
         }
-        let keys: Vec<Option<String>> = match base_dirs(base.as_ref(), &plan) {
+        let keys: Vec<Option<String>> = match base_dirs(spec, base.as_ref(), &plan) {
             Ok(dirs) => layer_keys(spec, &plan, &dirs)
                 .into_iter()
                 .map(|k| k.map(|k| k.to_string()))

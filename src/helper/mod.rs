@@ -143,7 +143,7 @@ impl CopyJob {
             copy.owner,
             self.timestamp,
             &self.base,
-            &base_queries(&files),
+            &base_queries(&copy),
         );
         let entries = layer_entries(&self.layer, &files, copy.owner, self.timestamp, &self.base)?;
         Ok((

@@ -155,11 +155,11 @@ pub fn oci_platform(p: &crate::spec::Platform) -> Platform {
 }
 
 /// The base's metadata for every directory the plan's copy layers need.
-pub fn base_dirs(base: Option<&BaseImage>, plan: &Plan) -> Result<BaseDirs> {
+pub fn base_dirs(spec: &ResolvedSpec, base: Option<&BaseImage>, plan: &Plan) -> Result<BaseDirs> {
     let mut queries: Vec<String> = Vec::new();
     for l in &plan.layers {
-        if let PlannedKind::Copy { files, .. } = &l.kind {
-            queries.extend(base_queries(files));
+        if let Some(copy) = copy_of(spec, l) {
+            queries.extend(base_queries(copy));
         }
     }
     queries.sort();
@@ -189,19 +189,22 @@ pub fn base_dirs(base: Option<&BaseImage>, plan: &Plan) -> Result<BaseDirs> {
     Ok(out)
 }
 
+/// The spec's copy layer a planned layer comes from.
+fn copy_of<'a>(spec: &'a ResolvedSpec, l: &PlannedLayer) -> Option<&'a crate::spec::CopyLayer> {
+    match &spec.layers.get(l.spec_index)?.kind {
+        crate::spec::LayerKind::Copy(c) => Some(c),
+        crate::spec::LayerKind::Run(_) => None,
+    }
+}
+
 /// The key of each copy layer (contracts §1), in plan order.
 pub fn layer_keys(spec: &ResolvedSpec, plan: &Plan, base: &BaseDirs) -> Vec<Option<Digest>> {
     plan.layers
         .iter()
         .map(|l| match &l.kind {
-            PlannedKind::Copy { files, owner } => {
-                let key = layer_key(
-                    &l.inputs,
-                    *owner,
-                    spec.image.timestamp,
-                    base,
-                    &base_queries(files),
-                );
+            PlannedKind::Copy { owner, .. } => {
+                let queries = copy_of(spec, l).map(base_queries).unwrap_or_default();
+                let key = layer_key(&l.inputs, *owner, spec.image.timestamp, base, &queries);
                 Some(key.to_string().parse().expect("plan digests are sha256"))
             }
             PlannedKind::Run { .. } => None,
@@ -216,7 +219,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
     let base = load_base(spec)?;
     let base_layers = base.as_ref().map_or(0, |b| b.layers.len());
     check_layer_budget(base_layers, req.plan.layers.len())?;
-    let dirs = base_dirs(base.as_ref(), req.plan)?;
+    let dirs = base_dirs(spec, base.as_ref(), req.plan)?;
     let keys = layer_keys(spec, req.plan, &dirs);
 
     // Every layer: from the cache by key, else written (in parallel).

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::digest::{Digest, InputEncoder};
 use super::entries::{Entry, EntryKind, path_order, sort_entries};
 use super::error::PlanError;
-use crate::spec::Owner;
+use crate::spec::{CopyLayer, Owner};
 
 /// The version of the layer writer: part of every layer key and history
 /// comment, so a change of the bytes strata writes is never silent
@@ -81,20 +81,21 @@ pub fn abs(dest: &[u8]) -> String {
     format!("/{}", String::from_utf8_lossy(dest))
 }
 
-/// Paths (absolute) whose base metadata a copy layer's entries depend on:
-/// every ancestor of its files, and each entry's destination directory.
-pub fn base_queries(files: &[LayerFile]) -> Vec<String> {
+/// Paths (absolute) whose base metadata a copy layer's entries take
+/// (contracts §1): each entry's destination `to` and every ancestor of it.
+/// Directories inside a copied tree come from the context (`0755`), so the
+/// set depends on the spec alone and both backends ask the base the same
+/// questions.
+pub fn base_queries(copy: &CopyLayer) -> Vec<String> {
     let mut out = std::collections::BTreeSet::new();
-    for f in files {
-        let mut p: &[u8] = &f.dest;
-        while let Some(i) = p.iter().rposition(|&c| c == b'/') {
-            p = &p[..i];
-            if !out.insert(abs(p)) {
+    for e in &copy.entries {
+        let mut p = e.to.as_str();
+        while p != "/" && !p.is_empty() {
+            out.insert(p.to_string());
+            p = p.rsplit_once('/').map_or("/", |(parent, _)| parent);
+            if p.is_empty() {
                 break;
             }
-        }
-        if f.kind == LayerFileKind::Dir {
-            out.insert(abs(&f.dest));
         }
     }
     out.into_iter().collect()
@@ -111,6 +112,8 @@ pub fn layer_entries(
     base: &BaseDirs,
 ) -> Result<Vec<Entry>, PlanError> {
     let mut entries: BTreeMap<Vec<u8>, Entry> = BTreeMap::new();
+    // Only the queried paths ([`base_queries`]) are in `base`; every other
+    // directory is the context's.
     let dir_entry = |path: &[u8]| -> Result<Entry, PlanError> {
         let (mode, uid, gid) = match base.get(&abs(path)) {
             Some(BaseEntry::Dir { mode, uid, gid }) => (*mode, *uid, *gid),
