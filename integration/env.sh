@@ -49,7 +49,7 @@ BASE_INCLUDE=python3,python3-pip
 SYS_PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 STEP="parse arguments"
-log() { printf '[env] %s\n' "$*" >&2; }
+log() { printf '[env %3ss] %s\n' "$SECONDS" "$*" >&2; }
 step() { STEP=$1; log "$1"; }
 die() { printf 'env.sh: error in step "%s": %s\n' "$STEP" "$*" >&2; exit 1; }
 
@@ -106,7 +106,7 @@ dk() { # dk ENGINE ARGS...: run the client against ENGINE
   local e=$1; shift
   DOCKER_HOST=$(host_of "$e") "$(docker_cli)" "$@"
 }
-plugin_dir() { echo "${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"; }
+plugin_dir() { echo "${DOCKER_CONFIG:-${HOME:-/root}/.docker}/cli-plugins"; }
 
 # pid_alive PIDFILE NAME: the pid file names a live process whose command is NAME
 pid_alive() {
@@ -275,6 +275,7 @@ start_engine() {
   local e=$1 root pidf logf dockerd pid path v i
   pidf=$(pidfile_of "$e") logf=$(log_of "$e")
   if engine_running "$e"; then
+    ensure_bridge_rules "$e" # cheap; restores them if something flushed iptables
     return 0
   fi
   root=$(pkgroot_of "$e")
@@ -381,21 +382,27 @@ build_base_rootfs() {
   uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
   mkdir -p "$CACHE/rootfs" "$CACHE/debootstrap-debs"
   tmp=$(mktemp -d /var/tmp/strata-rootfs.XXXXXX)
-  CLEANUPS+=("umount -R $tmp/proc $tmp/sys $tmp/dev/pts 2>/dev/null; rm -rf --one-file-system $tmp")
+  CLEANUPS+=("umount -R $tmp/root/proc $tmp/root/sys $tmp/root/dev/pts 2>/dev/null; rm -rf --one-file-system $tmp")
   debootstrap --variant=minbase --include="$BASE_INCLUDE" \
     --cache-dir="$CACHE/debootstrap-debs" \
     "$BASE_SUITE" "$tmp/root" "$uri" >"$CACHE/rootfs/debootstrap.log" 2>&1 ||
     { tail -n 20 "$CACHE/rootfs/debootstrap.log" >&2; die "debootstrap failed; see $CACHE/rootfs/debootstrap.log"; }
-  # Keep the image small, and let `pip install --no-index` of local wheels
-  # work without --break-system-packages (PEP 668 marker removed).
+  # Keep the image small (no apt caches, docs, man pages, translations), drop
+  # the build host's resolv.conf/hostname, and let `pip install --no-index`
+  # of local wheels work without --break-system-packages (PEP 668 marker).
   rm -rf "$tmp/root"/var/cache/apt/archives/*.deb "$tmp/root"/var/cache/apt/*.bin \
     "$tmp/root"/var/lib/apt/lists/* "$tmp/root"/var/log/* \
+    "$tmp/root"/usr/share/doc/* "$tmp/root"/usr/share/man/* \
+    "$tmp/root"/usr/share/info/* "$tmp/root"/usr/share/locale/* \
     "$tmp/root"/usr/lib/python3*/EXTERNALLY-MANAGED
+  : >"$tmp/root/etc/resolv.conf"
+  echo localhost >"$tmp/root/etc/hostname"
   step "pack base rootfs into $tar"
   tar --numeric-owner --sort=name -C "$tmp/root" -cf "$tar.tmp" . ||
     die "tar of the base rootfs failed"
   sha256sum "$tar.tmp" | awk '{print $1}' >"$tar.sha256"
   mv "$tar.tmp" "$tar"
+  rm -rf --one-file-system "$tmp"
 }
 
 import_base_image() {
@@ -413,14 +420,29 @@ import_base_image() {
 }
 
 # ---------------------------------------------------------------- commands
+# background FUNCTION ARGS...: run in a subshell (started with `&`) that
+# reports its own failing step and cleans up after itself.
+background() {
+  trap on_exit EXIT
+  CLEANUPS=()
+  "$@"
+}
+
 cmd_up() {
-  local engines=("$@") e need_trixie=0
+  local engines=("$@") e need_trixie=0 base_pid="" pids=() i
   [ ${#engines[@]} -gt 0 ] || engines=("${ALL_ENGINES[@]}")
   for e in "${engines[@]}"; do check_engine "$e"; done
   [ "$(id -u)" = 0 ] || die "must run as root"
   mkdir -p "$CACHE"
 
   install_host_pkgs
+  # The base rootfs (debootstrap, the slow part of a cold run) is built in
+  # the background while the engines are fetched and started.
+  if ! [ -s "$(base_tar)" ] || ! [ -s "$(base_tar).sha256" ]; then
+    background build_base_rootfs &
+    base_pid=$!
+    CLEANUPS+=("wait $base_pid 2>/dev/null")
+  fi
   # forky is always needed: it brings buildx (and the CLI fallback).
   fetch_debs forky "${FORKY_PKGS[@]}"
   extract_debs forky
@@ -431,11 +453,21 @@ cmd_up() {
   fi
   docker_cli >/dev/null || die "no docker client (/usr/local/bin/docker or forky docker-cli)"
   install_buildx
-  build_base_rootfs
   start_registry
+  for e in "${engines[@]}"; do start_engine "$e"; done
+  if [ -n "$base_pid" ]; then
+    STEP="wait for the base rootfs build"
+    wait "$base_pid" || die "building the base rootfs failed (see above)"
+  fi
+  build_base_rootfs # no-op when cached; fails loudly if the cache is unusable
+  STEP="import $BASE_IMAGE"
   for e in "${engines[@]}"; do
-    start_engine "$e"
-    import_base_image "$e"
+    background import_base_image "$e" &
+    pids+=($!)
+    CLEANUPS+=("wait $! 2>/dev/null")
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || die "importing $BASE_IMAGE into ${engines[$i]} failed (see above)"
   done
   STEP="done"
   log "up: ${engines[*]} + registry ready"
@@ -496,7 +528,12 @@ cmd_status() {
     pidf=$(pidfile_of "$e")
     if engine_running "$e"; then
       v=$(dk "$e" version --format '{{.Server.Version}}' 2>/dev/null || echo '?')
-      store=$(dk "$e" info --format '{{.Driver}}' 2>/dev/null || echo '?')
+      store=$(dk "$e" info --format '{{.Driver}}{{range .DriverStatus}} {{index . 1}}{{end}}' \
+        2>/dev/null || echo '?')
+      case $store in
+        *io.containerd.snapshotter*) store="containerd:${store%% *}" ;;
+        *) store="graphdriver:${store%% *}" ;;
+      esac
       printf '%-9s running  pid %-7s docker %-8s store %-22s %s\n' \
         "$e" "$(cat "$pidf")" "$v" "$store" "$(host_of "$e")"
     elif pid_alive "$pidf" dockerd; then
