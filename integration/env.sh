@@ -57,7 +57,7 @@ CLEANUPS=()
 on_exit() {
   local rc=$? c
   for c in "${CLEANUPS[@]}"; do eval "$c" || true; done
-  if [ "$rc" -ne 0 ] && [ "$STEP" != usage ]; then
+  if [ "$rc" -ne 0 ] && [ "$STEP" != usage ] && [ "$STEP" != status ]; then
     printf 'env.sh: FAILED (exit %s) in step: %s\n' "$rc" "$STEP" >&2
   fi
   exit "$rc"
@@ -505,11 +505,18 @@ drop_bridge_rules() {
 }
 
 cmd_down() {
-  local engines=("$@") e br all=0
+  local engines=("$@") e br all=0 pids=() i
   if [ ${#engines[@]} -eq 0 ]; then engines=("${ALL_ENGINES[@]}") all=1; fi
   for e in "${engines[@]}"; do check_engine "$e"; done
+  # dockerd takes a few seconds to shut down: stop the engines side by side.
   for e in "${engines[@]}"; do
-    stop_pid "$(pidfile_of "$e")" dockerd "engine $e"
+    background stop_pid "$(pidfile_of "$e")" dockerd "engine $e" &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || die "stopping engine ${engines[$i]} failed"
+  done
+  for e in "${engines[@]}"; do
     br=$(bridge_of "$e")
     if ip link show "$br" >/dev/null 2>&1; then
       step "remove bridge $br"
@@ -573,7 +580,7 @@ cmd_status() {
   else
     printf '%-9s %s not built\n' base "$BASE_IMAGE"; ok=1
   fi
-  STEP="done"
+  STEP="status"
   return $ok
 }
 
