@@ -42,6 +42,10 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Print the JSON Schema of strata.toml.
     Schema,
+    /// Run as a BuildKit frontend (the image's entrypoint; started by
+    /// BuildKit through `# syntax=`, talks gRPC on stdin/stdout).
+    #[command(hide = true)]
+    Frontend,
     /// Internal: run inside BuildKit by the frontend's LLB.
     #[command(hide = true)]
     Helper(helper::HelperArgs),
@@ -120,6 +124,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cache(args) => cache::run(&args),
         Command::Schema => schema::run(),
         Command::Helper(args) => helper::run(&args),
+        Command::Frontend => Ok(crate::frontend::build::run()?),
         Command::FrontendSmoke => Ok(crate::frontend::smoke::run()?),
     }
 }

@@ -6,6 +6,7 @@
 //! - [`opts`]: options, session and workers from the environment;
 //! - [`smoke`]: a minimal frontend that proves the above on a real daemon.
 
+pub mod build;
 pub mod error;
 #[cfg(test)]
 pub(crate) mod fake;

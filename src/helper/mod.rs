@@ -39,7 +39,10 @@ pub struct CopyJob {
     pub timestamp: u64,
     /// `split_min`, for split layers.
     pub split_min: Option<u64>,
-    /// The base's metadata for the ancestor directories (contracts §1).
+    /// The paths whose base metadata the layer takes: those of the whole
+    /// spec layer ([`base_queries`]), so a split file's key matches the plan's.
+    pub queries: Vec<String>,
+    /// The base's metadata for `queries` (contracts §1).
     pub base: BaseDirs,
     /// The writer version; a different one means different bytes.
     pub writer: String,
@@ -270,7 +273,10 @@ pub fn write_tree(entries: &[Entry], root: &Path) -> Result<(), HelperError> {
     Ok(())
 }
 
-/// The job for one planned copy layer (the frontend builds these).
+/// The job for one planned copy layer (the frontend builds these). For a
+/// split file (`name@/dest`), only the entry that holds it is kept, so the
+/// job needs only that file; the base map is cut down to the layer's own
+/// queries, so other layers never change this job.
 pub fn job_for(
     layer_id: &str,
     name: &str,
@@ -279,6 +285,19 @@ pub fn job_for(
     timestamp: u64,
     base: &BaseDirs,
 ) -> CopyJob {
+    let queries = base_queries(copy);
+    let base: BaseDirs = queries
+        .iter()
+        .filter_map(|q| base.get(q).map(|b| (q.clone(), b.clone())))
+        .collect();
+    let mut copy = copy.clone();
+    if let Some((_, dest)) = layer_id.split_once('@') {
+        copy.entries.retain(|e| {
+            crate::spec::validate::file_destination(&e.from, &e.to, e.to_is_dir) == dest
+                || dest.starts_with(&format!("{}/", e.to.trim_end_matches('/')))
+        });
+    }
+    let copy = &copy;
     CopyJob {
         layer: layer_id.to_string(),
         name: name.to_string(),
@@ -297,7 +316,8 @@ pub fn job_for(
         owner: [copy.owner.uid, copy.owner.gid],
         timestamp,
         split_min: copy.split.as_ref().map(|s| s.min),
-        base: base.clone(),
+        queries,
+        base,
         writer: WRITER_VERSION.to_string(),
     }
 }

@@ -1,0 +1,956 @@
+//! `strata frontend`: turns strata.toml into LLB on a real BuildKit.
+//!
+//! Reads the spec, its `.dockerignore` and `strata.lock` through local
+//! sources, resolves the spec per platform, and emits one helper exec per
+//! copy layer (contracts §2), one exec chain for run layers (§4), and
+//! `Merge(base, layer₁, …, layerₙ)` where the engine has `mergeop` and
+//! `diffop`, else one linear chain. History carries one entry per layer (§5).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::error::FrontendError;
+use super::gateway::{
+    Caps, FrontendResult, Gateway, GrpcGateway, Ref, ResolveMode, ResultRefs, SolveOptions,
+    Warning, cap,
+};
+use super::opts::FrontendEnv;
+use super::status::{ErrorStatus, SourceLocation};
+use crate::helper::{CopyJob, CopyRecord, job_for};
+use crate::llb::{self, Definition, Mount, State};
+use crate::plan::graph::{BaseDirs, BaseEntry, base_queries};
+use crate::plan::graph::{LayerFile, LayerFileKind};
+use crate::plan::ignore::Matcher;
+use crate::plan::lock::{LOCK_FILE, Lock};
+use crate::plan::make::split_layer;
+use crate::spec::{
+    BaseRef, CopyLayer, Diag, LayerKind, Network, Platform, ResolveOptions, ResolvedSpec, RunLayer,
+    SecretExpose, Sharing, SpecError,
+};
+
+/// The spec file when the `filename` option is absent.
+pub const DEFAULT_FILENAME: &str = "strata.toml";
+/// Where BuildKit (≥ 0.10) mounts the frontend's own LLB.
+const FRONTEND_BIN: &str = "/run/config/buildkit/metadata/frontend.bin";
+/// The strata binary inside the frontend image.
+pub const IMAGE_BINARY: &str = "/strata";
+
+/// A failure of the build: a spec error with its location, or anything else.
+#[derive(Debug)]
+enum Failure {
+    Spec(ErrorStatus),
+    Other(FrontendError),
+}
+
+impl From<FrontendError> for Failure {
+    fn from(e: FrontendError) -> Self {
+        Failure::Other(e)
+    }
+}
+
+fn protocol(message: impl Into<String>) -> Failure {
+    Failure::Spec(ErrorStatus::new(message))
+}
+
+/// Runs as a frontend over stdin/stdout and exits 0 after `Return`.
+pub fn run() -> Result<(), FrontendError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(FrontendError::Runtime)?;
+    runtime.block_on(async {
+        let env = FrontendEnv::from_env();
+        let gateway = GrpcGateway::connect(env.session_id.clone()).await?;
+        run_with(&gateway, &env).await
+    })?;
+    std::process::exit(0)
+}
+
+/// The frontend on any gateway: build, then `Return` the result or the error.
+pub async fn run_with<G: Gateway>(gateway: &G, env: &FrontendEnv) -> Result<(), FrontendError> {
+    match build(gateway, env).await {
+        Ok(result) => gateway.return_result(result).await,
+        Err(Failure::Spec(status)) => gateway.return_error(status).await,
+        Err(Failure::Other(e)) => gateway.return_error(ErrorStatus::from_error(&e)).await,
+    }
+}
+
+/// The spec's source files as read through the `dockerfile` local source.
+struct SpecFiles {
+    filename: String,
+    spec: Vec<u8>,
+    ignore: Option<Vec<u8>>,
+    lock: Option<Vec<u8>>,
+}
+
+async fn read_optional<G: Gateway>(gw: &G, r: &Ref, path: &str) -> Option<Vec<u8>> {
+    gw.read_file(r, path, None).await.ok()
+}
+
+async fn read_spec<G: Gateway>(
+    gw: &G,
+    env: &FrontendEnv,
+    caps: &Caps,
+) -> Result<SpecFiles, Failure> {
+    let filename = env.opt("filename").unwrap_or(DEFAULT_FILENAME).to_string();
+    let key = env.opt("dockerfilekey").unwrap_or("dockerfile");
+    let ignore_name = format!("{filename}.dockerignore");
+    let base = Path::new(&filename)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lock_path = if base.is_empty() {
+        LOCK_FILE.to_string()
+    } else {
+        format!("{base}/{LOCK_FILE}")
+    };
+    let mut local = llb::local(key)
+        .session_id(&env.session_id)
+        .shared_key_hint("strata/spec")
+        .follow_paths([filename.clone(), ignore_name.clone(), lock_path.clone()])
+        .custom_name(format!("[strata] load {filename}"));
+    if caps.has_llb(cap::SOURCE_LOCAL_DIFFER) {
+        local = local.differ(llb::Differ::None, false);
+    }
+    let def = local.build().marshal().to_bytes();
+    let r = gw.solve(&def, &SolveOptions::default()).await?;
+    let spec = gw.read_file(&r, &filename, None).await?;
+    Ok(SpecFiles {
+        ignore: read_optional(gw, &r, &ignore_name).await,
+        lock: read_optional(gw, &r, &lock_path).await,
+        filename,
+        spec,
+    })
+}
+
+async fn read_context_ignore<G: Gateway>(
+    gw: &G,
+    env: &FrontendEnv,
+) -> Result<Option<Vec<u8>>, Failure> {
+    let key = env.opt("contextkey").unwrap_or("context");
+    let def = llb::local(key)
+        .session_id(&env.session_id)
+        .shared_key_hint("strata/spec")
+        .follow_paths([".dockerignore"])
+        .custom_name("[strata] load .dockerignore")
+        .build()
+        .marshal()
+        .to_bytes();
+    let r = gw.solve(&def, &SolveOptions::default()).await?;
+    Ok(read_optional(gw, &r, ".dockerignore").await)
+}
+
+/// A spec diagnostic as BuildKit's located error.
+fn spec_status(files: &SpecFiles, err: &SpecError) -> ErrorStatus {
+    let first: Option<&Diag> = match err {
+        SpecError::Invalid { diagnostics } => diagnostics.iter().find(|d| d.is_error()),
+        _ => None,
+    };
+    match first {
+        Some(d) => {
+            let (line, _) = d.line_col();
+            let mut message = format!("{}: {}", d.location(), d.message);
+            if let Some(h) = &d.help {
+                message.push_str(&format!(" (help: {h})"));
+            }
+            ErrorStatus::new(message).with_source(&SourceLocation::line(
+                files.filename.clone(),
+                files.spec.clone(),
+                line as u32,
+            ))
+        }
+        None => ErrorStatus::new(format!("{}: {err}", files.filename)),
+    }
+}
+
+fn resolve_options(env: &FrontendEnv, caps: &Caps) -> Result<ResolveOptions, Failure> {
+    let build_args = env
+        .opts
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("build-arg:")
+                .map(|n| (n.to_string(), v.clone()))
+        })
+        .collect();
+    let mut platforms = Vec::new();
+    if let Some(list) = env.opt("platform") {
+        for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            platforms.push(
+                crate::spec::values::parse_platform(p)
+                    .map_err(|e| protocol(format!("platform option: {e}")))?,
+            );
+        }
+    }
+    if platforms.is_empty()
+        && let Some(p) = caps.default_platform()
+    {
+        if let Ok(p) = crate::spec::values::parse_platform(&p.to_string()) {
+            platforms.push(p);
+        }
+    }
+    Ok(ResolveOptions {
+        target: env
+            .opt("target")
+            .filter(|t| !t.is_empty())
+            .map(String::from),
+        platforms,
+        build_args,
+        context: ".".into(),
+    })
+}
+
+async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, Failure> {
+    let caps = gw.ping().await?;
+    let files = read_spec(gw, env, &caps).await?;
+    let source =
+        crate::spec::parse::source_from_bytes(Path::new(&files.filename), files.spec.clone())
+            .map_err(|e| Failure::Spec(spec_status(&files, &e)))?;
+    let opts = resolve_options(env, &caps)?;
+    let loaded = crate::spec::resolve_all(&source, &opts)
+        .map_err(|e| Failure::Spec(spec_status(&files, &e)))?;
+    let ignore_bytes = match &files.ignore {
+        Some(b) => Some(b.clone()),
+        None => read_context_ignore(gw, env).await?,
+    };
+    let ignore = match &ignore_bytes {
+        Some(b) => Matcher::parse_ignore_file(b, ".dockerignore")
+            .map_err(|e| protocol(e.to_string()))?
+            .patterns(),
+        None => Vec::new(),
+    };
+    let lock = match &files.lock {
+        Some(b) => Some(
+            Lock::parse(Path::new(LOCK_FILE), &String::from_utf8_lossy(b))
+                .map_err(|e| protocol(e.to_string()))?,
+        ),
+        None => None,
+    };
+    for w in &loaded.warnings {
+        warn(gw, &caps, &w.message).await;
+    }
+    let modern = caps.has_llb(cap::MERGE_OP) && caps.has_llb(cap::DIFF_OP);
+    if !modern {
+        warn(gw, &caps, "this BuildKit has no MergeOp/DiffOp (Docker 20.10, or Docker's graphdriver store): layers form one chain, so a changed layer rebuilds the run layers after it; use the containerd image store for full reuse").await;
+    }
+    let frontend_image = frontend_image(env)?;
+    let mut outputs = Vec::new();
+    for spec in &loaded.specs {
+        let image = build_platform(
+            gw,
+            env,
+            &caps,
+            spec,
+            &files,
+            &ignore,
+            lock.as_ref(),
+            &frontend_image,
+            modern,
+        )
+        .await?;
+        outputs.push((spec.platform.clone(), image));
+    }
+    let mut metadata = BTreeMap::new();
+    if outputs.len() == 1 {
+        let (_, (r, config)) = outputs.pop().expect("one platform");
+        metadata.insert("containerimage.config".to_string(), config);
+        return Ok(FrontendResult {
+            refs: ResultRefs::Single(r),
+            metadata,
+        });
+    }
+    let mut refs = BTreeMap::new();
+    let mut list = Vec::new();
+    for (p, (r, config)) in outputs {
+        let id = p.to_string();
+        metadata.insert(format!("containerimage.config/{id}"), config);
+        list.push(serde_json::json!({
+            "ID": id,
+            "Platform": {"architecture": p.arch, "os": p.os, "variant": p.variant},
+        }));
+        refs.insert(id, r);
+    }
+    metadata.insert(
+        "refs.platforms".to_string(),
+        serde_json::to_vec(&serde_json::json!({ "Platforms": list })).expect("json"),
+    );
+    Ok(FrontendResult {
+        refs: ResultRefs::PerPlatform(refs),
+        metadata,
+    })
+}
+
+async fn warn<G: Gateway>(gw: &G, caps: &Caps, message: &str) {
+    eprintln!("strata: warning: {message}");
+    if caps.has_gateway(cap::WARNINGS) {
+        let _ = gw
+            .warn(&Warning {
+                level: 1,
+                short: message.to_string(),
+                ..Default::default()
+            })
+            .await;
+    }
+}
+
+/// The image that holds the helper: the frontend's own LLB where BuildKit
+/// mounts it, else the `source` option (the `# syntax=` image).
+fn frontend_image(env: &FrontendEnv) -> Result<State, Failure> {
+    if let Ok(bytes) = fs_err::read(FRONTEND_BIN)
+        && let Ok(state) = Definition::from_bytes(&bytes).and_then(|d| d.to_state())
+    {
+        return Ok(state);
+    }
+    match env.opt("source") {
+        Some(s) if !s.is_empty() => Ok(llb::image(s).build()),
+        _ => Err(protocol(
+            "cannot find the strata frontend image: no frontend.bin and no `source` option",
+        )),
+    }
+}
+
+fn oci_platform(p: &Platform) -> llb::Platform {
+    let mut out = llb::Platform::new(&p.os, &p.arch);
+    if let Some(v) = &p.variant {
+        out = out.with_variant(v);
+    }
+    out
+}
+
+fn gw_platform(p: &Platform) -> super::gateway::Platform {
+    super::gateway::Platform {
+        os: p.os.clone(),
+        architecture: p.arch.clone(),
+        variant: p.variant.clone().unwrap_or_default(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn build_platform<G: Gateway>(
+    gw: &G,
+    env: &FrontendEnv,
+    caps: &Caps,
+    spec: &ResolvedSpec,
+    files: &SpecFiles,
+    ignore: &[String],
+    lock: Option<&Lock>,
+    helper_image: &State,
+    modern: bool,
+) -> Result<(Ref, Vec<u8>), Failure> {
+    let spec_map = llb::SourceMap::new(files.filename.clone(), files.spec.clone());
+    let line_of = |span: &std::ops::Range<usize>| spec.source.line_col(span.start).0 as u32;
+    let cache_imports = env.cache_imports()?;
+    let solve_opts = SolveOptions {
+        cache_imports: cache_imports.clone(),
+        evaluate: false,
+    };
+
+    // The base image, pinned by strata.lock where it has a pin (contracts §5).
+    let (base, base_config) = match &spec.image.from {
+        BaseRef::Scratch => (llb::scratch(), None),
+        BaseRef::Registry(reference) => {
+            let pinned = lock
+                .and_then(|l| l.get(reference))
+                .and_then(|p| {
+                    p.platforms
+                        .get(&spec.platform.to_string())
+                        .or(p.digest.as_ref())
+                })
+                .filter(|d| !d.is_empty());
+            let locked = env.opt("build-arg:STRATA_LOCKED") == Some("1");
+            if locked
+                && pinned.is_none()
+                && !lock.and_then(|l| l.get(reference)).is_some_and(|p| p.local)
+            {
+                return Err(protocol(format!(
+                    "`{reference}` has no pin in strata.lock and STRATA_LOCKED=1: run `strata lock`"
+                )));
+            }
+            let reference = match pinned {
+                Some(d) if !reference.contains('@') => format!("{reference}@{d}"),
+                _ => reference.clone(),
+            };
+            let mode = match env.opt("image-resolve-mode") {
+                Some("pull") => ResolveMode::Pull,
+                Some("local") => ResolveMode::Local,
+                _ => ResolveMode::Default,
+            };
+            let resolved = gw
+                .resolve_image_config(&reference, Some(&gw_platform(&spec.platform)), mode)
+                .await?;
+            // Docker 20.10 returns no digest for local images: never an empty `@`.
+            let full = if !resolved.digest.is_empty() && !reference.contains('@') {
+                format!("{reference}@{}", resolved.digest)
+            } else {
+                reference.clone()
+            };
+            let state = llb::image(&full)
+                .platform(oci_platform(&spec.platform))
+                .custom_name(format!("[strata] base {reference}"))
+                .build();
+            let config: serde_json::Value =
+                serde_json::from_slice(&resolved.config).unwrap_or(serde_json::Value::Null);
+            (state, Some(config))
+        }
+        other => {
+            return Err(protocol(format!(
+                "`{other}` is a base for the embedded builder (`strata build`); through BuildKit, use an image reference"
+            )));
+        }
+    };
+
+    // Base metadata for every copy destination and its ancestors (contracts §1).
+    let mut queries: Vec<String> = spec
+        .layers
+        .iter()
+        .filter_map(|l| match &l.kind {
+            LayerKind::Copy(c) => Some(base_queries(c)),
+            LayerKind::Run(_) => None,
+        })
+        .flatten()
+        .collect();
+    queries.sort();
+    queries.dedup();
+    let mut base_dirs = BaseDirs::new();
+    if !base.is_scratch() && !queries.is_empty() {
+        let base_ref = gw.solve(&base.marshal().to_bytes(), &solve_opts).await?;
+        for q in &queries {
+            let entry = match gw.stat_file(&base_ref, q).await {
+                Ok(st) if st.is_symlink() => BaseEntry::Symlink {
+                    target: st.linkname.clone(),
+                },
+                Ok(st) if st.is_dir() => BaseEntry::Dir {
+                    mode: st.permissions(),
+                    uid: u64::from(st.uid),
+                    gid: u64::from(st.gid),
+                },
+                Ok(_) => BaseEntry::Other,
+                Err(_) => BaseEntry::Absent,
+            };
+            base_dirs.insert(q.clone(), entry);
+        }
+    }
+
+    let ctx_key = env.opt("contextkey").unwrap_or("context").to_string();
+    let no_cache: Option<Vec<String>> = env.opt("no-cache").map(|v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    });
+    let skip_cache = |name: &str| {
+        no_cache
+            .as_ref()
+            .is_some_and(|l| l.is_empty() || l.iter().any(|n| n == name))
+    };
+
+    // Layers.
+    let mut layers: Vec<(String, State, LayerNote)> = Vec::new();
+    let mut run_parent = base.clone();
+    let mut chain = base.clone();
+    for layer in &spec.layers {
+        let range = [llb::SourceRange::lines(
+            line_of(&layer.span),
+            line_of(&layer.span),
+        )];
+        match &layer.kind {
+            LayerKind::Copy(copy) => {
+                let ids = copy_layer_ids(gw, env, &solve_opts, &ctx_key, &layer.name, copy, ignore)
+                    .await?;
+                for (id, include, extra_excludes) in ids {
+                    let job = job_for(
+                        &id,
+                        &layer.name,
+                        copy,
+                        ignore,
+                        spec.image.timestamp,
+                        &base_dirs,
+                    );
+                    let excludes: Vec<String> =
+                        ignore.iter().cloned().chain(extra_excludes).collect();
+                    let (out, meta) = helper_exec(
+                        env,
+                        helper_image,
+                        &ctx_key,
+                        &id,
+                        &job,
+                        &include,
+                        &excludes,
+                        &spec_map,
+                        &range,
+                    )?;
+                    let out = if skip_cache(&layer.name) {
+                        out.ignore_cache()
+                    } else {
+                        out
+                    };
+                    let state = if modern {
+                        out.clone()
+                    } else {
+                        chain = chain.copy(
+                            llb::Copy::new(&out, "/", "/")
+                                .dir_copy_contents()
+                                .allow_wildcard(true),
+                        );
+                        chain.clone()
+                    };
+                    layers.push((id, state, LayerNote::Copy(meta)));
+                }
+            }
+            LayerKind::Run(run) => {
+                let parent = if modern {
+                    run_parent.clone()
+                } else {
+                    chain.clone()
+                };
+                let exec = run_exec(
+                    env,
+                    caps,
+                    spec,
+                    &ctx_key,
+                    &layer.name,
+                    run,
+                    &parent,
+                    base_config.as_ref(),
+                    &spec_map,
+                    &range,
+                )?;
+                let exec = if skip_cache(&layer.name) {
+                    exec.ignore_cache()
+                } else {
+                    exec
+                };
+                if modern {
+                    layers.push((
+                        layer.name.clone(),
+                        llb::diff(&parent, &exec),
+                        LayerNote::Run,
+                    ));
+                    run_parent = exec;
+                } else {
+                    chain = exec.clone();
+                    layers.push((layer.name.clone(), exec, LayerNote::Run));
+                }
+            }
+        }
+    }
+    let image = if modern {
+        llb::merge(std::iter::once(base.clone()).chain(layers.iter().map(|(_, s, _)| s.clone())))
+    } else {
+        chain
+    };
+
+    // History: one entry per layer, with the helper's record (contracts §5).
+    let created = env
+        .opt("build-arg:SOURCE_DATE_EPOCH")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(spec.image.timestamp);
+    let mut history = Vec::new();
+    for (id, _, note) in &layers {
+        let comment = match note {
+            LayerNote::Copy(meta) => {
+                let r = gw.solve(&meta.marshal().to_bytes(), &solve_opts).await?;
+                let bytes = gw.read_file(&r, "record.json", None).await?;
+                let rec: CopyRecord = serde_json::from_slice(&bytes)
+                    .map_err(|e| protocol(format!("helper record of `{id}`: {e}")))?;
+                format!("strata/v1 key={} inputs={}", rec.key, rec.inputs)
+            }
+            LayerNote::Run => "strata/v1 run".to_string(),
+        };
+        history.push(crate::oci::image::HistoryEntry {
+            created: Some(crate::oci::image::rfc3339(created)),
+            created_by: Some(format!("strata layer {id}")),
+            author: None,
+            comment: Some(comment),
+            empty_layer: false,
+        });
+    }
+    let config = image_config(spec, base_config.as_ref(), created, &history, &layers)?;
+    let def = image.marshal().to_bytes();
+    if def.len() > 4 << 20 {
+        return Err(protocol(format!(
+            "the build definition is {} bytes, over BuildKit's 4 MiB message limit (contracts §6)",
+            def.len()
+        )));
+    }
+    let r = gw.solve(&def, &solve_opts).await?;
+    Ok((r, config))
+}
+
+/// What the history needs of a layer.
+enum LayerNote {
+    /// A copy layer: the helper's record output.
+    Copy(State),
+    /// A run layer.
+    Run,
+}
+
+/// The layer IDs of a copy layer with the include patterns of each: one
+/// layer without a split; with `split = "file"`, the context is listed to
+/// find the files of at least `split_min` bytes (contracts §1).
+async fn copy_layer_ids<G: Gateway>(
+    gw: &G,
+    env: &FrontendEnv,
+    opts: &SolveOptions,
+    ctx_key: &str,
+    name: &str,
+    copy: &CopyLayer,
+    ignore: &[String],
+) -> Result<Vec<(String, Vec<String>, Vec<String>)>, Failure> {
+    let includes: Vec<String> = copy.entries.iter().map(|e| e.from.clone()).collect();
+    let Some(split) = &copy.split else {
+        return Ok(vec![(name.to_string(), includes, Vec::new())]);
+    };
+    let def = llb::local(ctx_key)
+        .session_id(&env.session_id)
+        .shared_key_hint(format!("strata/{name}"))
+        .include_patterns(includes.clone())
+        .exclude_patterns(ignore.to_vec())
+        .custom_name(format!("[strata] list {name}"))
+        .build()
+        .marshal()
+        .to_bytes();
+    let r = gw.solve(&def, opts).await?;
+    let ignore_m = Matcher::new(ignore).map_err(|e| protocol(e.to_string()))?;
+    let mut files: Vec<LayerFile> = Vec::new();
+    for e in &copy.entries {
+        let excl = Matcher::new(&e.exclude).map_err(|err| protocol(err.to_string()))?;
+        let root = gw.stat_file(&r, &e.from).await?;
+        if !root.is_dir() {
+            let dest = crate::spec::validate::file_destination(&e.from, &e.to, e.to_is_dir);
+            files.push(layer_file(&dest, root.is_file(), root.size.max(0) as u64));
+            continue;
+        }
+        let mut stack = vec![String::new()];
+        while let Some(rel) = stack.pop() {
+            let dir = if rel.is_empty() {
+                e.from.clone()
+            } else {
+                format!("{}/{rel}", e.from)
+            };
+            for st in gw.read_dir(&r, &dir, None).await? {
+                let child = if rel.is_empty() {
+                    st.path.clone()
+                } else {
+                    format!("{rel}/{}", st.path)
+                };
+                let ctx_path = if e.from == "." {
+                    child.clone()
+                } else {
+                    format!("{}/{child}", e.from)
+                };
+                if ignore_m.excluded(ctx_path.as_bytes(), st.is_dir())
+                    || excl.excluded(child.as_bytes(), st.is_dir())
+                {
+                    continue;
+                }
+                let dest = if e.to == "/" {
+                    format!("/{child}")
+                } else {
+                    format!("{}/{child}", e.to)
+                };
+                if st.is_dir() {
+                    stack.push(child);
+                    files.push(LayerFile {
+                        dest: dest.as_bytes()[1..].to_vec(),
+                        kind: LayerFileKind::Dir,
+                    });
+                } else {
+                    files.push(layer_file(&dest, st.is_file(), st.size.max(0) as u64));
+                }
+            }
+        }
+    }
+    files.sort_by(|a, b| crate::plan::entries::path_order(&a.dest, &b.dest));
+    let mut out = Vec::new();
+    let mut split_sources = Vec::new();
+    for (id, _) in split_layer(name, Some(split.min), files) {
+        match id.split_once('@') {
+            Some((_, dest)) => {
+                // The one source file of this layer, as a context path.
+                let src = source_of(copy, dest).unwrap_or_else(|| includes[0].clone());
+                split_sources.push(escape_pattern(&src));
+                out.push((id, vec![src], Vec::new()));
+            }
+            None => out.push((id, includes.clone(), Vec::new())),
+        }
+    }
+    // The rest layer never reads the split files: their changes leave it cached.
+    for (id, _, excludes) in &mut out {
+        if !id.contains('@') {
+            *excludes = split_sources.clone();
+        }
+    }
+    Ok(out)
+}
+
+/// A path as an exclude pattern that matches only itself.
+fn escape_pattern(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A listed file as a [`LayerFile`] for the split partition (content unknown).
+fn layer_file(dest: &str, regular: bool, size: u64) -> LayerFile {
+    let dest = dest.trim_start_matches('/').as_bytes().to_vec();
+    if regular {
+        LayerFile {
+            dest,
+            kind: LayerFileKind::File {
+                source: Default::default(),
+                size,
+                mode: 0,
+                content: crate::plan::digest::Digest::of(b""),
+            },
+        }
+    } else {
+        LayerFile {
+            dest,
+            kind: LayerFileKind::Symlink { target: Vec::new() },
+        }
+    }
+}
+
+/// The context path a destination comes from.
+fn source_of(copy: &CopyLayer, dest: &str) -> Option<String> {
+    for e in &copy.entries {
+        if crate::spec::validate::file_destination(&e.from, &e.to, e.to_is_dir) == dest {
+            return Some(e.from.clone());
+        }
+        let prefix = if e.to == "/" {
+            "/".to_string()
+        } else {
+            format!("{}/", e.to)
+        };
+        if let Some(rest) = dest.strip_prefix(&prefix) {
+            return Some(if e.from == "." {
+                rest.to_string()
+            } else {
+                format!("{}/{rest}", e.from)
+            });
+        }
+    }
+    None
+}
+
+#[allow(clippy::too_many_arguments)]
+fn helper_exec(
+    env: &FrontendEnv,
+    helper_image: &State,
+    ctx_key: &str,
+    id: &str,
+    job: &CopyJob,
+    include: &[String],
+    ignore: &[String],
+    map: &llb::SourceMap,
+    range: &[llb::SourceRange],
+) -> Result<(State, State), Failure> {
+    let src = llb::local(ctx_key)
+        .session_id(&env.session_id)
+        .shared_key_hint(format!("strata/{id}"))
+        .include_patterns(include.to_vec())
+        .exclude_patterns(ignore.to_vec())
+        .custom_name(format!("[strata] context for {id}"))
+        .build();
+    let job_json = serde_json::to_string(job).map_err(|e| protocol(e.to_string()))?;
+    let exec = llb::Exec::new(
+        helper_image,
+        [
+            IMAGE_BINARY,
+            "helper",
+            "copy",
+            "--src",
+            "/src",
+            "--out",
+            "/out",
+            "--record",
+            "/meta/record.json",
+            &job_json,
+        ],
+    )
+    .env("PATH", "/")
+    .readonly_root()
+    .network(llb::NetMode::None)
+    .mount(Mount::bind("/src", &src).readonly())
+    .mount(Mount::bind("/out", &llb::scratch()))
+    .mount(Mount::bind("/meta", &llb::scratch()))
+    .custom_name(format!("[strata] layer {id}"))
+    .location(map, range)
+    .build()
+    .map_err(|e| protocol(e.to_string()))?;
+    let out = exec
+        .output("/out")
+        .ok_or_else(|| protocol("helper exec has no /out output"))?;
+    let meta = exec
+        .output("/meta")
+        .ok_or_else(|| protocol("helper exec has no /meta output"))?;
+    Ok((out, meta))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_exec(
+    env: &FrontendEnv,
+    caps: &Caps,
+    spec: &ResolvedSpec,
+    ctx_key: &str,
+    name: &str,
+    run: &RunLayer,
+    parent: &State,
+    base_config: Option<&serde_json::Value>,
+    map: &llb::SourceMap,
+    range: &[llb::SourceRange],
+) -> Result<State, Failure> {
+    let workdir = run
+        .workdir
+        .clone()
+        .or_else(|| spec.image.workdir.clone())
+        .unwrap_or_else(|| "/".to_string());
+    let mut exec = llb::Exec::new(parent, ["/bin/sh", "-c", run.command.as_str()])
+        .cwd(&workdir)
+        .custom_name(format!("[strata] layer {name}: {}", run.command))
+        .location(map, range)
+        .platform(oci_platform(&spec.platform));
+    // Environment: the base's, the image's, then the layer's (contracts §4).
+    let mut envs: Vec<(String, String)> = Vec::new();
+    if let Some(list) = base_config
+        .and_then(|c| c.pointer("/config/Env"))
+        .and_then(|e| e.as_array())
+    {
+        for item in list.iter().filter_map(|v| v.as_str()) {
+            if let Some((k, v)) = item.split_once('=') {
+                envs.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+    if !envs.iter().any(|(k, _)| k == "PATH") {
+        envs.push((
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ));
+    }
+    for (k, v) in spec.image.env.iter().chain(run.env.iter()) {
+        envs.push((k.clone(), v.clone()));
+    }
+    for (k, v) in envs {
+        exec = exec.env(k, v);
+    }
+    if let Some(u) = &run.user {
+        exec = exec.user(u);
+    }
+    if !run.inputs.is_empty() {
+        let src = llb::local(ctx_key)
+            .session_id(&env.session_id)
+            .shared_key_hint(format!("strata/{name}"))
+            .include_patterns(
+                run.inputs
+                    .iter()
+                    .map(|i| i.path.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .custom_name(format!("[strata] inputs of {name}"))
+            .build();
+        for input in &run.inputs {
+            let dest = if workdir == "/" {
+                format!("/{}", input.path)
+            } else {
+                format!("{workdir}/{}", input.path)
+            };
+            let m = Mount::bind(dest, &src).selector(&input.path);
+            exec = exec.mount(if run.inputs_writable {
+                m.discard_changes()
+            } else {
+                m.readonly()
+            });
+        }
+        if caps.has_llb(cap::EXEC_REMOVE_MOUNT_STUBS_RECURSIVE) {
+            exec = exec.remove_mount_stubs_recursive();
+        }
+    }
+    for c in &run.cache {
+        let sharing = match c.sharing {
+            Sharing::Shared => llb::CacheSharing::Shared,
+            Sharing::Locked => llb::CacheSharing::Locked,
+            Sharing::Private => llb::CacheSharing::Private,
+        };
+        exec = exec.mount(
+            Mount::cache(
+                &c.target,
+                format!(
+                    "{}/{}",
+                    spec.image.cache_namespace,
+                    c.target.trim_start_matches('/')
+                ),
+            )
+            .sharing(sharing),
+        );
+    }
+    for s in &run.secrets {
+        match &s.expose {
+            SecretExpose::File(target) => exec = exec.mount(Mount::secret(target, &s.id)),
+            SecretExpose::Env(var) => {
+                if !caps.has_llb(cap::EXEC_SECRET_ENV) {
+                    return Err(protocol(format!(
+                        "layer `{name}` exposes secret `{}` as ${var}, but this BuildKit has no secret env (exec.secretenv, BuildKit >= 0.10): use `target` instead",
+                        s.id
+                    )));
+                }
+                exec = exec.secret_env(llb::SecretEnv {
+                    id: s.id.clone(),
+                    name: var.clone(),
+                    optional: false,
+                });
+            }
+        }
+    }
+    for (i, id) in run.ssh.iter().enumerate() {
+        let dest = if i == 0 {
+            "/run/buildkit/ssh_agent.0".to_string()
+        } else {
+            format!("/run/buildkit/ssh_agent.{i}")
+        };
+        exec = exec
+            .mount(Mount::ssh(dest, id))
+            .env("SSH_AUTH_SOCK", "/run/buildkit/ssh_agent.0");
+    }
+    if run.network == Network::None {
+        exec = exec.network(llb::NetMode::None);
+    }
+    let outs = exec.build().map_err(|e| protocol(e.to_string()))?;
+    outs.root()
+        .ok_or_else(|| protocol("run exec has no root output"))
+}
+
+fn image_config(
+    spec: &ResolvedSpec,
+    base: Option<&serde_json::Value>,
+    created: u64,
+    history: &[crate::oci::image::HistoryEntry],
+    layers: &[(String, State, LayerNote)],
+) -> Result<Vec<u8>, Failure> {
+    let settings = crate::oci::build::settings(spec);
+    let platform = crate::oci::build::oci_platform(&spec.platform);
+    // The exporter fills in rootfs; placeholders keep build_config's check.
+    let diff_ids: Vec<crate::oci::Digest> = layers
+        .iter()
+        .map(|(id, _, _)| crate::oci::Digest::of(id.as_bytes()))
+        .collect();
+    let mut config = crate::oci::image::build_config(&crate::oci::image::ConfigInput {
+        base,
+        platform: &platform,
+        created,
+        settings: &settings,
+        diff_ids: &diff_ids,
+        history,
+    })
+    .map_err(|e| protocol(e.to_string()))?;
+    if let Some(obj) = config.as_object_mut() {
+        obj.remove("rootfs");
+    }
+    serde_json::to_vec(&config).map_err(|e| protocol(e.to_string()))
+}
