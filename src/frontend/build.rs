@@ -279,6 +279,8 @@ async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, 
     })
 }
 
+/// Shows a warning in the build output: BuildKit's `Warn` where the engine
+/// has it, else a vertex named after the warning (BuildKit 0.8).
 async fn warn<G: Gateway>(gw: &G, caps: &Caps, message: &str) {
     eprintln!("strata: warning: {message}");
     if caps.has_gateway(cap::WARNINGS) {
@@ -289,6 +291,15 @@ async fn warn<G: Gateway>(gw: &G, caps: &Caps, message: &str) {
                 ..Default::default()
             })
             .await;
+    } else {
+        let vertex = llb::scratch()
+            .mkdir(llb::Mkdir::new("/strata-warning", 0o755))
+            .custom_name(format!("[strata] WARNING: {message}"));
+        let options = SolveOptions {
+            evaluate: caps.has_gateway(cap::SOLVE_EVALUATE),
+            ..Default::default()
+        };
+        let _ = gw.solve(&vertex.marshal().to_bytes(), &options).await;
     }
 }
 
