@@ -378,9 +378,13 @@ fn link_blob(work: &OciDir, cache: &LayerCache, digest: &Digest, size: u64) -> R
     let tmp = dst.with_file_name(format!(".link-{}-{}", digest.hex(), std::process::id()));
     let _ = fs_err::remove_file(&tmp);
     if fs_err::hard_link(&src, &tmp).is_ok() {
-        return fs_err::rename(&tmp, &dst).map_err(|e| OciError::Io {
-            path: dst.clone(),
-            source: e,
+        return fs_err::rename(&tmp, &dst).map_err(|e| {
+            // Never leave the link behind under a name that is not a digest.
+            let _ = fs_err::remove_file(&tmp);
+            OciError::Io {
+                path: dst.clone(),
+                source: e,
+            }
         });
     }
     let f = fs_err::File::open(&src).map_err(|e| OciError::Io {
