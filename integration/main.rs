@@ -5,6 +5,7 @@
 
 #![allow(clippy::disallowed_methods)] // tests unwrap std::fs calls on paths they made
 
+mod build;
 mod check;
 #[allow(dead_code)] // shared helpers; not every test module uses all of them
 mod util;

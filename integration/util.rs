@@ -49,14 +49,25 @@ impl Ctx {
 
     /// Runs `strata ARGS` in the context directory.
     pub fn strata(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(args)
+        Run(self.command(args).output().expect("run strata"))
+    }
+
+    /// Runs `strata ARGS` in the context directory with extra environment.
+    pub fn strata_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.envs(env.iter().copied());
+        Run(cmd.output().expect("run strata"))
+    }
+
+    /// The command [`Ctx::strata`] runs, to spawn or adjust it.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.args(args)
             .current_dir(self.path())
             .env("NO_COLOR", "1")
-            .env("STRATA_CACHE_DIR", self.cache())
-            .output()
-            .expect("run strata");
-        Run(out)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env("STRATA_CACHE_DIR", self.cache());
+        cmd
     }
 }
 

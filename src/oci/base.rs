@@ -431,7 +431,7 @@ fn import_layout(
     let mut layers = Vec::with_capacity(diff_ids.len());
     for (desc, diff_id) in manifest.layers.iter().zip(diff_ids) {
         let source = c.locate(&blob_name(&desc.digest))?;
-        verify_layer(&source, location, Some(desc), &diff_id)?;
+        verify_layer(&source, location, Some(desc), None, &diff_id)?;
         let mut descriptor = desc.clone();
         descriptor.media_type = oci_layer_type(&desc.media_type).to_owned();
         layers.push(BaseLayer {
@@ -535,19 +535,22 @@ fn sniff(r: &mut impl BufRead) -> std::io::Result<Packing> {
     })
 }
 
-/// Hashes a layer blob: checks it against `desc` when given, and against
-/// `diff_id` whenever the tar can be read (uncompressed: the blob itself;
-/// gzip without a descriptor: decompressed). Returns the blob's digest,
-/// size and packing.
+/// Hashes a layer blob: checks it against `desc` when given, against the
+/// digest its archive path names (`named`) when given, and against `diff_id`
+/// whenever the tar can be read (uncompressed: the blob itself; gzip
+/// without a descriptor: decompressed). Returns the blob's digest, size and
+/// packing.
 fn verify_layer(
     source: &BlobSource,
     location: &str,
     desc: Option<&Descriptor>,
+    named: Option<&Digest>,
     diff_id: &Digest,
 ) -> Result<(Digest, u64, Packing)> {
-    let what = match desc {
-        Some(d) => format!("{location} layer {}", d.digest),
-        None => format!("{location} layer {}", source.path.display()),
+    let what = match (desc, named) {
+        (Some(d), _) => format!("{location} layer {}", d.digest),
+        (None, Some(n)) => format!("{location} layer {n}"),
+        (None, None) => format!("{location} layer {}", source.path.display()),
     };
     let mut r = source.open()?;
     let packing = sniff(&mut BufReader::new(&mut r)).at(&source.path)?;
@@ -562,10 +565,28 @@ fn verify_layer(
         }
         check_digest(&what, &d.digest, &digest)?;
     }
+    // The digest a docker archive's blob path names, checked before the
+    // content is decompressed, so a corrupted blob is named by its digest.
+    if let Some(n) = named {
+        check_digest(&what, n, &digest)?;
+    }
     match packing {
         Packing::Tar => check_digest(&what, diff_id, &digest)?,
         Packing::Gzip if desc.is_none() => {
-            let (unpacked, _) = hash_reader(MultiGzDecoder::new(source.open()?)).at(&source.path)?;
+            let (unpacked, _) = hash_reader(MultiGzDecoder::new(source.open()?)).map_err(|e| {
+                // A corrupt stream is a wrong input (exit 1), not trouble.
+                match e.kind() {
+                    std::io::ErrorKind::InvalidInput
+                    | std::io::ErrorKind::InvalidData
+                    | std::io::ErrorKind::UnexpectedEof => OciError::InvalidImage {
+                        location: what.clone(),
+                        reason: format!(
+                            "the layer does not decompress to its diffID {diff_id}: {e}"
+                        ),
+                    },
+                    _ => OciError::io(&source.path, e),
+                }
+            })?;
             check_digest(&what, diff_id, &unpacked)?;
         }
         Packing::Gzip => {}
@@ -673,10 +694,8 @@ fn import_docker(
     for (name, diff_id) in item.layers.iter().zip(diff_ids) {
         let source = c.locate(name)?;
         let named = digest_in_name(name);
-        let (digest, size, packing) = verify_layer(&source, location, None, &diff_id)?;
-        if let Some(named) = named {
-            check_digest(&format!("{location} layer {name}"), &named, &digest)?;
-        }
+        let (digest, size, packing) =
+            verify_layer(&source, location, None, named.as_ref(), &diff_id)?;
         let media_type = match packing {
             Packing::Tar => media::LAYER_TAR,
             Packing::Gzip => media::LAYER_GZIP,

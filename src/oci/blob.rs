@@ -89,8 +89,11 @@ impl BlobWriter {
         self.file.as_file_mut().flush().at(&tmp_path)?;
         self.file.as_file().sync_all().at(&tmp_path)?;
         let dest = self.dir.join(digest.hex());
-        // Same name, same content: an existing blob is as good as ours.
-        if !dest.exists() {
+        // Same name, same content: an existing blob is as good as ours. Only
+        // a regular file of our size counts: anything else at the name
+        // (a directory, a truncated file) is replaced, or the rename fails.
+        let same = fs_err::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == self.size);
+        if !same {
             self.file
                 .persist(&dest)
                 .map_err(|e| OciError::io(&dest, e.error))?;

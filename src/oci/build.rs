@@ -291,9 +291,25 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
             descriptors.push(l.descriptor.clone());
         }
     }
-    for l in &layers {
+    for (l, p) in layers.iter().zip(&req.plan.layers) {
         let digest: Digest = l.layer.digest.parse()?;
-        link_blob(&work, &cache, &digest, l.layer.size)?;
+        if !link_blob(&work, &cache, &digest, l.layer.size)? {
+            // `strata cache prune` removed the cached blob meanwhile
+            // (contracts §5): write the layer again, straight into the
+            // working layout, where no prune reaches it.
+            let PlannedKind::Copy { files, owner } = &p.kind else {
+                return Err(run_layer_error(p));
+            };
+            let entries = layer_entries(&p.id, files, *owner, spec.image.timestamp, &dirs)?;
+            let blob = write_layer(&entries, &work.blobs_dir(), req.compression)?;
+            if blob.digest != digest {
+                return Err(OciError::DigestMismatch {
+                    what: format!("layer `{}` written again after a cache prune", p.id),
+                    expected: digest.to_string(),
+                    found: blob.digest.to_string(),
+                });
+            }
+        }
         descriptors.push(Descriptor::new(&l.layer.media_type, digest, l.layer.size));
     }
 
@@ -371,27 +387,38 @@ fn run_layer_error(layer: &PlannedLayer) -> OciError {
 }
 
 /// Puts a cached blob into the layout: a hard link when it can, else a
-/// verified copy. A blob pruned meanwhile is an error the caller can retry.
-fn link_blob(work: &OciDir, cache: &LayerCache, digest: &Digest, size: u64) -> Result<()> {
+/// verified copy. Returns `false` when the cache no longer has the blob (a
+/// prune removed it meanwhile).
+fn link_blob(work: &OciDir, cache: &LayerCache, digest: &Digest, size: u64) -> Result<bool> {
     if work.has_blob(digest) {
-        return Ok(());
+        return Ok(true);
     }
     let src = cache.blob_path(digest.as_str());
     let dst = work.blob_path(digest);
     let tmp = dst.with_file_name(format!(".link-{}-{}", digest.hex(), std::process::id()));
     let _ = fs_err::remove_file(&tmp);
     if fs_err::hard_link(&src, &tmp).is_ok() {
-        return fs_err::rename(&tmp, &dst).map_err(|e| OciError::Io {
-            path: dst.clone(),
-            source: e,
+        return fs_err::rename(&tmp, &dst).map(|()| true).map_err(|e| {
+            // Never leave the link behind under a name that is not a digest.
+            let _ = fs_err::remove_file(&tmp);
+            OciError::Io {
+                path: dst.clone(),
+                source: e,
+            }
         });
     }
-    let f = fs_err::File::open(&src).map_err(|e| OciError::Io {
-        path: src.clone(),
-        source: e,
-    })?;
+    let f = match fs_err::File::open(&src) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(OciError::Io {
+                path: src.clone(),
+                source: e,
+            });
+        }
+    };
     work.copy_blob(digest, size, f)?;
-    Ok(())
+    Ok(true)
 }
 
 /// The image settings of a resolved spec.

@@ -193,7 +193,21 @@ impl LayerCache {
             })
             .collect();
         let mut pruned = Pruned::default();
-        for (path, _) in list(&self.root.join("layers"))? {
+        for (path, meta) in list(&self.root.join("layers"))? {
+            // A dot name is a record a running build is writing (temp +
+            // rename): left alone unless a build that died left it long ago.
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                let age = now
+                    .duration_since(meta.modified().unwrap_or(now))
+                    .unwrap_or_default();
+                if age > Duration::from_secs(24 * 3600) {
+                    let _ = fs_err::remove_file(&path);
+                }
+                continue;
+            }
             let keep = fs_err::read(&path)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<CachedLayer>(&b).ok())

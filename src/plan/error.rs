@@ -127,14 +127,16 @@ pub enum PlanError {
 
     /// A destination lies under a symlink of the base image (contracts §1).
     #[error(
-        "layer `{layer}` writes under `{path}`, which is a symlink in the base image: write to `{resolved}` instead"
+        "layer `{layer}` writes `{dest}`, but `{path}` is a symlink in the base image: write to `{resolved}` instead"
     )]
     BaseSymlink {
         /// The layer.
         layer: String,
-        /// The symlinked ancestor.
+        /// The destination written under the symlink.
+        dest: String,
+        /// The symlinked ancestor (or the destination itself).
         path: String,
-        /// Where the symlink leads.
+        /// The destination with the symlink resolved: the path to write.
         resolved: String,
     },
 

@@ -113,15 +113,23 @@ pub fn layer_entries(
 ) -> Result<Vec<Entry>, PlanError> {
     let mut entries: BTreeMap<Vec<u8>, Entry> = BTreeMap::new();
     // Only the queried paths ([`base_queries`]) are in `base`; every other
-    // directory is the context's.
-    let dir_entry = |path: &[u8]| -> Result<Entry, PlanError> {
+    // directory is the context's. `dest` is the destination that needs `path`.
+    let dir_entry = |path: &[u8], dest: &[u8]| -> Result<Entry, PlanError> {
         let (mode, uid, gid) = match base.get(&abs(path)) {
             Some(BaseEntry::Dir { mode, uid, gid }) => (*mode, *uid, *gid),
             Some(BaseEntry::Symlink { target }) => {
+                let below = String::from_utf8_lossy(&dest[path.len()..]);
+                let resolved = resolve_link(&abs(path), target);
+                let resolved = format!("{}{below}", resolved.trim_end_matches('/'));
                 return Err(PlanError::BaseSymlink {
                     layer: layer_id.to_string(),
+                    dest: abs(dest),
                     path: abs(path),
-                    resolved: resolve_link(&abs(path), target),
+                    resolved: if resolved.is_empty() {
+                        "/".into()
+                    } else {
+                        resolved
+                    },
                 });
             }
             Some(BaseEntry::Other) => {
@@ -149,13 +157,13 @@ pub fn layer_entries(
             if entries.contains_key(p) {
                 break;
             }
-            entries.insert(p.to_vec(), dir_entry(p)?);
+            entries.insert(p.to_vec(), dir_entry(p, &f.dest)?);
         }
         if f.dest.is_empty() {
             continue; // the root itself is never an entry
         }
         let e = match &f.kind {
-            LayerFileKind::Dir => dir_entry(&f.dest)?,
+            LayerFileKind::Dir => dir_entry(&f.dest, &f.dest)?,
             LayerFileKind::File {
                 source, size, mode, ..
             } => Entry {
@@ -262,4 +270,46 @@ pub fn normalize_files(files: &mut Vec<LayerFile>) -> Result<(), Vec<u8>> {
     }
     *files = out;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn symlink_error(dest: &str, link: &str, target: &str) -> String {
+        let files = vec![LayerFile {
+            dest: dest.as_bytes().to_vec(),
+            kind: LayerFileKind::Dir,
+        }];
+        let mut base = BaseDirs::new();
+        base.insert(
+            link.to_string(),
+            BaseEntry::Symlink {
+                target: target.to_string(),
+            },
+        );
+        let owner = Owner { uid: 0, gid: 0 };
+        match layer_entries("l", &files, owner, 0, &base) {
+            Err(e @ PlanError::BaseSymlink { .. }) => e.to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_destination_under_a_base_symlink_names_the_path_to_write() {
+        assert_eq!(
+            symlink_error("var/run/x", "/var/run", "../run"),
+            "layer `l` writes `/var/run/x`, but `/var/run` is a symlink in the base image: write to `/run/x` instead"
+        );
+        // Merged /usr, and a destination that is the symlink itself.
+        assert!(
+            symlink_error("bin/tools", "/bin", "usr/bin").contains("write to `/usr/bin/tools`")
+        );
+        assert!(
+            symlink_error("lib64", "/lib64", "/usr/lib64")
+                .contains("writes `/lib64`, but `/lib64`")
+        );
+        assert!(symlink_error("lib64", "/lib64", "/usr/lib64").contains("write to `/usr/lib64`"));
+        assert!(symlink_error("r/x", "/r", "/").contains("write to `/x`"));
+    }
 }
