@@ -775,10 +775,21 @@ impl Gateway for GrpcGateway {
     }
 
     async fn return_error(&self, error: ErrorStatus) -> Result<(), FrontendError> {
-        let request = gw::ReturnRequest {
+        let mut request = gw::ReturnRequest {
             result: None,
             error: Some(error.to_proto()),
         };
+        // The error must get through: without room for its details, send the
+        // message alone.
+        if check_size("Return", &request).is_err() {
+            request.error = Some(
+                ErrorStatus {
+                    details: Vec::new(),
+                    ..error
+                }
+                .to_proto(),
+            );
+        }
         check_size("Return", &request)?;
         self.client()
             .r#return(request)
