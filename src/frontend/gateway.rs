@@ -96,6 +96,8 @@ pub struct Worker {
     pub labels: BTreeMap<String, String>,
     /// The platforms it builds for, native first.
     pub platforms: Vec<Platform>,
+    /// BuildKit's version, where the daemon reports it (from 0.11).
+    pub buildkit_version: Option<String>,
 }
 
 /// What the daemon supports: the enabled gateway and LLB capabilities, and
@@ -143,6 +145,7 @@ impl Caps {
                     id: w.id,
                     labels: w.labels,
                     platforms: w.platforms.iter().map(Platform::from_pb).collect(),
+                    buildkit_version: w.buildkit_version.map(|v| v.version),
                 })
                 .collect(),
         }
@@ -405,6 +408,7 @@ pub struct GrpcGateway {
     client: LlbBridgeClient<Channel>,
     session_id: String,
     caps: OnceLock<Caps>,
+    legacy_refs: bool,
 }
 
 impl GrpcGateway {
@@ -418,12 +422,20 @@ impl GrpcGateway {
             client,
             session_id: session_id.into(),
             caps: OnceLock::new(),
+            legacy_refs: false,
         }
     }
 
     /// Connects over stdin/stdout. Must run inside a tokio runtime.
     pub async fn connect(session_id: impl Into<String>) -> Result<GrpcGateway, FrontendError> {
         Ok(GrpcGateway::new(super::stdio::connect().await?, session_id))
+    }
+
+    /// Returns results with the deprecated string ref IDs even where the
+    /// daemon has `proto.refarray`, to test that path on a real daemon.
+    pub fn with_legacy_refs(mut self, legacy: bool) -> GrpcGateway {
+        self.legacy_refs = legacy;
+        self
     }
 
     fn client(&self) -> LlbBridgeClient<Channel> {
@@ -528,6 +540,29 @@ fn ref_to_pb(r: &Ref) -> Result<gw::Ref, FrontendError> {
     Ok(gw::Ref {
         id: r.id.clone(),
         def,
+    })
+}
+
+/// The wire form of a result: `Ref`/`RefMap` with `proto.refarray`, else the
+/// deprecated string IDs (only `Ref.id` is read by BuildKit either way).
+fn result_to_pb(result: FrontendResult, ref_array: bool) -> Result<gw::Result, FrontendError> {
+    use gw::result::Result as R;
+    let refs = match &result.refs {
+        ResultRefs::Single(r) if ref_array => R::Ref(ref_to_pb(r)?),
+        ResultRefs::Single(r) => R::RefDeprecated(r.id.clone()),
+        ResultRefs::PerPlatform(map) if ref_array => R::Refs(gw::RefMap {
+            refs: map
+                .iter()
+                .map(|(k, r)| Ok((k.clone(), ref_to_pb(r)?)))
+                .collect::<Result<_, FrontendError>>()?,
+        }),
+        ResultRefs::PerPlatform(map) => R::RefsDeprecated(gw::RefMapDeprecated {
+            refs: map.iter().map(|(k, r)| (k.clone(), r.id.clone())).collect(),
+        }),
+    };
+    Ok(gw::Result {
+        result: Some(refs),
+        metadata: result.metadata,
     })
 }
 
@@ -726,26 +761,9 @@ impl Gateway for GrpcGateway {
     }
 
     async fn return_result(&self, result: FrontendResult) -> Result<(), FrontendError> {
-        use gw::result::Result as R;
-        let ref_array = self.caps().await?.has_gateway(cap::PROTO_REF_ARRAY);
-        let refs = match &result.refs {
-            ResultRefs::Single(r) if ref_array => R::Ref(ref_to_pb(r)?),
-            ResultRefs::Single(r) => R::RefDeprecated(r.id.clone()),
-            ResultRefs::PerPlatform(map) if ref_array => R::Refs(gw::RefMap {
-                refs: map
-                    .iter()
-                    .map(|(k, r)| Ok((k.clone(), ref_to_pb(r)?)))
-                    .collect::<Result<_, FrontendError>>()?,
-            }),
-            ResultRefs::PerPlatform(map) => R::RefsDeprecated(gw::RefMapDeprecated {
-                refs: map.iter().map(|(k, r)| (k.clone(), r.id.clone())).collect(),
-            }),
-        };
+        let ref_array = !self.legacy_refs && self.caps().await?.has_gateway(cap::PROTO_REF_ARRAY);
         let request = gw::ReturnRequest {
-            result: Some(gw::Result {
-                result: Some(refs),
-                metadata: result.metadata,
-            }),
+            result: Some(result_to_pb(result, ref_array)?),
             error: None,
         };
         check_size("Return", &request)?;
@@ -757,10 +775,21 @@ impl Gateway for GrpcGateway {
     }
 
     async fn return_error(&self, error: ErrorStatus) -> Result<(), FrontendError> {
-        let request = gw::ReturnRequest {
+        let mut request = gw::ReturnRequest {
             result: None,
             error: Some(error.to_proto()),
         };
+        // The error must get through: without room for its details, send the
+        // message alone.
+        if check_size("Return", &request).is_err() {
+            request.error = Some(
+                ErrorStatus {
+                    details: Vec::new(),
+                    ..error
+                }
+                .to_proto(),
+            );
+        }
         check_size("Return", &request)?;
         self.client()
             .r#return(request)
@@ -865,6 +894,44 @@ mod tests {
         let (data, calls) = chunked(b"small", None);
         assert_eq!(data, b"small");
         assert_eq!(calls.len(), 1);
+    }
+
+    #[test]
+    fn results_use_ref_messages_only_with_refarray() {
+        use gw::result::Result as R;
+        let def = pb::Definition {
+            def: vec![vec![1, 2]],
+            ..Default::default()
+        };
+        let r = Ref {
+            id: "abc".into(),
+            definition: Some(def.encode_to_vec()),
+        };
+        let single = FrontendResult {
+            refs: ResultRefs::Single(r.clone()),
+            metadata: [("containerimage.config".to_string(), b"{}".to_vec())].into(),
+        };
+        let new = result_to_pb(single.clone(), true).unwrap();
+        let Some(R::Ref(wire)) = new.result else {
+            panic!("{new:?}")
+        };
+        assert_eq!((wire.id.as_str(), wire.def), ("abc", Some(def)));
+        assert_eq!(new.metadata["containerimage.config"], b"{}");
+        let old = result_to_pb(single, false).unwrap();
+        assert_eq!(old.result, Some(R::RefDeprecated("abc".into())));
+
+        let multi = FrontendResult {
+            refs: ResultRefs::PerPlatform([("linux/amd64".to_string(), r)].into()),
+            metadata: BTreeMap::new(),
+        };
+        let Some(R::Refs(map)) = result_to_pb(multi.clone(), true).unwrap().result else {
+            panic!()
+        };
+        assert_eq!(map.refs["linux/amd64"].id, "abc");
+        let Some(R::RefsDeprecated(map)) = result_to_pb(multi, false).unwrap().result else {
+            panic!()
+        };
+        assert_eq!(map.refs["linux/amd64"], "abc");
     }
 
     #[test]

@@ -129,10 +129,15 @@ pub fn parse_workers(json: &str) -> Result<Vec<Worker>, FrontendError> {
                         .collect()
                 })
                 .unwrap_or_default();
+            let version = member(w, "buildkitVersion")
+                .and_then(Value::as_object)
+                .and_then(|v| member(v, "version"))
+                .and_then(Value::as_str);
             Ok(Worker {
                 id: str_of(member(w, "id")),
                 labels: string_map(member(w, "labels")),
                 platforms,
+                buildkit_version: version.map(str::to_string),
             })
         })
         .collect()
@@ -230,6 +235,7 @@ mod tests {
         let workers = parse_workers(json).unwrap();
         assert_eq!(workers[0].id, "w0");
         assert_eq!(workers[0].platforms[0].to_string(), "linux/arm64/v8");
+        assert_eq!(workers[0].buildkit_version.as_deref(), Some("v0.25.0"));
     }
 
     #[test]

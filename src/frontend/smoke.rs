@@ -37,7 +37,12 @@ pub fn run() -> Result<(), FrontendError> {
         .map_err(FrontendError::Runtime)?;
     runtime.block_on(async {
         let env = FrontendEnv::from_env();
-        let gateway = GrpcGateway::connect(env.session_id.clone()).await?;
+        // `--build-arg STRATA_SMOKE_LEGACY_REFS=1` returns the deprecated
+        // string ref, as for a daemon without `proto.refarray`.
+        let legacy = env.opt("build-arg:STRATA_SMOKE_LEGACY_REFS") == Some("1");
+        let gateway = GrpcGateway::connect(env.session_id.clone())
+            .await?
+            .with_legacy_refs(legacy);
         run_with(&gateway, &env).await
     })?;
     std::process::exit(0)
@@ -57,7 +62,10 @@ pub async fn run_with<G: Gateway>(gateway: &G, env: &FrontendEnv) -> Result<(), 
 
 async fn build<G: Gateway>(gateway: &G, env: &FrontendEnv) -> Result<Outcome, FrontendError> {
     let caps = gateway.ping().await?;
-    let summary = caps_summary(&caps);
+    let mut summary = caps_summary(&caps);
+    if env.opt("build-arg:STRATA_SMOKE_LEGACY_REFS") == Some("1") {
+        summary.push_str("result: deprecated string ref\n");
+    }
     eprint!("strata frontend-smoke: {summary}");
 
     let filename = env.opt("filename").unwrap_or(DEFAULT_FILENAME);
@@ -85,7 +93,13 @@ async fn build<G: Gateway>(gateway: &G, env: &FrontendEnv) -> Result<Outcome, Fr
         cache_imports: env.cache_imports()?,
         evaluate: false,
     };
-    let image = gateway.solve(&mkfiles(&files), &options).await?;
+    // A probe: `--build-arg STRATA_SMOKE_CAPS=a,b` lists extra caps on the
+    // result's op, to see which ones the daemon's validation accepts.
+    let probe: Vec<&str> = env
+        .opt("build-arg:STRATA_SMOKE_CAPS")
+        .map(|v| v.split(',').filter(|c| !c.is_empty()).collect())
+        .unwrap_or_default();
+    let image = gateway.solve(&mkfiles(&files, &probe), &options).await?;
     Ok(Outcome::Result(FrontendResult {
         refs: ResultRefs::Single(image),
         metadata: BTreeMap::from([(
@@ -118,7 +132,12 @@ fn caps_summary(caps: &Caps) -> String {
     }
     for worker in &caps.workers {
         let platforms: Vec<String> = worker.platforms.iter().map(ToString::to_string).collect();
-        out.push_str(&format!("worker {}: {}\n", worker.id, platforms.join(" ")));
+        let version = worker.buildkit_version.as_deref().unwrap_or("unknown");
+        out.push_str(&format!(
+            "worker {} (buildkit {version}): {}\n",
+            worker.id,
+            platforms.join(" ")
+        ));
     }
     out
 }
@@ -188,7 +207,7 @@ fn spec_source(name: &str, filename: &str, session_id: &str, caps: &Caps) -> Vec
 }
 
 /// A FileOp on scratch that writes each `(path, text)` in turn.
-fn mkfiles(files: &[(&str, String)]) -> Vec<u8> {
+fn mkfiles(files: &[(&str, String)], extra_caps: &[&str]) -> Vec<u8> {
     let actions = files
         .iter()
         .enumerate()
@@ -211,10 +230,9 @@ fn mkfiles(files: &[(&str, String)]) -> Vec<u8> {
         op: Some(pb::op::Op::File(pb::FileOp { actions })),
         ..Default::default()
     };
-    single_op_definition(
-        op,
-        op_metadata("[strata] smoke files".into(), &["file.base"]),
-    )
+    let mut caps = vec!["file.base"];
+    caps.extend_from_slice(extra_caps);
+    single_op_definition(op, op_metadata("[strata] smoke files".into(), &caps))
 }
 
 /// A minimal image config for the worker's platform.

@@ -11,6 +11,8 @@
 //! `[]byte`), `ranges`, `start`, `end`, `line`. BuildKit 0.8 tags the
 //! position `Line`, which Go's case-insensitive decoding also accepts.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use prost::Message as _;
 use serde::Serialize;
@@ -46,7 +48,9 @@ impl SourceLocation {
         }
     }
 
-    /// The JSON value of an `errdefs.Source` detail.
+    /// The JSON value of an `errdefs.Source` detail. Of a file over
+    /// [`MAX_SOURCE_DATA`] bytes only the lines near those pointed at are
+    /// sent, which keeps buildx's snippet and the request small.
     pub fn to_detail_json(&self) -> Vec<u8> {
         #[derive(Serialize)]
         struct Source<'a> {
@@ -70,7 +74,7 @@ impl SourceLocation {
         let source = Source {
             info: Info {
                 filename: &self.filename,
-                data: base64::engine::general_purpose::STANDARD.encode(&self.data),
+                data: base64::engine::general_purpose::STANDARD.encode(self.snippet_data()),
             },
             ranges: self
                 .lines
@@ -84,7 +88,38 @@ impl SourceLocation {
         // Serializing plain structs of strings and numbers cannot fail.
         serde_json::to_vec(&source).unwrap_or_default()
     }
+
+    /// The file's bytes; for a large file only the lines near those pointed
+    /// at, the others emptied so that line numbers still match.
+    fn snippet_data(&self) -> Cow<'_, [u8]> {
+        if self.data.len() <= MAX_SOURCE_DATA {
+            return Cow::Borrowed(&self.data);
+        }
+        let near = |line: usize| {
+            self.lines.iter().any(|&(start, end)| {
+                let (start, end) = (start.min(end) as usize, start.max(end) as usize);
+                line + SNIPPET_CONTEXT >= start && line <= end + SNIPPET_CONTEXT
+            })
+        };
+        let mut out = Vec::new();
+        for (index, line) in self.data.split_inclusive(|&b| b == b'\n').enumerate() {
+            if near(index + 1) {
+                out.extend_from_slice(line);
+            } else if line.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+        }
+        Cow::Owned(out)
+    }
 }
+
+/// Largest file sent whole in a source detail: its base64 stays well under
+/// the 4 MiB message limit of BuildKit before 0.14.
+pub const MAX_SOURCE_DATA: usize = 2 << 20;
+
+/// Lines kept on each side of the lines pointed at when a large file is cut
+/// (buildx shows at most four).
+const SNIPPET_CONTEXT: usize = 5;
 
 /// One `google.protobuf.Any` detail of an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +231,35 @@ mod tests {
                 "ranges": [{"start": {"line": 2}, "end": {"line": 2}}]
             })
         );
+    }
+
+    #[test]
+    fn large_files_keep_only_lines_near_the_snippet() {
+        let decode = |loc: &SourceLocation| {
+            let json: serde_json::Value = serde_json::from_slice(&loc.to_detail_json()).unwrap();
+            base64::engine::general_purpose::STANDARD
+                .decode(json["info"]["data"].as_str().unwrap())
+                .unwrap()
+        };
+        let mut text = String::new();
+        let count = MAX_SOURCE_DATA / 8 + 1;
+        for i in 1..=count {
+            text.push_str(&format!("l{i:06}\n"));
+        }
+        let loc = SourceLocation::line("big.toml", text.clone(), 100_000);
+        let sent = String::from_utf8(decode(&loc)).unwrap();
+        let lines: Vec<&str> = sent.split('\n').collect();
+        // Line numbers still match; only lines 99995..=100005 keep their text.
+        assert_eq!(lines.len(), count + 1);
+        assert_eq!(lines[99_999], "l100000");
+        assert_eq!(lines[99_994], "l099995");
+        assert_eq!(lines[100_004], "l100005");
+        assert_eq!(lines[99_993], "");
+        assert_eq!(lines[100_005], "");
+        assert!(sent.len() < MAX_SOURCE_DATA / 4);
+
+        let small = SourceLocation::line("s.toml", b"a\nb".to_vec(), 1);
+        assert_eq!(decode(&small), b"a\nb");
     }
 
     #[test]
