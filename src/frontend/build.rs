@@ -879,9 +879,8 @@ fn run_exec(
                 m.readonly()
             });
         }
-        if caps.has_llb(cap::EXEC_REMOVE_MOUNT_STUBS_RECURSIVE) {
-            exec = exec.remove_mount_stubs_recursive();
-        }
+        // Always set: BuildKit ≥ 0.11 removes the stubs, 0.8 ignores the field.
+        exec = exec.remove_mount_stubs_recursive();
     }
     for c in &run.cache {
         let sharing = match c.sharing {

@@ -444,9 +444,9 @@ impl Exec {
             meta.cap("exec.mount.secret");
             meta.cap("exec.secretenv");
         }
-        if self.remove_mount_stubs {
-            meta.cap("exec.meta.removemountstubs.recursive");
-        }
+        // No cap for `removeMountStubsRecursive`: BuildKit never registers
+        // `exec.meta.removemountstubs.recursive` (a daemon rejects an op that
+        // lists it), and engines before 0.11 ignore the field.
         let network = match self.network {
             NetMode::Sandbox => pb::NetMode::Unset,
             NetMode::Host => pb::NetMode::Host,

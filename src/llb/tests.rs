@@ -390,7 +390,6 @@ fn exec_secrets_ssh_and_stubs() {
         caps_of(&out),
         [
             "exec.meta.base",
-            "exec.meta.removemountstubs.recursive",
             "exec.mount.bind",
             "exec.mount.bind.readwrite-nooutput",
             "exec.mount.secret",
