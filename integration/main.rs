@@ -7,5 +7,6 @@
 
 mod build;
 mod check;
+mod frontend;
 #[allow(dead_code)] // shared helpers; not every test module uses all of them
 mod util;

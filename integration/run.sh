@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test of strata: unit tests, the integration suite and doctests.
-# It installs what the tests need first, so it works on a fresh machine (as
-# root on Debian); under CI=true no test may skip for a missing tool.
+# Runs every test of strata: unit tests, the integration suite (embedded
+# builder with skopeo/umoci, the BuildKit frontend on Docker 28.5, 26.1 and
+# 20.10) and doctests. It installs and starts what the tests need first, so it
+# works on a fresh Debian machine as root; under CI=true no test may skip.
+# STRATA_NO_ENGINES=1 leaves the engines alone (their tests then skip locally).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
   fi
+fi
+
+# The engines the frontend tests build on (installed and started by env.sh;
+# idempotent, a few seconds when they are installed already).
+if [ "$(id -u)" = 0 ] && [ "${STRATA_NO_ENGINES:-}" != 1 ]; then
+  bash integration/env.sh up d28 d26 d20 >&2
 fi
 
 cargo test --locked --all-targets "$@"

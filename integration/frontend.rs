@@ -1,0 +1,314 @@
+//! The BuildKit frontend on real engines (`integration/env.sh`): the tts
+//! example builds through `docker buildx build`, reuse holds layer by layer,
+//! the history names every layer, the fallback warns, spec errors point at
+//! their line. Under CI=true a missing engine is a failure, never a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use crate::util::in_ci;
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const BASE: &str = "strata-test/debian:bookworm";
+
+/// DOCKER_HOST of a running engine, or `None` (a failure in CI).
+fn engine(name: &str) -> Option<String> {
+    let status = Command::new("bash")
+        .arg(format!("{REPO}/integration/env.sh"))
+        .arg("status")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&status.stdout).into_owned()
+        + &String::from_utf8_lossy(&status.stderr);
+    let running = text
+        .lines()
+        .any(|l| l.starts_with(&format!("{name} ")) && l.contains("running"));
+    if !running {
+        assert!(
+            !in_ci(),
+            "engine {name} is not running, and CI=true: run `integration/env.sh up`"
+        );
+        eprintln!("skipping: engine {name} is not running (integration/env.sh up {name})");
+        return None;
+    }
+    Some(format!("unix:///var/run/strata-{name}.sock"))
+}
+
+/// One frontend image build per engine per test run, from the binary under test.
+fn frontend_image(host: &str) -> &'static str {
+    static DONE: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let done = DONE.get_or_init(|| Mutex::new(Vec::new()));
+    let mut done = done.lock().unwrap();
+    if !done.iter().any(|h| h == host) {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_strata"), ctx.path().join("strata")).unwrap();
+        let out = docker(host)
+            .args([
+                "build",
+                "-q",
+                "-f",
+                &format!("{REPO}/frontend.Dockerfile"),
+                "--target",
+                "host",
+                "-t",
+                "strata:dev",
+            ])
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        done.push(host.to_string());
+    }
+    "strata:dev"
+}
+
+fn docker(host: &str) -> Command {
+    let mut c = Command::new("docker");
+    c.env("DOCKER_HOST", host)
+        .env("BUILDX_NO_DEFAULT_ATTESTATIONS", "1");
+    c
+}
+
+/// A copy of examples/tts in a temp dir.
+fn tts() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tts");
+    let status = Command::new("cp")
+        .args(["-r", &format!("{REPO}/examples/tts")])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (dir, root)
+}
+
+/// Builds `dir` with buildx and `--load`s it as `tag`; returns the output.
+fn build(host: &str, dir: &Path, tag: &str, extra: &[&str]) -> String {
+    frontend_image(host);
+    let out = docker(host)
+        .args([
+            "buildx",
+            "build",
+            "--progress=plain",
+            "-f",
+            "strata.toml",
+            "--build-arg",
+        ])
+        .arg(format!("BASE_IMAGE={BASE}"))
+        .args(extra)
+        .args(["--load", "-t", tag, "."])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "build failed:\n{text}");
+    text
+}
+
+/// The image's layer diffIDs.
+fn layers(host: &str, tag: &str) -> Vec<String> {
+    let out = docker(host)
+        .args([
+            "image",
+            "inspect",
+            tag,
+            "--format",
+            "{{json .RootFS.Layers}}",
+        ])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `created_by` of every history entry, oldest first.
+fn history(host: &str, tag: &str) -> Vec<String> {
+    let out = docker(host)
+        .args(["history", "--no-trunc", "--format", "{{.CreatedBy}}", tag])
+        .output()
+        .unwrap();
+    let mut h: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    h.reverse();
+    h
+}
+
+/// The strata layer IDs in image order, from the history.
+fn strata_layers(host: &str, tag: &str) -> Vec<String> {
+    history(host, tag)
+        .into_iter()
+        .filter_map(|h| h.strip_prefix("strata layer ").map(String::from))
+        .collect()
+}
+
+/// Layer IDs whose diffID differs between two images (same layer order).
+fn changed(host: &str, a: &str, b: &str) -> Vec<String> {
+    let ids = strata_layers(host, a);
+    let (la, lb) = (layers(host, a), layers(host, b));
+    assert_eq!(la.len(), lb.len());
+    let base = la.len() - ids.len();
+    ids.iter()
+        .enumerate()
+        .filter(|(i, _)| la[base + i] != lb[base + i])
+        .map(|(_, id)| id.clone())
+        .collect()
+}
+
+const TTS_LAYERS: &[&str] = &[
+    "system",
+    "python-deps",
+    "models",
+    "models@/app/models/vocos/pytorch_model.bin",
+    "models@/app/models/whisper/model-00001-of-00003.safetensors",
+    "models@/app/models/whisper/model-00002-of-00003.safetensors",
+    "models@/app/models/whisper/model-00003-of-00003.safetensors",
+    "runtime",
+    "app",
+];
+
+/// The promise, one change at a time (modern engines: MergeOp and DiffOp).
+#[test]
+fn reuse_matrix_on_docker_28() {
+    let Some(host) = engine("d28") else { return };
+    reuse_matrix(&host, "d28");
+}
+
+#[test]
+fn reuse_matrix_on_docker_26() {
+    let Some(host) = engine("d26") else { return };
+    reuse_matrix(&host, "d26");
+}
+
+fn reuse_matrix(host: &str, name: &str) {
+    let (_tmp, dir) = tts();
+    let tag = |n: u32| format!("strata-it-{name}:{n}");
+    build(host, &dir, &tag(1), &[]);
+    assert_eq!(
+        strata_layers(host, &tag(1)),
+        TTS_LAYERS,
+        "one history entry per layer, in order"
+    );
+    let out = docker(host)
+        .args(["run", "--rm", &tag(1)])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("f5-tts-api 0.1.0"),
+        "the image runs"
+    );
+
+    // Every file touched: nothing changes, and the copy layers are cached.
+    Command::new("sh")
+        .arg("-c")
+        .arg("find . -exec touch -d '2030-01-01' {} +")
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    let text = build(host, &dir, &tag(2), &[]);
+    assert_eq!(
+        changed(host, &tag(1), &tag(2)),
+        Vec::<String>::new(),
+        "touch changes nothing"
+    );
+    assert!(
+        !text.contains("models: inputs"),
+        "no helper re-ran after touch:\n{text}"
+    );
+
+    // One model shard.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("models/whisper/model-00002-of-00003.safetensors"))
+        .map(|mut f| std::io::Write::write_all(&mut f, b"new weights"))
+        .unwrap()
+        .unwrap();
+    build(host, &dir, &tag(3), &[]);
+    assert_eq!(
+        changed(host, &tag(2), &tag(3)),
+        ["models@/app/models/whisper/model-00002-of-00003.safetensors"]
+    );
+
+    // App code.
+    std::fs::write(
+        dir.join("src/f5_tts_api/__init__.py"),
+        "VERSION = \"0.2.0\"\n",
+    )
+    .unwrap();
+    build(host, &dir, &tag(4), &[]);
+    assert_eq!(changed(host, &tag(3), &tag(4)), ["app"]);
+
+    // Requirements: the pip layer re-runs; every copy layer stays identical.
+    std::fs::write(dir.join("requirements.txt"), "tts-textnorm>=0.1\n").unwrap();
+    build(host, &dir, &tag(5), &[]);
+    let c = changed(host, &tag(4), &tag(5));
+    assert!(
+        c.iter().all(|id| id == "python-deps"),
+        "only the pip layer may change: {c:?}"
+    );
+
+    // SOURCE_DATE_EPOCH changes no layer.
+    build(
+        host,
+        &dir,
+        &tag(6),
+        &["--build-arg", "SOURCE_DATE_EPOCH=1700000000"],
+    );
+    assert_eq!(changed(host, &tag(5), &tag(6)), Vec::<String>::new());
+}
+
+/// BuildKit 0.8: the linear fallback builds, says so, and keeps the history.
+#[test]
+fn fallback_on_docker_20() {
+    let Some(host) = engine("d20") else { return };
+    let (_tmp, dir) = tts();
+    let text = build(&host, &dir, "strata-it-d20:1", &[]);
+    assert!(
+        text.contains("[strata] WARNING: this BuildKit has no MergeOp/DiffOp"),
+        "{text}"
+    );
+    assert_eq!(strata_layers(&host, "strata-it-d20:1"), TTS_LAYERS);
+    let out = docker(&host)
+        .args(["run", "--rm", "strata-it-d20:1"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("f5-tts-api"));
+}
+
+/// A spec error through buildx prints the spec line, marked, and fails.
+#[test]
+fn spec_errors_point_at_their_line() {
+    let Some(host) = engine("d28") else { return };
+    frontend_image(&host);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("strata.toml"),
+        "# syntax=strata:dev\nversion = 1\n[[layer]]\nname = \"app\"\ncopy = [{ form = \"x\", to = \"/x\" }]\n",
+    )
+    .unwrap();
+    let out = docker(&host)
+        .args([
+            "buildx",
+            "build",
+            "--progress=plain",
+            "-f",
+            "strata.toml",
+            ".",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains(">>> copy = [{ form"), "{text}");
+    assert!(
+        text.contains("strata.toml:5:11: unknown key `form`"),
+        "{text}"
+    );
+}
