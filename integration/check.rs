@@ -427,3 +427,81 @@ fn usage_errors_exit_2() {
     assert_eq!(ctx.strata(&["check", "--bogus"]).code(), 2);
     assert_eq!(ctx.strata(&["check", "--build-arg", "NOEQUALS"]).code(), 2);
 }
+
+#[test]
+fn directory_copies_that_write_the_same_file_overlap() {
+    let spec = format!(
+        "{HEAD}[[layer]]\nname = \"a\"\ncopy = [{{ from = \"one\", to = \"/etc\" }}]\n\
+         [[layer]]\nname = \"b\"\ncopy = [{{ from = \"two\", to = \"/etc\" }}]\n"
+    );
+    let run = check(
+        &spec,
+        &[
+            ("one/app.conf", "1"),
+            ("two/app.conf", "2"),
+            ("two/other", "3"),
+        ],
+    );
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("`/etc/app.conf` is written by layer `a` and again by layer `b`"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn split_files_count_against_the_budget_and_a_fitting_split_min_is_named() {
+    let ctx = Ctx::new();
+    for i in 0..5 {
+        ctx.write(&format!("models/shard-{i}.bin"), vec![7u8; 1000 + i * 100]);
+    }
+    ctx.spec(&format!(
+        "version = 1\n[image]\nmax_layers = 4\n[[layer]]\nname = \"models\"\n\
+         copy = [{{ from = \"models\", to = \"/m\" }}]\nsplit = \"file\"\nsplit_min = \"1000\"\n"
+    ));
+    let run = ctx.strata(&["check"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let err = run.stderr();
+    assert!(
+        err.contains("the target has 5 layers, over `max_layers` = 4"),
+        "{err}"
+    );
+    // Three split files plus the rest layer fit in four.
+    assert!(
+        err.contains("`split_min = \"1101\"` keeps 3 split files"),
+        "{err}"
+    );
+    assert!(err.contains("strata.toml:7:9]"), "{err}");
+}
+
+#[test]
+fn check_writes_nothing() {
+    let ctx = Ctx::new();
+    ctx.write("models/a.bin", "x");
+    ctx.spec(&format!(
+        "{HEAD}[[layer]]\nname = \"m\"\ncopy = [{{ from = \"models\", to = \"/m\" }}]\n"
+    ));
+    let before: Vec<_> = walk(ctx.path());
+    let run = ctx.strata(&["check"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(walk(ctx.path()), before, "the context is unchanged");
+    assert!(!ctx.cache().exists(), "no cache written");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}

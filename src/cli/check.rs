@@ -7,6 +7,15 @@ use crate::spec::LayerKind;
 /// Validates and prints a one-line summary on stderr.
 pub fn run(args: &SpecArgs) -> Result<()> {
     let loaded = args.load()?;
+    // Walk the context (no content read, nothing written): overlapping
+    // destinations, split files against the layer budget, the spec file
+    // copied into the image.
+    let mut planned = 0;
+    for spec in &loaded.specs {
+        let survey = crate::plan::make::survey(spec)?;
+        output::diagnostics(&survey.warnings);
+        planned = planned.max(survey.layers.len());
+    }
     let spec = &loaded.specs[0];
     let (copies, runs) = spec.layers.iter().fold((0, 0), |(c, r), l| match l.kind {
         LayerKind::Copy(_) => (c + 1, r),
@@ -14,7 +23,7 @@ pub fn run(args: &SpecArgs) -> Result<()> {
     });
     let platforms: Vec<String> = spec.platforms.iter().map(ToString::to_string).collect();
     output::note(format!(
-        "{}: ok: {} layers ({copies} copy, {runs} run) for {} on {}",
+        "{}: ok: {} layers ({copies} copy, {runs} run; {planned} with split files) for {} on {}",
         args.spec_path().display(),
         spec.layers.len(),
         spec.target

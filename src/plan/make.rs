@@ -7,7 +7,7 @@ use std::path::Path;
 use super::digest::{Digest, file_mode, input_digest};
 use super::error::PlanError;
 use super::graph::{LayerFile, LayerFileKind, abs, files_digest, normalize_files};
-use super::hash::{ContentHashes, HashReport, hash_walks};
+use super::hash::{ContentHashes, HashReport, hash_walks, placeholder_hashes};
 use super::ignore::Matcher;
 use super::statcache::StatCache;
 use super::walk::{Walk, WalkKind, walk};
@@ -70,6 +70,17 @@ impl PlannedLayer {
 
 /// Plans `spec`, hashing with the stat cache in `cache_root` (contracts §5).
 pub fn make_plan(spec: &ResolvedSpec, cache_root: &Path) -> Result<Plan, PlanError> {
+    plan_with(spec, Some(cache_root))
+}
+
+/// Plans `spec` without reading file content or writing anything: paths,
+/// overlaps, splits and the layer budget are checked, input digests are not
+/// meaningful. `strata check` uses it.
+pub fn survey(spec: &ResolvedSpec) -> Result<Plan, PlanError> {
+    plan_with(spec, None)
+}
+
+fn plan_with(spec: &ResolvedSpec, cache_root: Option<&Path>) -> Result<Plan, PlanError> {
     let context = &spec.context;
     let ignore = Matcher::for_context(context, spec.source.path())?;
 
@@ -104,13 +115,20 @@ pub fn make_plan(spec: &ResolvedSpec, cache_root: &Path) -> Result<Plan, PlanErr
         }
     }
 
-    let (mut cache, cache_warnings) = StatCache::open(cache_root, context)?;
-    let hashes = hash_walks(context, walks.iter().map(|w| &w.walk), Some(&mut cache))?;
-    // A cache that cannot be saved costs speed, not correctness.
-    let mut cache_warnings: Vec<String> = cache_warnings.iter().map(ToString::to_string).collect();
-    if let Err(e) = cache.save() {
-        cache_warnings.push(format!("stat cache not saved: {e}"));
-    }
+    let mut cache_warnings: Vec<String> = Vec::new();
+    let hashes = match cache_root {
+        Some(root) => {
+            let (mut cache, warnings) = StatCache::open(root, context)?;
+            let hashes = hash_walks(context, walks.iter().map(|w| &w.walk), Some(&mut cache))?;
+            cache_warnings.extend(warnings.iter().map(ToString::to_string));
+            // A cache that cannot be saved costs speed, not correctness.
+            if let Err(e) = cache.save() {
+                cache_warnings.push(format!("stat cache not saved: {e}"));
+            }
+            hashes
+        }
+        None => placeholder_hashes(walks.iter().map(|w| &w.walk)),
+    };
 
     let spec_rel = spec_relative(context, spec.source.path());
     let mut warnings = Vec::new();
@@ -239,7 +257,6 @@ fn check_budget(spec: &ResolvedSpec, layers: &[PlannedLayer]) -> Result<(), Plan
     for l in layers.iter().filter(|l| l.id.contains('@')) {
         by_layer.entry(l.spec_index).or_default().push(l.input_size);
     }
-    let over = layers.len() - max;
     let source = &spec.source;
     let diag = match by_layer.into_iter().max_by_key(|(_, v)| v.len()) {
         Some((li, mut sizes)) => {
@@ -252,8 +269,15 @@ fn check_budget(spec: &ResolvedSpec, layers: &[PlannedLayer]) -> Result<(), Plan
                 LayerKind::Run(_) => layer.name_span.clone(),
             };
             sizes.sort_unstable_by(|a, b| b.cmp(a));
-            let keep = sizes.len().saturating_sub(over);
-            let help = if keep == 0 {
+            // Files no longer split join the layer's rest, which then exists.
+            let rest = usize::from(
+                layers
+                    .iter()
+                    .any(|l| l.spec_index == li && !l.id.contains('@')),
+            );
+            let others = layers.len() - sizes.len() - rest;
+            let keep = max.saturating_sub(others + 1).min(sizes.len());
+            let help = if keep == 0 || keep >= sizes.len() {
                 format!(
                     "remove `split` from layer `{}`, or raise `max_layers`",
                     layer.name
