@@ -457,10 +457,10 @@ fn split_files_count_against_the_budget_and_a_fitting_split_min_is_named() {
     for i in 0..5 {
         ctx.write(&format!("models/shard-{i}.bin"), vec![7u8; 1000 + i * 100]);
     }
-    ctx.spec(&format!(
+    ctx.spec(
         "version = 1\n[image]\nmax_layers = 4\n[[layer]]\nname = \"models\"\n\
-         copy = [{{ from = \"models\", to = \"/m\" }}]\nsplit = \"file\"\nsplit_min = \"1000\"\n"
-    ));
+         copy = [{ from = \"models\", to = \"/m\" }]\nsplit = \"file\"\nsplit_min = \"1000\"\n",
+    );
     let run = ctx.strata(&["check"]);
     assert_eq!(run.code(), 1, "{}", run.stderr());
     let err = run.stderr();

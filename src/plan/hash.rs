@@ -305,7 +305,7 @@ mod tests {
     /// A sparse file just over 4 GiB: hashed by streaming, checked against
     /// the SHA-256 of as many zero bytes (`head -c 4294967297 /dev/zero |
     /// sha256sum`). Slow: 7 to 20 s (sha2 is optimized even in test builds,
-    /// see Cargo.toml), so it runs with `cargo test -- --ignored`.
+    /// see Cargo.toml).
     #[test]
     fn sparse_file_over_4_gib() {
         const SIZE: u64 = (4 << 30) + 1;
