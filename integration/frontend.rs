@@ -312,3 +312,108 @@ fn spec_errors_point_at_their_line() {
         "{text}"
     );
 }
+
+/// Contracts §1 through BuildKit: a copy under `/tmp` keeps the base's
+/// `1777`; a destination under a symlink of the base (`/var/run` → `/run`)
+/// fails and names the path to write instead.
+#[test]
+fn parent_directories_follow_the_base_on_docker_28() {
+    let Some(host) = engine("d28") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.txt"), "x\n").unwrap();
+    let spec = |to: &str| {
+        format!(
+            "# syntax=strata:dev\nversion = 1\n[image]\nfrom = \"{BASE}\"\n\
+             [[layer]]\nname = \"x\"\ncopy = [{{ from = \"x.txt\", to = \"{to}\" }}]\n"
+        )
+    };
+    std::fs::write(dir.path().join("strata.toml"), spec("/tmp/x/x.txt")).unwrap();
+    frontend_image(&host);
+    let out = docker(&host)
+        .args([
+            "buildx",
+            "build",
+            "--progress=plain",
+            "-f",
+            "strata.toml",
+            "--load",
+            "-t",
+            "strata-it-tmp:1",
+            ".",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = docker(&host)
+        .args([
+            "run",
+            "--rm",
+            "strata-it-tmp:1",
+            "stat",
+            "-c",
+            "%a %U",
+            "/tmp",
+            "/tmp/x",
+            "/tmp/x/x.txt",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "1777 root\n755 root\n644 root\n"
+    );
+
+    std::fs::write(dir.path().join("strata.toml"), spec("/var/run/x.txt")).unwrap();
+    let out = docker(&host)
+        .args([
+            "buildx",
+            "build",
+            "--progress=plain",
+            "-f",
+            "strata.toml",
+            ".",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("`/var/run`, which is a symlink in the base image"),
+        "{text}"
+    );
+    assert!(text.contains("/run/x.txt"), "{text}");
+}
+
+/// The same checkout on Docker 28.5 and 26.1 gives the same copy-layer
+/// diffIDs: the helper writes the tree, not the engine's copy code.
+#[test]
+fn copy_layers_are_identical_across_docker_28_and_26() {
+    let (Some(h28), Some(h26)) = (engine("d28"), engine("d26")) else {
+        return;
+    };
+    let (_tmp, dir) = tts();
+    build(&h28, &dir, "strata-it-x:28", &[]);
+    build(&h26, &dir, "strata-it-x:26", &[]);
+    let ids = strata_layers(&h28, "strata-it-x:28");
+    let (a, b) = (
+        layers(&h28, "strata-it-x:28"),
+        layers(&h26, "strata-it-x:26"),
+    );
+    let base = a.len() - ids.len();
+    for (i, id) in ids.iter().enumerate() {
+        if TTS_LAYERS[..2].contains(&id.as_str()) {
+            continue; // run layers: their files carry build-time mtimes
+        }
+        assert_eq!(
+            a[base + i],
+            b[base + i],
+            "copy layer {id} differs between engines"
+        );
+    }
+}

@@ -25,4 +25,4 @@ if [ "$(id -u)" = 0 ] && [ "${STRATA_NO_ENGINES:-}" != 1 ]; then
   bash integration/env.sh up d28 d26 d20 >&2
 fi
 
-cargo test --locked --all-targets "$@"
+cargo test --locked "$@"

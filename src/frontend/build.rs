@@ -425,17 +425,32 @@ async fn build_platform<G: Gateway>(
     if !base.is_scratch() && !queries.is_empty() {
         let base_ref = gw.solve(&base.marshal().to_bytes(), &solve_opts).await?;
         for q in &queries {
-            let entry = match gw.stat_file(&base_ref, q).await {
-                Ok(st) if st.is_symlink() => BaseEntry::Symlink {
-                    target: st.linkname.clone(),
-                },
-                Ok(st) if st.is_dir() => BaseEntry::Dir {
-                    mode: st.permissions(),
-                    uid: u64::from(st.uid),
-                    gid: u64::from(st.gid),
-                },
-                Ok(_) => BaseEntry::Other,
-                Err(_) => BaseEntry::Absent,
+            // StatFile resolves symlinks, so list the parent (lstat entries).
+            let (parent, name) = q.rsplit_once('/').unwrap_or(("", q));
+            let parent = if parent.is_empty() { "/" } else { parent };
+            let above = base_dirs.get(parent).cloned();
+            let entry = if matches!(
+                above,
+                Some(BaseEntry::Absent | BaseEntry::Other | BaseEntry::Symlink { .. })
+            ) {
+                BaseEntry::Absent
+            } else {
+                let listed = gw
+                    .read_dir(&base_ref, parent, Some(name))
+                    .await
+                    .unwrap_or_default();
+                match listed.into_iter().find(|st| st.path == name) {
+                    Some(st) if st.is_symlink() => BaseEntry::Symlink {
+                        target: st.linkname.clone(),
+                    },
+                    Some(st) if st.is_dir() => BaseEntry::Dir {
+                        mode: st.permissions(),
+                        uid: u64::from(st.uid),
+                        gid: u64::from(st.gid),
+                    },
+                    Some(_) => BaseEntry::Other,
+                    None => BaseEntry::Absent,
+                }
             };
             base_dirs.insert(q.clone(), entry);
         }

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Benchmark of the embedded builder (issue: embedded builder) against
+# `tar -c | gzip -6` of the same trees, side by side in one run:
+#   bash bench/embedded.sh [SIZE_MIB]     (default 2048)
+# Generates two model directories of incompressible shards plus config and
+# app files under /var/tmp/strata-bench, then times: the baseline, a cold
+# `strata build` (empty cache), a no-op rebuild, a one-shard change and an
+# app change, with peak RSS from GNU time. Prints a markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size=${1:-2048}
+root=/var/tmp/strata-bench
+bin=target/x86_64-unknown-linux-gnu/release/strata
+cargo build --release --locked >&2
+command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >&2; }
+rm -rf "$root" && mkdir -p "$root/ctx/models/encoder" "$root/ctx/models/decoder" "$root/ctx/app"
+shard=$((size / 8))
+for d in encoder decoder; do
+  for i in 1 2 3 4; do
+    head -c "$((shard * 1024 * 1024))" /dev/urandom > "$root/ctx/models/$d/shard-$i.bin"
+  done
+  echo '{"layers": 24}' > "$root/ctx/models/$d/config.json"
+done
+for i in $(seq 1 200); do echo "def f$i(): return $i" > "$root/ctx/app/mod_$i.py"; done
+cat > "$root/ctx/strata.toml" <<'SPEC'
+version = 1
+[image]
+from = "scratch"
+[[layer]]
+name = "models"
+copy = [{ from = "models", to = "/srv/models" }]
+split = "file"
+[[layer]]
+name = "app"
+copy = [{ from = "app", to = "/srv/app" }]
+SPEC
+sync
+export STRATA_CACHE_DIR=$root/cache
+measure() { # label, command...
+  local label=$1; shift
+  local out
+  out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
+  printf '| %s | %s s | %s MiB |\n' "$label" "${out% *}" "$(( ${out#* } / 1024 ))"
+}
+echo "| step ($size MiB of model shards) | wall time | peak RSS |"
+echo "|---|---:|---:|"
+measure "tar -c models app \| gzip -6 (baseline)" sh -c "tar -C '$root/ctx' -cf - models app | gzip -6 > '$root/baseline.tar.gz'"
+measure "strata build, cold (empty cache)" "$bin" build "$root/ctx" -o "oci-layout:$root/out:v1"
+measure "strata build, no-op rebuild" "$bin" build "$root/ctx" -o "oci-layout:$root/out:v1"
+measure "strata plan, warm (stat cache)" "$bin" plan "$root/ctx"
+dd if=/dev/urandom of="$root/ctx/models/encoder/shard-2.bin" bs=1M count=1 seek=3 conv=notrunc status=none
+measure "strata build, one shard changed" "$bin" build "$root/ctx" -o "oci-layout:$root/out:v2"
+echo "def changed(): return 0" >> "$root/ctx/app/mod_1.py"
+measure "strata build, app changed" "$bin" build "$root/ctx" -o "oci-layout:$root/out:v3"
+du -sh "$root/out" "$root/baseline.tar.gz" >&2
