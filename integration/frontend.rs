@@ -35,14 +35,19 @@ fn engine(name: &str) -> Option<String> {
     Some(format!("unix:///var/run/strata-{name}.sock"))
 }
 
-/// One frontend image build per engine per test run, from the binary under test.
-fn frontend_image(host: &str) -> &'static str {
+/// The frontend image of the binary under test in an engine, built once per
+/// engine per test run. Its tag is named after the binary's digest, so runs
+/// of different binaries never replace each other's image.
+fn frontend_image(host: &str) -> String {
     static DONE: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let bin = env!("CARGO_BIN_EXE_strata");
+    let digest = strata::plan::Digest::of(&std::fs::read(bin).unwrap()).hex();
+    let tag = format!("strata-it:{}", &digest[..16]);
     let done = DONE.get_or_init(|| Mutex::new(Vec::new()));
     let mut done = done.lock().unwrap();
     if !done.iter().any(|h| h == host) {
         let ctx = tempfile::tempdir().unwrap();
-        std::fs::copy(env!("CARGO_BIN_EXE_strata"), ctx.path().join("strata")).unwrap();
+        std::fs::copy(bin, ctx.path().join("strata")).unwrap();
         let out = docker(host)
             .args([
                 "build",
@@ -52,7 +57,7 @@ fn frontend_image(host: &str) -> &'static str {
                 "--target",
                 "host",
                 "-t",
-                "strata:dev",
+                &tag,
             ])
             .arg(ctx.path())
             .output()
@@ -64,7 +69,7 @@ fn frontend_image(host: &str) -> &'static str {
         );
         done.push(host.to_string());
     }
-    "strata:dev"
+    tag
 }
 
 fn docker(host: &str) -> Command {
@@ -89,7 +94,7 @@ fn tts() -> (tempfile::TempDir, PathBuf) {
 
 /// Builds `dir` with buildx and `--load`s it as `tag`; returns the output.
 fn build(host: &str, dir: &Path, tag: &str, extra: &[&str]) -> String {
-    frontend_image(host);
+    let syntax = frontend_image(host);
     let out = docker(host)
         .args([
             "buildx",
@@ -100,6 +105,8 @@ fn build(host: &str, dir: &Path, tag: &str, extra: &[&str]) -> String {
             "--build-arg",
         ])
         .arg(format!("BASE_IMAGE={BASE}"))
+        .arg("--build-arg")
+        .arg(format!("BUILDKIT_SYNTAX={syntax}"))
         .args(extra)
         .args(["--load", "-t", tag, "."])
         .current_dir(dir)
@@ -285,11 +292,11 @@ fn fallback_on_docker_20() {
 #[test]
 fn spec_errors_point_at_their_line() {
     let Some(host) = engine("d28") else { return };
-    frontend_image(&host);
+    let syntax = frontend_image(&host);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("strata.toml"),
-        "# syntax=strata:dev\nversion = 1\n[[layer]]\nname = \"app\"\ncopy = [{ form = \"x\", to = \"/x\" }]\n",
+        format!("# syntax={syntax}\nversion = 1\n[[layer]]\nname = \"app\"\ncopy = [{{ form = \"x\", to = \"/x\" }}]\n"),
     )
     .unwrap();
     let out = docker(&host)
@@ -321,14 +328,14 @@ fn parent_directories_follow_the_base_on_docker_28() {
     let Some(host) = engine("d28") else { return };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("x.txt"), "x\n").unwrap();
+    let syntax = frontend_image(&host);
     let spec = |to: &str| {
         format!(
-            "# syntax=strata:dev\nversion = 1\n[image]\nfrom = \"{BASE}\"\n\
+            "# syntax={syntax}\nversion = 1\n[image]\nfrom = \"{BASE}\"\n\
              [[layer]]\nname = \"x\"\ncopy = [{{ from = \"x.txt\", to = \"{to}\" }}]\n"
         )
     };
     std::fs::write(dir.path().join("strata.toml"), spec("/tmp/x/x.txt")).unwrap();
-    frontend_image(&host);
     let out = docker(&host)
         .args([
             "buildx",

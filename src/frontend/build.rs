@@ -292,8 +292,14 @@ async fn warn<G: Gateway>(gw: &G, caps: &Caps, message: &str) {
             })
             .await;
     } else {
+        // The op must differ per message: names live in metadata, not in
+        // the op bytes, and BuildKit shows one vertex per op digest.
+        let id = crate::plan::Digest::of(message.as_bytes()).hex();
         let vertex = llb::scratch()
-            .mkdir(llb::Mkdir::new("/strata-warning", 0o755))
+            .mkdir(llb::Mkdir::new(
+                format!("/strata-warning-{}", &id[..12]),
+                0o755,
+            ))
             .custom_name(format!("[strata] WARNING: {message}"));
         let options = SolveOptions {
             evaluate: caps.has_gateway(cap::SOLVE_EVALUATE),
