@@ -8,5 +8,6 @@
 mod build;
 mod check;
 mod frontend;
+mod ignore;
 #[allow(dead_code)] // shared helpers; not every test module uses all of them
 mod util;
