@@ -9,5 +9,6 @@ mod build;
 mod check;
 mod frontend;
 mod ignore;
+mod llb;
 #[allow(dead_code)] // shared helpers; not every test module uses all of them
 mod util;

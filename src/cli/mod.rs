@@ -5,6 +5,7 @@ mod cache;
 mod check;
 pub mod common;
 mod helper;
+mod llb;
 mod lock;
 pub mod output;
 mod plan;
@@ -40,6 +41,8 @@ pub enum Command {
     Lock(lock::LockArgs),
     /// Inspect or trim the cache root.
     Cache(cache::CacheArgs),
+    /// Print the frontend's LLB for a spec, offline (for buildctl or people).
+    Llb(llb::LlbArgs),
     /// Print the JSON Schema of strata.toml.
     Schema,
     /// Run as a BuildKit frontend (the image's entrypoint; started by
@@ -122,6 +125,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(args) => build::run(&args),
         Command::Lock(args) => lock::run(&args),
         Command::Cache(args) => cache::run(&args),
+        Command::Llb(args) => llb::run(&args),
         Command::Schema => schema::run(),
         Command::Helper(args) => helper::run(&args),
         Command::Frontend => Ok(crate::frontend::build::run()?),

@@ -11,6 +11,7 @@ pub mod error;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod gateway;
+pub mod offline;
 pub mod opts;
 pub mod smoke;
 pub mod status;
