@@ -597,7 +597,14 @@ async fn build_platform<G: Gateway>(
             empty_layer: false,
         });
     }
-    let config = image_config(spec, base_config.as_ref(), created, &history, &layers)?;
+    // `label:NAME` options (`docker buildx build --label`) over the spec's.
+    let mut spec = spec.clone();
+    for (k, v) in &env.opts {
+        if let Some(name) = k.strip_prefix("label:") {
+            spec.image.labels.insert(name.to_string(), v.clone());
+        }
+    }
+    let config = image_config(&spec, base_config.as_ref(), created, &history, &layers)?;
     let def = image.marshal().to_bytes();
     if def.len() > 4 << 20 {
         return Err(protocol(format!(
