@@ -39,15 +39,26 @@ fn engine(name: &str) -> Option<String> {
 /// engine per test run. Its tag is named after the binary's digest, so runs
 /// of different binaries never replace each other's image.
 fn frontend_image(host: &str) -> String {
+    frontend_image_with(host, b"")
+}
+
+/// The same, from the binary with `suffix` appended (a different image that
+/// runs the same code: a rebuilt frontend image).
+fn frontend_image_with(host: &str, suffix: &[u8]) -> String {
     static DONE: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    let bin = env!("CARGO_BIN_EXE_strata");
-    let digest = strata::plan::Digest::of(&std::fs::read(bin).unwrap()).hex();
+    let mut bin = std::fs::read(env!("CARGO_BIN_EXE_strata")).unwrap();
+    bin.extend_from_slice(suffix);
+    let digest = strata::plan::Digest::of(&bin).hex();
     let tag = format!("strata-it:{}", &digest[..16]);
     let done = DONE.get_or_init(|| Mutex::new(Vec::new()));
     let mut done = done.lock().unwrap();
-    if !done.iter().any(|h| h == host) {
+    let key = format!("{host} {tag}");
+    if !done.contains(&key) {
         let ctx = tempfile::tempdir().unwrap();
-        std::fs::copy(bin, ctx.path().join("strata")).unwrap();
+        let path = ctx.path().join("strata");
+        std::fs::write(&path, &bin).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let out = docker(host)
             .args([
                 "build",
@@ -94,7 +105,11 @@ fn tts() -> (tempfile::TempDir, PathBuf) {
 
 /// Builds `dir` with buildx and `--load`s it as `tag`; returns the output.
 fn build(host: &str, dir: &Path, tag: &str, extra: &[&str]) -> String {
-    let syntax = frontend_image(host);
+    build_with(host, &frontend_image(host), dir, tag, extra)
+}
+
+/// Builds with the frontend image `syntax`.
+fn build_with(host: &str, syntax: &str, dir: &Path, tag: &str, extra: &[&str]) -> String {
     let out = docker(host)
         .args([
             "buildx",
@@ -116,6 +131,24 @@ fn build(host: &str, dir: &Path, tag: &str, extra: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "build failed:\n{text}");
     text
+}
+
+/// Runs a build of `dir` that must fail; returns its output.
+fn failing_build(host: &str, dir: &Path) -> String {
+    let out = docker(host)
+        .args([
+            "buildx",
+            "build",
+            "--progress=plain",
+            "-f",
+            "strata.toml",
+            ".",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the build must fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The image's layer diffIDs.
@@ -166,6 +199,24 @@ fn changed(host: &str, a: &str, b: &str) -> Vec<String> {
         .filter(|(i, _)| la[base + i] != lb[base + i])
         .map(|(_, id)| id.clone())
         .collect()
+}
+
+/// Asserts equal diffIDs for every copy layer of two tts images (run layers
+/// are skipped: their files carry build-time mtimes).
+fn assert_copy_layers_equal(a: (&str, &str), b: (&str, &str)) {
+    let ids = strata_layers(a.0, a.1);
+    let (la, lb) = (layers(a.0, a.1), layers(b.0, b.1));
+    let (ba, bb) = (la.len() - ids.len(), lb.len() - ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        if TTS_LAYERS[..2].contains(&id.as_str()) {
+            continue;
+        }
+        assert_eq!(
+            la[ba + i],
+            lb[bb + i],
+            "copy layer {id} differs: {a:?} vs {b:?}"
+        );
+    }
 }
 
 const TTS_LAYERS: &[&str] = &[
@@ -299,20 +350,7 @@ fn spec_errors_point_at_their_line() {
         format!("# syntax={syntax}\nversion = 1\n[[layer]]\nname = \"app\"\ncopy = [{{ form = \"x\", to = \"/x\" }}]\n"),
     )
     .unwrap();
-    let out = docker(&host)
-        .args([
-            "buildx",
-            "build",
-            "--progress=plain",
-            "-f",
-            "strata.toml",
-            ".",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let text = failing_build(&host, dir.path());
     assert!(text.contains(">>> copy = [{ form"), "{text}");
     assert!(
         text.contains("strata.toml:5:11: unknown key `form`"),
@@ -376,20 +414,7 @@ fn parent_directories_follow_the_base_on_docker_28() {
     );
 
     std::fs::write(dir.path().join("strata.toml"), spec("/var/run/x.txt")).unwrap();
-    let out = docker(&host)
-        .args([
-            "buildx",
-            "build",
-            "--progress=plain",
-            "-f",
-            "strata.toml",
-            ".",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let text = failing_build(&host, dir.path());
     assert!(
         text.contains("`/var/run` is a symlink in the base image"),
         "{text}"
@@ -407,20 +432,24 @@ fn copy_layers_are_identical_across_docker_28_and_26() {
     let (_tmp, dir) = tts();
     build(&h28, &dir, "strata-it-x:28", &[]);
     build(&h26, &dir, "strata-it-x:26", &[]);
-    let ids = strata_layers(&h28, "strata-it-x:28");
-    let (a, b) = (
-        layers(&h28, "strata-it-x:28"),
-        layers(&h26, "strata-it-x:26"),
+    assert_copy_layers_equal((&h28, "strata-it-x:28"), (&h26, "strata-it-x:26"));
+}
+
+/// A rebuilt frontend image (another image digest, same writer version)
+/// re-runs the helpers and gives the same copy-layer diffIDs.
+#[test]
+fn a_rebuilt_frontend_image_gives_the_same_copy_layers() {
+    let Some(host) = engine("d28") else { return };
+    let (_tmp, dir) = tts();
+    build(&host, &dir, "strata-it-rebuilt:1", &[]);
+    let other = frontend_image_with(&host, b"\0rebuilt frontend image");
+    let text = build_with(&host, &other, &dir, "strata-it-rebuilt:2", &[]);
+    assert!(
+        text.contains("app: inputs"),
+        "the helpers re-ran with the new image:\n{text}"
     );
-    let base = a.len() - ids.len();
-    for (i, id) in ids.iter().enumerate() {
-        if TTS_LAYERS[..2].contains(&id.as_str()) {
-            continue; // run layers: their files carry build-time mtimes
-        }
-        assert_eq!(
-            a[base + i],
-            b[base + i],
-            "copy layer {id} differs between engines"
-        );
-    }
+    assert_copy_layers_equal(
+        (&host, "strata-it-rebuilt:1"),
+        (&host, "strata-it-rebuilt:2"),
+    );
 }

@@ -11,8 +11,7 @@ use std::path::Path;
 
 use super::error::FrontendError;
 use super::gateway::{
-    Caps, FrontendResult, Gateway, GrpcGateway, Ref, ResolveMode, ResultRefs, SolveOptions,
-    Warning, cap,
+    Caps, FrontendResult, Gateway, Ref, ResolveMode, ResultRefs, SolveOptions, Warning, cap,
 };
 use super::opts::FrontendEnv;
 use super::status::{ErrorStatus, SourceLocation};
@@ -54,16 +53,7 @@ fn protocol(message: impl Into<String>) -> Failure {
 
 /// Runs as a frontend over stdin/stdout and exits 0 after `Return`.
 pub fn run() -> Result<(), FrontendError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(FrontendError::Runtime)?;
-    runtime.block_on(async {
-        let env = FrontendEnv::from_env();
-        let gateway = GrpcGateway::connect(env.session_id.clone()).await?;
-        run_with(&gateway, &env).await
-    })?;
-    std::process::exit(0)
+    super::serve_stdio(|gateway, env| async move { run_with(&gateway, &env).await })
 }
 
 /// The frontend on any gateway: build, then `Return` the result or the error.

@@ -19,3 +19,22 @@ pub mod stdio;
 
 pub use error::FrontendError;
 pub use gateway::{Gateway, GrpcGateway};
+
+/// Runs `frontend` over stdin/stdout on a one-thread runtime, then exits 0
+/// at once: after `Return` a pending stdin read cannot be cancelled.
+pub(crate) fn serve_stdio<F, Fut>(frontend: F) -> Result<(), FrontendError>
+where
+    F: FnOnce(GrpcGateway, opts::FrontendEnv) -> Fut,
+    Fut: std::future::Future<Output = Result<(), FrontendError>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(FrontendError::Runtime)?;
+    runtime.block_on(async {
+        let env = opts::FrontendEnv::from_env();
+        let gateway = GrpcGateway::connect(env.session_id.clone()).await?;
+        frontend(gateway, env).await
+    })?;
+    std::process::exit(0)
+}

@@ -12,7 +12,7 @@ use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 
 use super::error::FrontendError;
-use super::gateway::{Caps, FrontendResult, Gateway, GrpcGateway, ResultRefs, SolveOptions, cap};
+use super::gateway::{Caps, FrontendResult, Gateway, ResultRefs, SolveOptions, cap};
 use super::opts::FrontendEnv;
 use super::status::{ErrorStatus, SourceLocation};
 use crate::proto::pb;
@@ -31,21 +31,7 @@ enum Outcome {
 /// process exits 0 at once (a pending stdin read cannot be cancelled); an
 /// error returned here means BuildKit could not be told.
 pub fn run() -> Result<(), FrontendError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(FrontendError::Runtime)?;
-    runtime.block_on(async {
-        let env = FrontendEnv::from_env();
-        // `--build-arg STRATA_SMOKE_LEGACY_REFS=1` returns the deprecated
-        // string ref, as for a daemon without `proto.refarray`.
-        let legacy = env.opt("build-arg:STRATA_SMOKE_LEGACY_REFS") == Some("1");
-        let gateway = GrpcGateway::connect(env.session_id.clone())
-            .await?
-            .with_legacy_refs(legacy);
-        run_with(&gateway, &env).await
-    })?;
-    std::process::exit(0)
+    super::serve_stdio(|gateway, env| async move { run_with(&gateway, &env).await })
 }
 
 /// The frontend's logic on any gateway: build the outcome, then `Return` it.
