@@ -356,6 +356,15 @@ fn spec_errors_point_at_their_line() {
         text.contains("strata.toml:5:11: unknown key `form`"),
         "{text}"
     );
+
+    // A failing run command names its layer (the vertex is named after it).
+    std::fs::write(
+        dir.path().join("strata.toml"),
+        format!("# syntax={syntax}\nversion = 1\n[image]\nfrom = \"{BASE}\"\n[[layer]]\nname = \"fails\"\nrun = \"exit 3\"\n"),
+    )
+    .unwrap();
+    let text = failing_build(&host, dir.path());
+    assert!(text.contains("[strata] layer fails: exit 3"), "{text}");
 }
 
 /// Contracts §1 through BuildKit: a copy under `/tmp` keeps the base's

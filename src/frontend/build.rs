@@ -471,9 +471,11 @@ async fn build_platform<G: Gateway>(
     let mut run_parent = base.clone();
     let mut chain = base.clone();
     for layer in &spec.layers {
+        // The whole `[[layer]]` table, so a failing op marks its lines.
+        let end = layer.span.end.saturating_sub(1).max(layer.span.start);
         let range = [llb::SourceRange::lines(
             line_of(&layer.span),
-            line_of(&layer.span),
+            spec.source.line_col(end).0 as u32,
         )];
         match &layer.kind {
             LayerKind::Copy(copy) => {
@@ -981,4 +983,157 @@ fn image_config(
         obj.remove("rootfs");
     }
     serde_json::to_vec(&config).map_err(|e| protocol(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::frontend::fake::{Call, FakeGateway};
+
+    fn caps(modern: bool) -> Caps {
+        let mut llb: BTreeSet<String> = ["source.local", "source.image", "file.base"]
+            .map(String::from)
+            .into();
+        if modern {
+            llb.extend(["mergeop", "diffop"].map(String::from));
+        }
+        Caps {
+            gateway: ["proto.refarray", "gateway.warnings"]
+                .map(String::from)
+                .into(),
+            llb,
+            workers: Vec::new(),
+        }
+    }
+
+    fn env(opts: &[(&str, &str)]) -> FrontendEnv {
+        FrontendEnv {
+            opts: opts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            session_id: "s".into(),
+            workers: Vec::new(),
+        }
+    }
+
+    const RECORD: &str = r#"{"layer":"app","inputs":"sha256:1111111111111111111111111111111111111111111111111111111111111111","key":"sha256:2222222222222222222222222222222222222222222222222222222222222222"}"#;
+
+    fn run(gw: &FakeGateway, opts: &[(&str, &str)]) -> Call {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(run_with(gw, &env(opts))).unwrap();
+        gw.calls().pop().unwrap()
+    }
+
+    #[test]
+    fn spec_errors_are_returned_with_their_line() {
+        let gw = FakeGateway::new(caps(true)).with_file(
+            "strata.toml",
+            "version = 1\n[[layer]]\nname = \"app\"\ncopy = [{ form = \"x\", to = \"/x\" }]\n",
+        );
+        let Call::ReturnError(status) = run(&gw, &[("source", "strata:dev")]) else {
+            panic!("expected an error")
+        };
+        assert!(
+            status
+                .message
+                .contains("strata.toml:4:11: unknown key `form`"),
+            "{}",
+            status.message
+        );
+        assert_eq!(status.details.len(), 1, "one source-location detail");
+        assert!(String::from_utf8_lossy(&status.details[0].value).contains("\"line\":4"));
+    }
+
+    #[test]
+    fn multi_platform_returns_one_ref_per_platform() {
+        let gw = FakeGateway::new(caps(true))
+            .with_file(
+                "strata.toml",
+                "version = 1\n[image]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\nlabels = { a = \"1\" }\n\
+                 [[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"/app\" }]\n",
+            )
+            .with_file("app/main.py", "print(1)\n")
+            .with_file("record.json", RECORD);
+        let call = run(
+            &gw,
+            &[
+                ("source", "strata:dev"),
+                ("label:b", "2"),
+                ("cache-from", "localhost:5000/cache"),
+            ],
+        );
+        let Call::ReturnResult(result) = call else {
+            panic!("expected a result: {call:?}")
+        };
+        let ResultRefs::PerPlatform(refs) = &result.refs else {
+            panic!("expected refs per platform")
+        };
+        assert_eq!(
+            refs.keys().collect::<Vec<_>>(),
+            ["linux/amd64", "linux/arm64"]
+        );
+        let platforms: serde_json::Value =
+            serde_json::from_slice(&result.metadata["refs.platforms"]).unwrap();
+        assert_eq!(platforms["Platforms"].as_array().unwrap().len(), 2);
+        for p in ["linux/amd64", "linux/arm64"] {
+            let config: serde_json::Value =
+                serde_json::from_slice(&result.metadata[&format!("containerimage.config/{p}")])
+                    .unwrap();
+            assert_eq!(config["architecture"], p.rsplit('/').next().unwrap());
+            assert_eq!(config["config"]["Labels"]["a"], "1");
+            assert_eq!(config["config"]["Labels"]["b"], "2", "label: options apply");
+            let history = config["history"].as_array().unwrap();
+            let last = history.last().unwrap();
+            assert_eq!(last["created_by"], "strata layer app");
+            assert!(
+                last["comment"]
+                    .as_str()
+                    .unwrap()
+                    .contains("inputs=sha256:1111")
+            );
+            assert_eq!(last["created"], "1980-01-02T00:00:00Z");
+        }
+        // Cache imports reach every solve.
+        let imports = gw
+            .calls()
+            .iter()
+            .filter_map(|c| match c {
+                Call::Solve { options, .. } => Some(options.cache_imports.len()),
+                _ => None,
+            })
+            .max();
+        assert_eq!(imports, Some(1));
+    }
+
+    #[test]
+    fn source_date_epoch_sets_created_only() {
+        let gw = FakeGateway::new(caps(false))
+            .with_file("strata.toml", "version = 1\n[[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"/app\" }]\n")
+            .with_file("app/main.py", "print(1)\n")
+            .with_file("record.json", RECORD);
+        let call = run(
+            &gw,
+            &[
+                ("source", "strata:dev"),
+                ("build-arg:SOURCE_DATE_EPOCH", "1700000000"),
+            ],
+        );
+        let Call::ReturnResult(result) = call else {
+            panic!("expected a result: {call:?}")
+        };
+        let config: serde_json::Value =
+            serde_json::from_slice(&result.metadata["containerimage.config"]).unwrap();
+        assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+        // The fallback (no mergeop) said so through Warn.
+        assert!(
+            gw.calls()
+                .iter()
+                .any(|c| matches!(c, Call::Warn(w) if w.short.contains("no MergeOp/DiffOp")))
+        );
+    }
 }
