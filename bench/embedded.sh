@@ -38,9 +38,10 @@ sync
 export STRATA_CACHE_DIR=$root/cache
 measure() { # label, command...
   local label=$1; shift
-  local out
-  out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
-  printf '| %s | %s s | %s MiB |\n' "$label" "${out% *}" "$(( ${out#* } / 1024 ))"
+  /usr/bin/time -o "$root/time" -f '%e %M' "$@" >/dev/null 2>"$root/stderr" ||
+    { cat "$root/stderr" >&2; exit 1; }
+  read -r secs kib < <(tail -1 "$root/time")
+  printf '| %s | %s s | %s MiB |\n' "$label" "$secs" "$((kib / 1024))"
 }
 echo "| step ($size MiB of model shards) | wall time | peak RSS |"
 echo "|---|---:|---:|"

@@ -12,6 +12,9 @@
 #   d26   Docker 26.1 (Debian trixie .debs), containerd image store
 #   d20   Docker 20.10 (bookworm's docker.io), graphdriver overlay2
 #   d28g  Docker 28.5 again, graphdriver overlay2 (no containerd snapshotter)
+#   d28b  Docker 28.5 a second time, containerd store, its own data root: a
+#         second fresh builder for reproducibility checks (not in the default set)
+#   d26b  likewise for Docker 26.1
 # Plus: buildx 0.29 (forky docker-buildx) as a docker CLI plugin, skopeo, umoci,
 # debootstrap, docker-registry on 127.0.0.1:5000, and the base image
 # strata-test/debian:bookworm (debootstrap minbase + python3-pip) in every engine.
@@ -27,7 +30,7 @@ TIMEOUT=${STRATA_ENV_TIMEOUT:-90}
 OPT=/opt/strata-env
 CONF=/etc/strata-env
 LOCK=/var/run/strata-env.lock
-ALL_ENGINES=(d28 d26 d20 d28g)
+ALL_ENGINES=(d28 d26 d20 d28g d28b d26b)
 
 # Wanted versions (apt version globs) of the extracted Debian packages.
 FORKY_PKGS=("docker.io=28.5.*" "containerd=*" "docker-buildx=0.29.*" "docker-cli=28.5.*")
@@ -66,7 +69,7 @@ trap on_exit EXIT
 
 # ---------------------------------------------------------------- engine table
 engine_index() {
-  case $1 in d20) echo 0 ;; d28) echo 1 ;; d26) echo 2 ;; d28g) echo 3 ;;
+  case $1 in d20) echo 0 ;; d28) echo 1 ;; d26) echo 2 ;; d28g) echo 3 ;; d28b) echo 4 ;; d26b) echo 5 ;;
     *) return 1 ;; esac
 }
 check_engine() {
@@ -86,10 +89,10 @@ dataroot_of() { echo "/var/lib/strata-$1"; }
 execroot_of() { echo "/var/run/strata-$1"; }
 # Root of the extracted Debian packages an engine runs from ("" = the system's).
 pkgroot_of() {
-  case $1 in d28 | d28g) echo "$OPT/forky" ;; d26) echo "$OPT/trixie" ;; d20) echo "" ;; esac
+  case $1 in d28 | d28g | d28b) echo "$OPT/forky" ;; d26 | d26b) echo "$OPT/trixie" ;; d20) echo "" ;; esac
 }
 expected_version() {
-  case $1 in d28 | d28g) echo "28.5." ;; d26) echo "26.1." ;; d20) echo "20.10." ;; esac
+  case $1 in d28 | d28g | d28b) echo "28.5." ;; d26 | d26b) echo "26.1." ;; d20) echo "20.10." ;; esac
 }
 
 # The docker client: the machine's Docker 28 CLI, else forky's docker-cli.
@@ -223,7 +226,7 @@ write_daemon_json() {
   {
     echo "{"
     case $e in
-      d28 | d26) echo '  "features": {"containerd-snapshotter": true},' ;;
+      d28 | d26 | d28b | d26b) echo '  "features": {"containerd-snapshotter": true},' ;;
       d28g) echo '  "features": {"containerd-snapshotter": false},'
             echo '  "storage-driver": "overlay2",' ;;
       d20) echo '  "storage-driver": "overlay2",' ;;
@@ -446,7 +449,7 @@ cmd_up() {
   # forky is always needed: it brings buildx (and the CLI fallback).
   fetch_debs forky "${FORKY_PKGS[@]}"
   extract_debs forky
-  for e in "${engines[@]}"; do [ "$e" = d26 ] && need_trixie=1; done
+  for e in "${engines[@]}"; do case $e in d26 | d26b) need_trixie=1 ;; esac; done
   if [ $need_trixie = 1 ]; then
     fetch_debs trixie "${TRIXIE_PKGS[@]}"
     extract_debs trixie

@@ -462,3 +462,81 @@ fn a_rebuilt_frontend_image_gives_the_same_copy_layers() {
         (&host, "strata-it-rebuilt:2"),
     );
 }
+
+/// A checkout of examples/tts made another way: files created in reverse
+/// order, group-writable as under `umask 002`, with other mtimes.
+fn other_checkout() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tts");
+    let src = Path::new(REPO).join("examples/tts");
+    let mut files = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for f in files.iter().rev() {
+        let to = root.join(f.strip_prefix(&src).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(f, &to).unwrap();
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() | 0o020;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg("find . -type d -exec chmod g+w {} + && find . -exec touch -d '2031-03-04 05:06:07' {} +")
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (tmp, root)
+}
+
+/// Two fresh builders of one version (separate data roots, caches pruned),
+/// a minute apart, two checkouts with other mtimes, umask and creation
+/// order: identical diffIDs for every copy layer, on Docker 28.5 and 26.1.
+#[test]
+fn two_fresh_builders_give_identical_copy_layers() {
+    let pairs: Vec<(String, String)> = [("d28", "d28b"), ("d26", "d26b")]
+        .iter()
+        .filter_map(|(a, b)| Some((engine(a)?, engine(b)?)))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let (_ta, a) = tts();
+    Command::new("sh")
+        .arg("-c")
+        .arg("find . -exec touch -d '2001-02-03' {} +")
+        .current_dir(&a)
+        .status()
+        .unwrap();
+    let (_tb, b) = other_checkout();
+    std::thread::scope(|s| {
+        for (first, second) in &pairs {
+            let (a, b) = (&a, &b);
+            s.spawn(move || {
+                let out = docker(second)
+                    .args(["builder", "prune", "-af"])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success());
+                build(first, a, "strata-it-fresh:a", &["--no-cache"]);
+                std::thread::sleep(std::time::Duration::from_secs(61));
+                build(second, b, "strata-it-fresh:b", &["--no-cache"]);
+                assert_copy_layers_equal(
+                    (first, "strata-it-fresh:a"),
+                    (second, "strata-it-fresh:b"),
+                );
+            });
+        }
+    });
+}
