@@ -38,7 +38,7 @@ fn engine(name: &str) -> Option<String> {
 /// The frontend image of the binary under test in an engine, built once per
 /// engine per test run. Its tag is named after the binary's digest, so runs
 /// of different binaries never replace each other's image.
-fn frontend_image(host: &str) -> String {
+pub(crate) fn frontend_image(host: &str) -> String {
     frontend_image_with(host, b"")
 }
 
@@ -337,6 +337,41 @@ fn fallback_on_docker_20() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("f5-tts-api"));
+}
+
+/// Docker 28.5 on its classic graphdriver store: a current BuildKit without
+/// MergeOp/DiffOp takes the linear fallback, says so through `Warn`, and
+/// still gives per-layer reuse for copy layers.
+#[test]
+fn fallback_on_docker_28_graphdriver() {
+    let Some(host) = engine("d28g") else { return };
+    let (_tmp, dir) = tts();
+    let text = build(&host, &dir, "strata-it-d28g:1", &[]);
+    assert!(
+        text.contains("this BuildKit has no MergeOp/DiffOp"),
+        "{text}"
+    );
+    assert_eq!(strata_layers(&host, "strata-it-d28g:1"), TTS_LAYERS);
+    Command::new("sh")
+        .arg("-c")
+        .arg("find . -exec touch -d '2030-01-01' {} +")
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    build(&host, &dir, "strata-it-d28g:2", &[]);
+    assert_eq!(
+        changed(&host, "strata-it-d28g:1", "strata-it-d28g:2"),
+        Vec::<String>::new()
+    );
+    let shard = "models/whisper/model-00002-of-00003.safetensors";
+    let mut data = std::fs::read(dir.join(shard)).unwrap();
+    data.extend_from_slice(b"new weights");
+    std::fs::write(dir.join(shard), data).unwrap();
+    build(&host, &dir, "strata-it-d28g:3", &[]);
+    assert_eq!(
+        changed(&host, "strata-it-d28g:2", "strata-it-d28g:3"),
+        ["models@/app/models/whisper/model-00002-of-00003.safetensors"]
+    );
 }
 
 /// A spec error through buildx prints the spec line, marked, and fails.

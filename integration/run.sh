@@ -22,7 +22,7 @@ fi
 # The engines the frontend tests build on (installed and started by env.sh;
 # idempotent, a few seconds when they are installed already).
 if [ "$(id -u)" = 0 ] && [ "${STRATA_NO_ENGINES:-}" != 1 ]; then
-  bash integration/env.sh up d28 d26 d20 d28b d26b >&2
+  bash integration/env.sh up d28 d26 d20 d28g d28b d26b >&2
 fi
 
 cargo test --locked "$@"
