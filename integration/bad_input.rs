@@ -45,6 +45,7 @@ fn corpus() -> Vec<Case> {
 
 #[test]
 fn broken_specs_fail_in_check_and_through_buildx() {
+    let _engines = crate::util::engine_lock();
     let status = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/integration/env.sh"))
         .arg("status")

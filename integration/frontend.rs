@@ -234,12 +234,14 @@ const TTS_LAYERS: &[&str] = &[
 /// The promise, one change at a time (modern engines: MergeOp and DiffOp).
 #[test]
 fn reuse_matrix_on_docker_28() {
+    let _engines = crate::util::engine_lock();
     let Some(host) = engine("d28") else { return };
     reuse_matrix(&host, "d28");
 }
 
 #[test]
 fn reuse_matrix_on_docker_26() {
+    let _engines = crate::util::engine_lock();
     let Some(host) = engine("d26") else { return };
     reuse_matrix(&host, "d26");
 }
@@ -324,6 +326,7 @@ fn reuse_matrix(host: &str, name: &str) {
 /// BuildKit 0.8: the linear fallback builds, says so, and keeps the history.
 #[test]
 fn fallback_on_docker_20() {
+    let _engines = crate::util::engine_lock();
     let Some(host) = engine("d20") else { return };
     let (_tmp, dir) = tts();
     let text = build(&host, &dir, "strata-it-d20:1", &[]);
@@ -344,6 +347,7 @@ fn fallback_on_docker_20() {
 /// still gives per-layer reuse for copy layers.
 #[test]
 fn fallback_on_docker_28_graphdriver() {
+    let _engines = crate::util::engine_lock();
     let Some(host) = engine("d28g") else { return };
     let (_tmp, dir) = tts();
     let text = build(&host, &dir, "strata-it-d28g:1", &[]);
@@ -377,6 +381,7 @@ fn fallback_on_docker_28_graphdriver() {
 /// A spec error through buildx prints the spec line, marked, and fails.
 #[test]
 fn spec_errors_point_at_their_line() {
+    let _engines = crate::util::engine_lock();
     let Some(host) = engine("d28") else { return };
     let syntax = frontend_image(&host);
     let dir = tempfile::tempdir().unwrap();
@@ -407,6 +412,7 @@ fn spec_errors_point_at_their_line() {
 /// fails and names the path to write instead.
 #[test]
 fn parent_directories_follow_the_base_on_docker_28() {
+    let _engines = crate::util::engine_lock();
     let Some(host) = engine("d28") else { return };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("x.txt"), "x\n").unwrap();
@@ -470,6 +476,7 @@ fn parent_directories_follow_the_base_on_docker_28() {
 /// diffIDs: the helper writes the tree, not the engine's copy code.
 #[test]
 fn copy_layers_are_identical_across_docker_28_and_26() {
+    let _engines = crate::util::engine_lock();
     let (Some(h28), Some(h26)) = (engine("d28"), engine("d26")) else {
         return;
     };
@@ -483,6 +490,7 @@ fn copy_layers_are_identical_across_docker_28_and_26() {
 /// re-runs the helpers and gives the same copy-layer diffIDs.
 #[test]
 fn a_rebuilt_frontend_image_gives_the_same_copy_layers() {
+    let _engines = crate::util::engine_lock();
     let Some(host) = engine("d28") else { return };
     let (_tmp, dir) = tts();
     build(&host, &dir, "strata-it-rebuilt:1", &[]);
@@ -540,6 +548,7 @@ fn other_checkout() -> (tempfile::TempDir, PathBuf) {
 /// order: identical diffIDs for every copy layer, on Docker 28.5 and 26.1.
 #[test]
 fn two_fresh_builders_give_identical_copy_layers() {
+    let _engines = crate::util::engine_lock();
     let pairs: Vec<(String, String)> = [("d28", "d28b"), ("d26", "d26b")]
         .iter()
         .filter_map(|(a, b)| Some((engine(a)?, engine(b)?)))
@@ -564,7 +573,9 @@ fn two_fresh_builders_give_identical_copy_layers() {
                     .output()
                     .unwrap();
                 assert!(out.status.success());
-                build(first, a, "strata-it-fresh:a", &["--no-cache"]);
+                // Only the second builder is made fresh (pruned, --no-cache):
+                // the first keeps the cache other tests rely on.
+                build(first, a, "strata-it-fresh:a", &[]);
                 std::thread::sleep(std::time::Duration::from_secs(61));
                 build(second, b, "strata-it-fresh:b", &["--no-cache"]);
                 assert_copy_layers_equal(

@@ -72,6 +72,7 @@ fn docker_excludes(host: &str, row: &Row) -> bool {
 
 #[test]
 fn conformance_table_agrees_with_docker_28() {
+    let _engines = crate::util::engine_lock();
     let status = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/integration/env.sh"))
         .arg("status")

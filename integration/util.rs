@@ -112,3 +112,12 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// Serializes the tests that build on the shared engines: concurrent builds
+/// of the same layers on one BuildKit share local-source snapshots and cache
+/// records, so one test's `--no-cache` or edits would show in another's
+/// results. Hold the guard for the whole test.
+pub fn engine_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
