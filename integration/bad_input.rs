@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::util::{Ctx, in_ci};
+use crate::util::{Ctx, engine};
 
 const BASE: &str = "version = 1\n[image]\nfrom = \"scratch\"\n";
 
@@ -46,18 +46,9 @@ fn corpus() -> Vec<Case> {
 #[test]
 fn broken_specs_fail_in_check_and_through_buildx() {
     let _engines = crate::util::engine_lock();
-    let status = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/integration/env.sh"))
-        .arg("status")
-        .output()
-        .unwrap();
-    let engines = String::from_utf8_lossy(&status.stdout).into_owned();
-    let d28 = engines
-        .lines()
-        .any(|l| l.starts_with("d28 ") && l.contains("running"));
-    assert!(d28 || !in_ci(), "engine d28 is not running, and CI=true");
-    let host = "unix:///var/run/strata-d28.sock";
-    let syntax = d28.then(|| crate::frontend::frontend_image(host));
+    let host = engine("d28");
+    let syntax = host.as_deref().map(crate::frontend::frontend_image);
+    let host = host.unwrap_or_default();
     for (name, spec, files, mention) in corpus() {
         let ctx = Ctx::new();
         for (p, c) in &files {
@@ -76,7 +67,7 @@ fn broken_specs_fail_in_check_and_through_buildx() {
         let Some(syntax) = &syntax else { continue };
         let tag = format!("strata-it-bad:{name}");
         let out = Command::new("docker")
-            .env("DOCKER_HOST", host)
+            .env("DOCKER_HOST", &host)
             .args([
                 "buildx",
                 "build",
@@ -97,7 +88,7 @@ fn broken_specs_fail_in_check_and_through_buildx() {
             "{name}: buildx output lacks `{mention}`:\n{text}"
         );
         let exists = Command::new("docker")
-            .env("DOCKER_HOST", host)
+            .env("DOCKER_HOST", &host)
             .args(["image", "inspect", &tag])
             .output()
             .unwrap()

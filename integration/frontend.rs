@@ -7,33 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-use crate::util::in_ci;
+use crate::util::engine;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const BASE: &str = "strata-test/debian:bookworm";
-
-/// DOCKER_HOST of a running engine, or `None` (a failure in CI).
-fn engine(name: &str) -> Option<String> {
-    let status = Command::new("bash")
-        .arg(format!("{REPO}/integration/env.sh"))
-        .arg("status")
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&status.stdout).into_owned()
-        + &String::from_utf8_lossy(&status.stderr);
-    let running = text
-        .lines()
-        .any(|l| l.starts_with(&format!("{name} ")) && l.contains("running"));
-    if !running {
-        assert!(
-            !in_ci(),
-            "engine {name} is not running, and CI=true: run `integration/env.sh up`"
-        );
-        eprintln!("skipping: engine {name} is not running (integration/env.sh up {name})");
-        return None;
-    }
-    Some(format!("unix:///var/run/strata-{name}.sock"))
-}
 
 /// The frontend image of the binary under test in an engine, built once per
 /// engine per test run. Its tag is named after the binary's digest, so runs

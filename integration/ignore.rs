@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::util::in_ci;
+use crate::util::engine;
 
 const TABLE: &str = include_str!("../src/plan/ignore_conformance.txt");
 
@@ -73,21 +73,8 @@ fn docker_excludes(host: &str, row: &Row) -> bool {
 #[test]
 fn conformance_table_agrees_with_docker_28() {
     let _engines = crate::util::engine_lock();
-    let status = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/integration/env.sh"))
-        .arg("status")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&status.stdout).into_owned();
-    if !text
-        .lines()
-        .any(|l| l.starts_with("d28 ") && l.contains("running"))
-    {
-        assert!(!in_ci(), "engine d28 is not running, and CI=true");
-        eprintln!("skipping: engine d28 is not running");
-        return;
-    }
-    let host = "unix:///var/run/strata-d28.sock";
+    let Some(host) = engine("d28") else { return };
+    let host = host.as_str();
     let rows = rows();
     assert!(rows.len() > 40);
     let disagree: Vec<String> = std::thread::scope(|s| {

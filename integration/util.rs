@@ -121,3 +121,26 @@ pub fn engine_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// DOCKER_HOST of a running engine, or `None` (a failure in CI).
+pub fn engine(name: &str) -> Option<String> {
+    let status = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/integration/env.sh"))
+        .arg("status")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&status.stdout).into_owned()
+        + &String::from_utf8_lossy(&status.stderr);
+    let running = text
+        .lines()
+        .any(|l| l.starts_with(&format!("{name} ")) && l.contains("running"));
+    if !running {
+        assert!(
+            !in_ci(),
+            "engine {name} is not running, and CI=true: run `integration/env.sh up`"
+        );
+        eprintln!("skipping: engine {name} is not running (integration/env.sh up {name})");
+        return None;
+    }
+    Some(format!("unix:///var/run/strata-{name}.sock"))
+}
