@@ -115,11 +115,32 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 
 /// Serializes the tests that build on the shared engines: concurrent builds
 /// of the same layers on one BuildKit share local-source snapshots and cache
-/// records, so one test's `--no-cache` or edits would show in another's
-/// results. Hold the guard for the whole test.
-pub fn engine_lock() -> std::sync::MutexGuard<'static, ()> {
+/// records, so one test's edits would show in another's results. Hold the
+/// guard for the whole test. Besides the in-process mutex it holds an
+/// exclusive `flock` on `/tmp/strata-engines.lock`, so test runs from two
+/// checkouts on one machine take turns too.
+pub fn engine_lock() -> EngineGuard {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/strata-engines.lock")
+        .expect("open /tmp/strata-engines.lock");
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .expect("flock /tmp/strata-engines.lock");
+    EngineGuard {
+        _file: file,
+        _guard: guard,
+    }
+}
+
+/// Held while a test uses the shared engines (see [`engine_lock`]); the
+/// `flock` is released when the file closes.
+pub struct EngineGuard {
+    _file: std::fs::File,
+    _guard: std::sync::MutexGuard<'static, ()>,
 }
 
 /// DOCKER_HOST of a running engine, or `None` (a failure in CI).
