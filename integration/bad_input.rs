@@ -8,7 +8,8 @@ use crate::util::{Ctx, engine};
 
 const BASE: &str = "version = 1\n[image]\nfrom = \"scratch\"\n";
 
-/// One broken spec: name, spec bytes, files, what both outputs must mention.
+/// One broken spec: name, spec bytes, files (a content `-> TARGET` makes a
+/// symlink), what both outputs must mention.
 type Case = (
     &'static str,
     Vec<u8>,
@@ -40,6 +41,22 @@ fn corpus() -> Vec<Case> {
         ("non-utf8", b"version = 1\n# caf\xe9\n".to_vec(), vec![], "strata.toml:2"),
         ("empty", Vec::new(), vec![], "strata.toml:1"),
         ("missing-input", copy("nope").into_bytes(), vec![("other", "x")], "nope"),
+        (
+            "symlink-out",
+            copy("link").into_bytes(),
+            vec![("link", "-> ../outside")],
+            "`link` leads outside the build context",
+        ),
+        (
+            "overlap",
+            format!(
+                "{BASE}[[layer]]\nname = \"a\"\ncopy = [{{ from = \"d\", to = \"/app\" }}]\n\
+                 [[layer]]\nname = \"b\"\ncopy = [{{ from = \"x\", to = \"/app/x\" }}]\n"
+            )
+            .into_bytes(),
+            vec![("d/x", "1"), ("x", "2")],
+            "`/app/x` is written by layer `a` and again by layer `b`",
+        ),
     ]
 }
 
@@ -52,7 +69,12 @@ fn broken_specs_fail_in_check_and_through_buildx() {
     for (name, spec, files, mention) in corpus() {
         let ctx = Ctx::new();
         for (p, c) in &files {
-            ctx.write(p, c);
+            match c.strip_prefix("-> ") {
+                Some(target) => std::os::unix::fs::symlink(target, ctx.path().join(p)).unwrap(),
+                None => {
+                    ctx.write(p, c);
+                }
+            }
         }
         ctx.write("strata.toml", &spec);
         let run = ctx.strata(&["check"]);

@@ -1,4 +1,6 @@
-//! `strata helper copy`: the layer writer run inside BuildKit (contracts §2).
+//! `strata helper copy`: the layer writer run inside BuildKit (contracts §2);
+//! `strata helper overlaps`: the frontend's check that no two copy layers
+//! write the same path.
 //! Hidden: the frontend's LLB runs it, people do not.
 
 use std::path::PathBuf;
@@ -32,6 +34,12 @@ pub enum HelperCommand {
         /// The job, as JSON.
         job: String,
     },
+    /// Fail when two copy layers' trees write the same path.
+    Overlaps {
+        /// `LAYER_ID=DIR` for each copy layer's written tree, in layer order.
+        #[arg(required = true)]
+        layers: Vec<String>,
+    },
 }
 
 /// Runs the helper.
@@ -46,6 +54,27 @@ pub fn run(args: &HelperArgs) -> Result<()> {
             let rec = crate::helper::run_copy(job, src, out, record)
                 .map_err(|e| Error::Input(format!("helper: {e}")))?;
             super::output::note(format!("{}: inputs {}", rec.layer, rec.inputs));
+            Ok(())
+        }
+        HelperCommand::Overlaps { layers } => {
+            let layers: Vec<(String, PathBuf)> = layers
+                .iter()
+                .map(|l| match l.rsplit_once('=') {
+                    Some((id, dir)) => Ok((id.to_string(), PathBuf::from(dir))),
+                    None => Err(Error::Usage(format!("`{l}` is not LAYER_ID=DIR"))),
+                })
+                .collect::<Result<_>>()?;
+            let found = crate::helper::find_overlaps(&layers)
+                .map_err(|e| Error::Input(format!("helper: {e}")))?;
+            if !found.is_empty() {
+                return Err(Error::Input(
+                    crate::helper::HelperError::Overlaps(found).to_string(),
+                ));
+            }
+            super::output::note(format!(
+                "{} copy layers, no overlapping paths",
+                layers.len()
+            ));
             Ok(())
         }
     }

@@ -468,6 +468,7 @@ async fn build_platform<G: Gateway>(
 
     // Layers.
     let mut layers: Vec<(String, State, LayerNote)> = Vec::new();
+    let mut copy_outs: Vec<(String, State)> = Vec::new();
     let mut run_parent = base.clone();
     let mut chain = base.clone();
     for layer in &spec.layers {
@@ -508,6 +509,7 @@ async fn build_platform<G: Gateway>(
                     } else {
                         out
                     };
+                    copy_outs.push((id.clone(), out.clone()));
                     let state = if modern {
                         out.clone()
                     } else {
@@ -563,6 +565,20 @@ async fn build_platform<G: Gateway>(
     } else {
         chain
     };
+
+    // No two copy layers write one path (what `strata check` and the plan
+    // reject): the helper compares the written trees, cached like any exec.
+    if copy_outs.len() > 1 {
+        let check = overlaps_exec(helper_image, &copy_outs)?;
+        gw.solve(
+            &check.marshal().to_bytes(),
+            &SolveOptions {
+                cache_imports: cache_imports.clone(),
+                evaluate: true,
+            },
+        )
+        .await?;
+    }
 
     // History: one entry per layer, with the helper's record (contracts §5).
     let created = env
@@ -822,6 +838,39 @@ fn helper_exec(
         .output("/meta")
         .ok_or_else(|| protocol("helper exec has no /meta output"))?;
     Ok((out, meta))
+}
+
+/// The exec that fails when two copy layers' trees (mounted read-only, in
+/// layer order) write the same path: `strata helper overlaps`.
+fn overlaps_exec(helper_image: &State, outs: &[(String, State)]) -> Result<State, Failure> {
+    let mut args = vec![
+        IMAGE_BINARY.to_string(),
+        "helper".to_string(),
+        "overlaps".to_string(),
+    ];
+    args.extend(
+        outs.iter()
+            .enumerate()
+            .map(|(i, (id, _))| format!("{id}=/layers/{i}")),
+    );
+    let mut exec = llb::Exec::new(helper_image, args)
+        .env("PATH", "/")
+        .readonly_root()
+        .network(llb::NetMode::None)
+        .custom_name(format!(
+            "[strata] check that the {} copy layers write distinct paths",
+            outs.len()
+        ));
+    for (i, (_, out)) in outs.iter().enumerate() {
+        exec = exec.mount(Mount::bind(format!("/layers/{i}"), out).readonly());
+    }
+    // An empty scratch output: the result to solve.
+    let exec = exec
+        .mount(Mount::bind("/out", &llb::scratch()))
+        .build()
+        .map_err(|e| protocol(e.to_string()))?;
+    exec.output("/out")
+        .ok_or_else(|| protocol("overlap check exec has no /out output"))
 }
 
 #[allow(clippy::too_many_arguments)]

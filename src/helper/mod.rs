@@ -18,7 +18,7 @@ use crate::plan::graph::{
 use crate::plan::hash::hash_walks;
 use crate::plan::ignore::Matcher;
 use crate::plan::make::{copy_layer_files, split_layer};
-use crate::plan::walk::walk;
+use crate::plan::walk::{target_escapes, walk};
 use crate::spec::{CopyEntry, CopyLayer, Owner};
 
 /// Everything the helper needs, passed as one JSON argument so the exec's
@@ -94,6 +94,47 @@ pub enum HelperError {
     /// The layer ID names no layer of the split.
     #[error("layer `{0}` is not in the plan of its spec layer")]
     NoSuchLayer(String),
+    /// A copy source is a symlink leading out of the build context (the
+    /// frontend's view of `strata check`'s rule).
+    #[error(
+        "copy source `{from}` leads outside the build context (it is a symlink to `{target}`): copy the files into the context, or point the symlink inside it"
+    )]
+    Escapes {
+        /// The context-relative source.
+        from: String,
+        /// The symlink's target.
+        target: String,
+    },
+    /// Two copy layers write the same path (contracts §1: each destination
+    /// file belongs to one layer).
+    #[error("{}", overlap_message(.0))]
+    Overlaps(Vec<Overlap>),
+}
+
+/// A path that two copy layers both write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlap {
+    /// The path in the image (absolute).
+    pub path: String,
+    /// The layer that writes it first, in layer order.
+    pub first: String,
+    /// The later layer.
+    pub second: String,
+}
+
+fn overlap_message(all: &[Overlap]) -> String {
+    let mut s = String::new();
+    for o in all.iter().take(10) {
+        s.push_str(&format!(
+            "`{}` is written by layer `{}` and again by layer `{}`; ",
+            o.path, o.first, o.second
+        ));
+    }
+    if all.len() > 10 {
+        s.push_str(&format!("and {} more; ", all.len() - 10));
+    }
+    s.push_str("each destination file belongs to one layer: exclude it from one of them");
+    s
 }
 
 impl CopyJob {
@@ -126,6 +167,16 @@ impl CopyJob {
         let copy = self.copy_layer();
         let mut walks = Vec::new();
         for e in &copy.entries {
+            let path = src.join(&e.from);
+            if let Ok(target) = fs_err::read_link(&path) {
+                let target = target.as_os_str().as_bytes();
+                if target_escapes(e.from.trim_end_matches('/').as_bytes(), target) {
+                    return Err(HelperError::Escapes {
+                        from: e.from.clone(),
+                        target: String::from_utf8_lossy(target).into_owned(),
+                    });
+                }
+            }
             walks.push(walk(
                 src,
                 Path::new(&e.from),
@@ -190,6 +241,59 @@ pub fn run_copy(
     )
     .map_err(io)?;
     Ok(rec)
+}
+
+/// The paths that more than one of `layers` (layer ID, written tree, in
+/// layer order) write, other than directories: a file, symlink or other
+/// non-directory in two layers, or a directory in one and a non-directory
+/// in another. Reads only metadata. Sorted by path.
+pub fn find_overlaps(layers: &[(String, PathBuf)]) -> Result<Vec<Overlap>, HelperError> {
+    use std::collections::BTreeMap;
+    // path → (first layer, is a directory)
+    let mut seen: BTreeMap<Vec<u8>, (usize, bool)> = BTreeMap::new();
+    let mut found = Vec::new();
+    for (li, (_, root)) in layers.iter().enumerate() {
+        let mut stack = vec![Vec::<u8>::new()];
+        while let Some(rel) = stack.pop() {
+            let dir = root.join(std::ffi::OsStr::from_bytes(&rel));
+            let io = |source| HelperError::Io {
+                path: dir.clone(),
+                source,
+            };
+            let mut names: Vec<(Vec<u8>, bool)> = Vec::new();
+            for e in fs_err::read_dir(&dir).map_err(io)? {
+                let e = e.map_err(io)?;
+                let is_dir = e.file_type().map_err(io)?.is_dir();
+                names.push((e.file_name().as_bytes().to_vec(), is_dir));
+            }
+            names.sort();
+            for (name, is_dir) in names {
+                let mut path = rel.clone();
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(&name);
+                match seen.get(&path) {
+                    Some(&(first, first_dir)) if first != li && !(is_dir && first_dir) => {
+                        found.push(Overlap {
+                            path: format!("/{}", String::from_utf8_lossy(&path)),
+                            first: layers[first].0.clone(),
+                            second: layers[li].0.clone(),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(path.clone(), (li, is_dir));
+                    }
+                }
+                if is_dir {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
 }
 
 /// Writes `entries` (canonical order) under `root` with their exact metadata.
@@ -432,5 +536,87 @@ mod tests {
         let l = fs_err::symlink_metadata(out.path().join("tmp/l")).unwrap();
         assert!(l.file_type().is_symlink());
         assert_eq!(l.mtime(), 315_619_200);
+    }
+
+    /// Two trees writing one file, or a file where the other has a
+    /// directory, overlap; shared parent directories do not.
+    #[test]
+    fn overlapping_paths_are_found_and_shared_directories_are_not() {
+        let root = tempfile::tempdir().unwrap();
+        let tree = |name: &str, files: &[&str]| {
+            let dir = root.path().join(name);
+            for f in files {
+                let p = dir.join(f);
+                fs_err::create_dir_all(p.parent().unwrap()).unwrap();
+                fs_err::write(&p, b"x").unwrap();
+            }
+            fs_err::create_dir_all(&dir).unwrap();
+            (name.to_string(), dir)
+        };
+        let layers = vec![
+            tree("models", &["app/models/a.bin", "app/models/b.bin"]),
+            tree("app", &["app/main.py", "app/models/b.bin", "app/x/y"]),
+            tree("extra", &["app/x"]),
+        ];
+        let found = find_overlaps(&layers).unwrap();
+        assert_eq!(
+            found,
+            [
+                Overlap {
+                    path: "/app/models/b.bin".into(),
+                    first: "models".into(),
+                    second: "app".into()
+                },
+                Overlap {
+                    path: "/app/x".into(),
+                    first: "app".into(),
+                    second: "extra".into()
+                },
+            ]
+        );
+        let msg = HelperError::Overlaps(found).to_string();
+        assert!(
+            msg.contains(
+                "`/app/models/b.bin` is written by layer `models` and again by layer `app`"
+            ),
+            "{msg}"
+        );
+        assert!(find_overlaps(&layers[..1]).unwrap().is_empty());
+    }
+
+    /// A copy source that is a symlink out of the mounted context fails in
+    /// the helper, as `strata check` fails on it; one inside is copied.
+    #[test]
+    fn a_source_symlink_out_of_the_context_is_refused() {
+        let src = tempfile::tempdir().unwrap();
+        fs_err::create_dir_all(src.path().join("d")).unwrap();
+        fs_err::write(src.path().join("d/real"), b"x").unwrap();
+        std::os::unix::fs::symlink("../../secret", src.path().join("d/out")).unwrap();
+        std::os::unix::fs::symlink("real", src.path().join("d/in")).unwrap();
+        let job = |from: &str| CopyJob {
+            layer: "a".into(),
+            name: "a".into(),
+            entries: vec![JobEntry {
+                from: from.into(),
+                to: "/x".into(),
+                to_is_dir: false,
+                mode: None,
+                exclude: vec![],
+            }],
+            ignore: vec![],
+            owner: [0, 0],
+            timestamp: 0,
+            split_min: None,
+            queries: vec![],
+            base: BaseDirs::new(),
+            writer: WRITER_VERSION.into(),
+        };
+        let err = job("d/out").plan(src.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("copy source `d/out` leads outside the build context"),
+            "{err}"
+        );
+        assert!(job("d/in").plan(src.path()).is_ok());
     }
 }
