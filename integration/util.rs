@@ -165,3 +165,44 @@ pub fn engine(name: &str) -> Option<String> {
     }
     Some(format!("unix:///var/run/strata-{name}.sock"))
 }
+
+/// Failures inside an engine that strata does not cause, by a phrase of
+/// their message (seen on Docker 26.1 about once in ten builds).
+const ENGINE_FAULTS: &[&str] = &[
+    "failed to prepare extraction snapshot",
+    "parent snapshot",
+    "failed to compute cache key: failed to get state for index",
+];
+
+/// The engine fault `text` shows, if any.
+pub fn engine_fault(text: &str) -> Option<&'static str> {
+    ENGINE_FAULTS.iter().copied().find(|f| text.contains(f))
+}
+
+/// Where engine faults are counted: one line per retried build; the test
+/// command (`integration/run.sh`) prints them at the end.
+pub fn fault_log() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engine-faults.log")
+}
+
+/// Runs an engine command; when it fails with an engine fault, says so on
+/// stderr, appends it to [`fault_log`] and runs it once more. The second
+/// result counts, whatever it is: a fault is retried once, never hidden.
+pub fn with_fault_retry(what: &str, mut run: impl FnMut() -> Output) -> Output {
+    let out = run();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    match (out.status.success(), engine_fault(&text)) {
+        (false, Some(fault)) => {
+            let line = format!("ENGINE FAULT (retried once): {what}: {fault}");
+            eprintln!("{line}");
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(fault_log())
+                .expect("open the engine fault log");
+            std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).unwrap();
+            run()
+        }
+        _ => out,
+    }
+}
