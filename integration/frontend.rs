@@ -36,10 +36,21 @@ pub(crate) fn frontend_image_with(host: &str, suffix: &[u8]) -> String {
         std::fs::write(&path, &bin).unwrap();
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
+        // The same image on every engine (fixed mtime and `created`), as a
+        // frontend pulled from a registry would be: caches exported by one
+        // engine then match the helper execs on another.
+        let status = Command::new("touch")
+            .args(["-d", "@0"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
         let out = docker(host)
             .args([
                 "build",
                 "-q",
+                "--build-arg",
+                "SOURCE_DATE_EPOCH=0",
                 "-f",
                 &format!("{REPO}/frontend.Dockerfile"),
                 "--target",

@@ -12,5 +12,6 @@ mod frontend;
 mod ignore;
 mod llb;
 mod matrix;
+mod persistence;
 #[allow(dead_code)] // shared helpers; not every test module uses all of them
 mod util;

@@ -31,4 +31,16 @@ if [ "$(id -u)" = 0 ] && [ "${STRATA_NO_ENGINES:-}" != 1 ]; then
   done
 fi
 
-cargo test --locked "$@"
+# Engine faults (failures inside an engine that strata does not cause) are
+# retried once by the tests and counted here: never hidden, never a pass.
+faults=target/tmp/engine-faults.log
+rm -f "$faults"
+status=0
+cargo test --locked "$@" || status=$?
+if [ -s "$faults" ]; then
+  echo "integration/run.sh: $(wc -l <"$faults") engine fault(s), each retried once:" >&2
+  cat "$faults" >&2
+else
+  echo "integration/run.sh: no engine faults" >&2
+fi
+exit "$status"

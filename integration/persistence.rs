@@ -1,0 +1,284 @@
+//! Registries and cache persistence through BuildKit: an image pushed from
+//! one engine is pulled and run on the others; a code change pushes one
+//! layer blob; `--cache-to`/`--cache-from` (registry and local) let a fresh
+//! engine reuse every unchanged step; inline cache does the same on Docker
+//! 20.10, whose graphdriver store exports no other kind. Each scenario names
+//! its engines.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::frontend::{BASE, docker, frontend_image, layers, tts};
+use crate::matrix::steps;
+use crate::util::{engine, with_fault_retry};
+
+const REGISTRY: &str = "127.0.0.1:5000";
+const REGISTRY_LOG: &str = "/var/log/strata-registry.log";
+
+/// A repository name new to this test run.
+fn repo(name: &str) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("strata-it/{name}-{}-{}", t.as_secs(), t.subsec_nanos())
+}
+
+/// `docker buildx build` of the tts checkout with extra arguments; returns
+/// the plain progress.
+fn buildx(host: &str, dir: &Path, extra: &[&str]) -> String {
+    buildx_with(host, &frontend_image(host), dir, extra)
+}
+
+/// The same with the frontend image `syntax`.
+fn buildx_with(host: &str, syntax: &str, dir: &Path, extra: &[&str]) -> String {
+    let out: Output = with_fault_retry(&format!("build {extra:?}"), || {
+        docker(host)
+            .args(["buildx", "build", "--progress=plain", "--provenance=false"])
+            .args(["-f", "strata.toml"])
+            .arg(format!("--build-arg=BASE_IMAGE={BASE}"))
+            .arg(format!("--build-arg=BUILDKIT_SYNTAX={syntax}"))
+            .args(extra)
+            .arg(".")
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    });
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "build {extra:?} failed:\n{text}");
+    text
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The registry's log from byte `from` on.
+fn log_since(from: u64) -> String {
+    let bytes = std::fs::read(REGISTRY_LOG).unwrap();
+    String::from_utf8_lossy(&bytes[from as usize..]).into_owned()
+}
+
+fn log_len() -> u64 {
+    std::fs::metadata(REGISTRY_LOG).unwrap().len()
+}
+
+/// Completed uploads into `repo` in a stretch of the registry's access
+/// log: (blob PUTs, manifest PUTs).
+fn uploads(log: &str, repo: &str) -> (usize, usize) {
+    let blobs = format!("\"PUT /v2/{repo}/blobs/uploads/");
+    let manifests = format!("\"PUT /v2/{repo}/manifests/");
+    let done = |l: &&str| l.contains("HTTP/1.1\" 201 ");
+    (
+        log.lines()
+            .filter(|l| l.contains(&blobs))
+            .filter(done)
+            .count(),
+        log.lines()
+            .filter(|l| l.contains(&manifests))
+            .filter(done)
+            .count(),
+    )
+}
+
+/// Docker 28.5 pushes; Docker 26.1 and 20.10 pull the same layers and run
+/// the image. After an app code change the second push uploads exactly two
+/// blobs (the app layer and the config) and one manifest.
+#[test]
+fn a_push_is_pulled_everywhere_and_a_code_change_uploads_one_layer() {
+    let _engines = crate::util::engine_lock();
+    let Some(h28) = engine("d28") else { return };
+    let others: Vec<String> = ["d26", "d20"].iter().filter_map(|e| engine(e)).collect();
+    let repo = repo("push");
+    let image = format!("{REGISTRY}/{repo}");
+    let (_tmp, dir) = tts();
+    buildx(&h28, &dir, &["--push", "-t", &format!("{image}:1")]);
+    ok(
+        docker(&h28)
+            .args(["pull", &format!("{image}:1")])
+            .output()
+            .unwrap(),
+        "pull on d28",
+    );
+    let want = layers(&h28, &format!("{image}:1"));
+    for host in &others {
+        ok(
+            docker(host)
+                .args(["pull", &format!("{image}:1")])
+                .output()
+                .unwrap(),
+            "pull",
+        );
+        assert_eq!(
+            layers(host, &format!("{image}:1")),
+            want,
+            "{host}: same layers"
+        );
+        let run = ok(
+            docker(host)
+                .args(["run", "--rm", &format!("{image}:1")])
+                .output()
+                .unwrap(),
+            "run",
+        );
+        assert!(run.contains("f5-tts-api 0.1.0"), "{host}: {run}");
+    }
+
+    std::fs::write(
+        dir.join("src/f5_tts_api/__init__.py"),
+        format!("VERSION = \"0.2.0\"  # {repo}\n"),
+    )
+    .unwrap();
+    let before = log_len();
+    buildx(&h28, &dir, &["--push", "-t", &format!("{image}:2")]);
+    let log = log_since(before);
+    assert_eq!(
+        uploads(&log, &repo),
+        (2, 1),
+        "the app layer's blob and the config, then the manifest:\n{}",
+        log.lines()
+            .filter(|l| l.contains("\"PUT ") || l.contains("\"POST "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// The frontend image of `host`, pushed to the local registry: one image
+/// for every engine, as users get it, so the helper steps' cache keys match
+/// across engines.
+fn published_frontend(host: &str) -> String {
+    let local = frontend_image(host);
+    let remote = format!("{REGISTRY}/strata-it/{}", local.replace(':', "-frontend:"));
+    ok(
+        docker(host)
+            .args(["tag", &local, &remote])
+            .output()
+            .unwrap(),
+        "tag the frontend image",
+    );
+    ok(
+        docker(host).args(["push", &remote]).output().unwrap(),
+        "push the frontend image",
+    );
+    remote
+}
+
+/// Prunes an engine's build cache: a fresh builder, as on a new CI runner.
+fn prune(host: &str) {
+    ok(
+        docker(host)
+            .args(["builder", "prune", "-af"])
+            .output()
+            .unwrap(),
+        "prune",
+    );
+}
+
+/// Asserts what an imported cache gives a pruned builder: the run layers
+/// (system packages, pip) do not run again.
+///
+/// Known gap, measured here: the copy layers' helper steps do run again
+/// (they re-read and re-write the inputs; their layers come out identical,
+/// which the callers assert). Their second output, the record that the
+/// history comment is made from (contracts §5), is solved apart from the
+/// image, so no cache export carries it, and reading it on a cold builder
+/// runs the step.
+fn assert_run_layers_reused(progress: &str, what: &str) {
+    let (ran, cached) = steps(progress);
+    for run_layer in ["system", "python-deps"] {
+        assert!(
+            cached.contains(run_layer) && !ran.contains(run_layer),
+            "{what}: `{run_layer}` ran again: ran {ran:?}\n{progress}"
+        );
+    }
+    eprintln!("{what}: helper steps that ran again: {ran:?}");
+}
+
+/// Docker 28.5 exports its cache to the registry and to a directory; the
+/// second, fresh Docker 28.5 builder (pruned) imports each: no pip re-run,
+/// and the same layers (see [`assert_run_layers_reused`] for the gap).
+#[test]
+fn a_fresh_engine_reuses_registry_and_local_caches() {
+    let _engines = crate::util::engine_lock();
+    let (Some(h28), Some(fresh)) = (engine("d28"), engine("d28b")) else {
+        return;
+    };
+    let cache = format!("{REGISTRY}/{}", repo("cache"));
+    let local = tempfile::tempdir().unwrap();
+    let syntax = published_frontend(&h28);
+    let (_tmp, dir) = tts();
+    // Content new to both engines, so the export is this run's.
+    std::fs::write(dir.join("src/f5_tts_api/extra.py"), format!("# {cache}\n")).unwrap();
+    buildx_with(
+        &h28,
+        &syntax,
+        &dir,
+        &[
+            &format!("--cache-to=type=registry,ref={cache},mode=max"),
+            &format!(
+                "--cache-to=type=local,dest={},mode=max",
+                local.path().display()
+            ),
+            "-t",
+            "strata-it-cache:src",
+        ],
+    );
+    for (kind, from) in [
+        ("registry", format!("type=registry,ref={cache}")),
+        (
+            "local",
+            format!("type=local,src={}", local.path().display()),
+        ),
+    ] {
+        prune(&fresh);
+        let progress = buildx_with(
+            &fresh,
+            &syntax,
+            &dir,
+            &[
+                &format!("--cache-from={from}"),
+                "-t",
+                &format!("strata-it-cache:{kind}"),
+            ],
+        );
+        assert_run_layers_reused(&progress, &format!("--cache-from {kind} on d28b"));
+        let tag = format!("strata-it-cache:{kind}");
+        assert_eq!(
+            layers(&fresh, &tag)[..],
+            layers(&h28, "strata-it-cache:src")[..],
+            "--cache-from {kind}: the same layers on the fresh builder"
+        );
+    }
+}
+
+/// Docker 20.10 (graphdriver store): inline cache in a pushed image, then
+/// a pruned builder imports it: no run layer re-runs, same layers.
+#[test]
+fn inline_cache_on_docker_20() {
+    let _engines = crate::util::engine_lock();
+    let Some(h20) = engine("d20") else { return };
+    let image = format!("{REGISTRY}/{}:1", repo("inline"));
+    let (_tmp, dir) = tts();
+    std::fs::write(dir.join("src/f5_tts_api/extra.py"), format!("# {image}\n")).unwrap();
+    buildx(
+        &h20,
+        &dir,
+        &["--cache-to=type=inline", "--push", "-t", &image],
+    );
+    prune(&h20);
+    let progress = buildx(
+        &h20,
+        &dir,
+        &[&format!("--cache-from={image}"), "-t", "strata-it-inline:2"],
+    );
+    assert_run_layers_reused(&progress, "inline cache on d20");
+    assert_eq!(
+        layers(&h20, "strata-it-inline:2"),
+        layers(&h20, &image),
+        "the same layers from the inline cache"
+    );
+}
