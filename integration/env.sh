@@ -15,6 +15,9 @@
 #   d28b  Docker 28.5 a second time, containerd store, its own data root: a
 #         second fresh builder for reproducibility checks (not in the default set)
 #   d26b  likewise for Docker 26.1
+#   d26r  Docker 26.1, containerd store, listening only on the loopback TCP port
+#         tcp://127.0.0.1:23756 (no socket): the remote builder a client reaches
+#         through `docker context` (not in the default set)
 # Plus: buildx 0.29 (forky docker-buildx) as a docker CLI plugin, skopeo, umoci,
 # debootstrap, docker-registry on 127.0.0.1:5000, and the base image
 # strata-test/debian:bookworm (debootstrap minbase + python3-pip) in every engine.
@@ -30,7 +33,7 @@ TIMEOUT=${STRATA_ENV_TIMEOUT:-90}
 OPT=/opt/strata-env
 CONF=/etc/strata-env
 LOCK=/var/run/strata-env.lock
-ALL_ENGINES=(d28 d26 d20 d28g d28b d26b)
+ALL_ENGINES=(d28 d26 d20 d28g d28b d26b d26r)
 
 # Wanted versions (apt version globs) of the extracted Debian packages.
 FORKY_PKGS=("docker.io=28.5.*" "containerd=*" "docker-buildx=0.29.*" "docker-cli=28.5.*")
@@ -70,6 +73,7 @@ trap on_exit EXIT
 # ---------------------------------------------------------------- engine table
 engine_index() {
   case $1 in d20) echo 0 ;; d28) echo 1 ;; d26) echo 2 ;; d28g) echo 3 ;; d28b) echo 4 ;; d26b) echo 5 ;;
+    d26r) echo 6 ;;
     *) return 1 ;; esac
 }
 check_engine() {
@@ -82,17 +86,19 @@ bridge_cidr() { echo "172.31.$(engine_index "$1").1/24"; }
 # so engines never hand out overlapping subnets.
 pool_of() { echo "172.31.$((16 * ($(engine_index "$1") + 1))).0/20"; }
 sock_of() { echo "/var/run/strata-$1.sock"; }
-host_of() { echo "unix://$(sock_of "$1")"; }
+host_of() {
+  case $1 in d26r) echo "tcp://127.0.0.1:23756" ;; *) echo "unix://$(sock_of "$1")" ;; esac
+}
 pidfile_of() { echo "/var/run/strata-$1.pid"; }
 log_of() { echo "/var/log/strata-$1.log"; }
 dataroot_of() { echo "/var/lib/strata-$1"; }
 execroot_of() { echo "/var/run/strata-$1"; }
 # Root of the extracted Debian packages an engine runs from ("" = the system's).
 pkgroot_of() {
-  case $1 in d28 | d28g | d28b) echo "$OPT/forky" ;; d26 | d26b) echo "$OPT/trixie" ;; d20) echo "" ;; esac
+  case $1 in d28 | d28g | d28b) echo "$OPT/forky" ;; d26 | d26b | d26r) echo "$OPT/trixie" ;; d20) echo "" ;; esac
 }
 expected_version() {
-  case $1 in d28 | d28g | d28b) echo "28.5." ;; d26 | d26b) echo "26.1." ;; d20) echo "20.10." ;; esac
+  case $1 in d28 | d28g | d28b) echo "28.5." ;; d26 | d26b | d26r) echo "26.1." ;; d20) echo "20.10." ;; esac
 }
 
 # The docker client: the machine's Docker 28 CLI, else forky's docker-cli.
@@ -226,7 +232,7 @@ write_daemon_json() {
   {
     echo "{"
     case $e in
-      d28 | d26 | d28b | d26b) echo '  "features": {"containerd-snapshotter": true},' ;;
+      d28 | d26 | d28b | d26b | d26r) echo '  "features": {"containerd-snapshotter": true},' ;;
       d28g) echo '  "features": {"containerd-snapshotter": false},'
             echo '  "storage-driver": "overlay2",' ;;
       d20) echo '  "storage-driver": "overlay2",' ;;
@@ -308,7 +314,7 @@ start_engine() {
       </dev/null >>"$logf" 2>&1 9>&- &
     pid=$!
   fi
-  STEP="wait for engine $e to answer on $(sock_of "$e")"
+  STEP="wait for engine $e to answer on $(host_of "$e")"
   for ((i = 0; i < TIMEOUT * 2; i++)); do
     engine_answers "$e" && break
     if [ -n "${pid:-}" ] && ! kill -0 "$pid" 2>/dev/null; then
@@ -319,7 +325,7 @@ start_engine() {
   done
   if ! engine_answers "$e"; then
     tail -n 15 "$logf" >&2 || true
-    die "engine $e did not answer 'docker version' on $(sock_of "$e") within ${TIMEOUT}s; see $logf"
+    die "engine $e did not answer 'docker version' on $(host_of "$e") within ${TIMEOUT}s; see $logf"
   fi
   v=$(dk "$e" version --format '{{.Server.Version}}')
   case $v in "$(expected_version "$e")"*) ;;
@@ -449,7 +455,7 @@ cmd_up() {
   # forky is always needed: it brings buildx (and the CLI fallback).
   fetch_debs forky "${FORKY_PKGS[@]}"
   extract_debs forky
-  for e in "${engines[@]}"; do case $e in d26 | d26b) need_trixie=1 ;; esac; done
+  for e in "${engines[@]}"; do case $e in d26 | d26b | d26r) need_trixie=1 ;; esac; done
   if [ $need_trixie = 1 ]; then
     fetch_debs trixie "${TRIXIE_PKGS[@]}"
     extract_debs trixie

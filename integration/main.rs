@@ -13,5 +13,6 @@ mod ignore;
 mod llb;
 mod matrix;
 mod persistence;
+mod remote;
 #[allow(dead_code)] // shared helpers; not every test module uses all of them
 mod util;

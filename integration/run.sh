@@ -22,11 +22,11 @@ fi
 # The engines the frontend tests build on (installed and started by env.sh;
 # idempotent, a few seconds when they are installed already).
 if [ "$(id -u)" = 0 ] && [ "${STRATA_NO_ENGINES:-}" != 1 ]; then
-  bash integration/env.sh up d28 d26 d20 d28g d28b d26b >&2
+  bash integration/env.sh up d28 d26 d20 d28g d28b d26b d26r >&2
   # Start from empty build caches: a `--no-cache` build leaves a second
   # result under an existing cache key, and BuildKit then picks either one,
   # so results of earlier runs must not leak into this one.
-  for e in d28 d26 d20 d28g d28b d26b; do
+  for e in d28 d26 d20 d28g d28b d26b d26r; do
     DOCKER_HOST=$(bash integration/env.sh host "$e") docker builder prune -af >/dev/null
   done
 fi

@@ -152,18 +152,20 @@ pub fn engine(name: &str) -> Option<String> {
         .ok()?;
     let text = String::from_utf8_lossy(&status.stdout).into_owned()
         + &String::from_utf8_lossy(&status.stderr);
-    let running = text
+    // `NAME running pid … HOST`: the last word is the engine's DOCKER_HOST.
+    let host = text
         .lines()
-        .any(|l| l.starts_with(&format!("{name} ")) && l.contains("running"));
-    if !running {
+        .find(|l| l.starts_with(&format!("{name} ")) && l.contains(" running "))
+        .and_then(|l| l.split_whitespace().last())
+        .map(String::from);
+    if host.is_none() {
         assert!(
             !in_ci(),
             "engine {name} is not running, and CI=true: run `integration/env.sh up`"
         );
         eprintln!("skipping: engine {name} is not running (integration/env.sh up {name})");
-        return None;
     }
-    Some(format!("unix:///var/run/strata-{name}.sock"))
+    host
 }
 
 /// Failures inside an engine that strata does not cause, by a phrase of
