@@ -1044,7 +1044,8 @@ fn a_failed_or_killed_build_leaves_the_previous_image_intact() {
     }
     assert_eq!(ok(&build(&ctx, &layout_ref(&out, "v2"))), v2);
 
-    // Killed at points spread over a whole build (timed first): whatever the
+    // Killed at points spread over a whole build (timed first) and at random
+    // ones: whatever the
     // moment, v1 and v2 stay readable and every blob with a final name is
     // whole; a build that got to finish has tagged v3.
     let mut index = std::fs::read(out.join("index.json")).unwrap();
@@ -1052,10 +1053,31 @@ fn a_failed_or_killed_build_leaves_the_previous_image_intact() {
     let start = Instant::now();
     ok(&build(&ctx, &layout_ref(&ctx.outside("timing"), "t")));
     let full = start.elapsed();
-    for (i, percent) in [0u32, 10, 25, 40, 55, 70, 85, 100, 150, 250]
+    // Fixed points, then five random ones (the seed is printed; set
+    // STRATA_KILL_SEED to replay a run).
+    let seed: u64 = std::env::var("STRATA_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+                | 1
+        });
+    eprintln!("kill points: STRATA_KILL_SEED={seed}");
+    let mut x = seed;
+    let random = (0..5).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 121) as u32
+    });
+    let points: Vec<u32> = [0u32, 10, 25, 40, 55, 70, 85, 100, 150, 250]
         .into_iter()
-        .enumerate()
-    {
+        .chain(random)
+        .collect();
+    for (i, percent) in points.into_iter().enumerate() {
         ctx.write("data/blob.bin", noise(1 << 20, 100 + i as u64));
         let mut child = ctx
             .command(&["build", ".", "-o", &layout_ref(&out, "v3")])

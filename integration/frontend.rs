@@ -416,3 +416,122 @@ fn two_fresh_builders_give_identical_copy_layers() {
         }
     });
 }
+
+/// (diffIDs, blob digests) of the strata layers of an OCI archive that
+/// `--output type=oci` wrote, read without strata's code.
+fn oci_archive_layers(path: &Path) -> (Vec<String>, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(path)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let read = |digest: &str| -> serde_json::Value {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("blobs/sha256").join(hex)).unwrap())
+            .unwrap()
+    };
+    let index = read_index(dir.path());
+    let mut m = read(index["manifests"][0]["digest"].as_str().unwrap());
+    if m["manifests"].is_array() {
+        m = read(m["manifests"][0]["digest"].as_str().unwrap());
+    }
+    let config = read(m["config"]["digest"].as_str().unwrap());
+    let n = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| {
+            h["created_by"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("strata layer "))
+        })
+        .count();
+    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    let blobs: Vec<String> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    (
+        diff_ids[diff_ids.len() - n..].to_vec(),
+        blobs[blobs.len() - n..].to_vec(),
+    )
+}
+
+fn read_index(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap()
+}
+
+/// One checkout through `--load` and `--output type=oci` on Docker 28.5,
+/// `--output type=oci` on Docker 26.1 and `--load` on Docker 20.10 (whose
+/// docker driver has no OCI output): copy-layer diffIDs are asserted equal
+/// on 28.5 and 26.1 in both outputs; blob digests and Docker 20.10 are
+/// measured and printed (`docs/reproducibility.md` holds the table).
+#[test]
+fn copy_layers_across_engines_and_outputs() {
+    let _engines = crate::util::engine_lock();
+    let (Some(h28), Some(h26)) = (engine("d28"), engine("d26")) else {
+        return;
+    };
+    let h20 = engine("d20");
+    let (_tmp, dir) = tts();
+    let out = tempfile::tempdir().unwrap();
+    build(&h28, &dir, "strata-it-outputs:28", &[]);
+    let loaded = layers(&h28, "strata-it-outputs:28");
+    let ids = strata_layers(&h28, "strata-it-outputs:28");
+    let loaded = loaded[loaded.len() - ids.len()..].to_vec();
+    let oci = |host: &str, name: &str| {
+        let path = out.path().join(format!("{name}.tar"));
+        let syntax = frontend_image(host);
+        let o = crate::util::with_fault_retry(&format!("oci output on {name}"), || {
+            docker(host)
+                .args(["buildx", "build", "--progress=plain", "-f", "strata.toml"])
+                .arg(format!("--build-arg=BASE_IMAGE={BASE}"))
+                .arg(format!("--build-arg=BUILDKIT_SYNTAX={syntax}"))
+                .arg(format!("--output=type=oci,dest={}", path.display()))
+                .arg(".")
+                .current_dir(&dir)
+                .output()
+                .unwrap()
+        });
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        oci_archive_layers(&path)
+    };
+    let (d28, b28) = oci(&h28, "d28");
+    let (d26, b26) = oci(&h26, "d26");
+    let d20 = h20.as_deref().map(|h| {
+        build(h, &dir, "strata-it-outputs:20", &[]);
+        let l = layers(h, "strata-it-outputs:20");
+        l[l.len() - ids.len()..].to_vec()
+    });
+    let mut report = String::from(
+        "layer | 28.5 load = oci | 28.5 = 26.1 (diffID) | 28.5 = 26.1 (blob) | 28.5 = 20.10 (diffID)\n",
+    );
+    let mut wrong = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let run = TTS_LAYERS[..2].contains(&id.as_str());
+        let same = |a: bool| if a { "same" } else { "differs" };
+        report.push_str(&format!(
+            "{id} | {} | {} | {} | {}\n",
+            same(loaded[i] == d28[i]),
+            same(d28[i] == d26[i]),
+            same(b28[i] == b26[i]),
+            d20.as_ref().map_or("not run", |d| same(d[i] == d28[i])),
+        ));
+        if !run && (loaded[i] != d28[i] || d28[i] != d26[i]) {
+            wrong.push(id.clone());
+        }
+    }
+    eprintln!("{report}");
+    assert!(wrong.is_empty(), "copy layers differ: {wrong:?}\n{report}");
+}

@@ -164,13 +164,14 @@ fn other_base(host: &str) -> String {
 }
 
 /// Builds the checkout through the frontend; returns the plain progress.
-fn frontend_build(host: &str, dir: &Path, base: &str, tag: &str) -> String {
+fn frontend_build(host: &str, dir: &Path, base: &str, tag: &str, extra: &[&str]) -> String {
     let syntax = frontend_image(host);
     let out = with_fault_retry(&format!("build {tag}"), || {
         docker(host)
             .args(["buildx", "build", "--progress=plain", "-f", "strata.toml"])
             .arg(format!("--build-arg=BASE_IMAGE={base}"))
             .arg(format!("--build-arg=BUILDKIT_SYNTAX={syntax}"))
+            .args(extra)
             .args(["--load", "-t", tag, "."])
             .current_dir(dir)
             .output()
@@ -232,18 +233,32 @@ fn frontend_matrix(name: &str, fallback: bool) {
     let (_tmp, dir) = tts();
     let mut base = BASE.to_string();
     let tag = |n: usize| format!("strata-it-matrix-{name}:{n}");
-    frontend_build(&host, &dir, &base, &tag(0));
+    let first = frontend_build(&host, &dir, &base, &tag(0), &[]);
     assert_eq!(
         strata_layers(&host, &tag(0)),
         TTS_LAYERS,
         "one history entry per layer"
+    );
+    assert_eq!(
+        first.contains("this BuildKit has no MergeOp/DiffOp"),
+        fallback,
+        "the fallback says so, and only the fallback:\n{first}"
+    );
+    let run = docker(&host)
+        .args(["run", "--rm", &tag(0)])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("f5-tts-api 0.1.0"),
+        "the image runs: {}",
+        String::from_utf8_lossy(&run.stderr)
     );
     let mut failures = Vec::new();
     for (n, (change, modern, fb, _)) in MATRIX.iter().enumerate() {
         let n = n + 1;
         let (want_changed, want_run) = if fallback { fb } else { modern };
         apply(*change, &dir, n, &mut base, &other);
-        let progress = frontend_build(&host, &dir, &base, &tag(n));
+        let progress = frontend_build(&host, &dir, &base, &tag(n), &[]);
         let got_changed = changed(&host, &tag(n - 1), &tag(n));
         let (got_run, got_cached) = steps(&progress);
         eprintln!("{name} {change:?}: changed {got_changed:?}, ran {got_run:?}");
@@ -258,6 +273,22 @@ fn frontend_matrix(name: &str, fallback: bool) {
                 "{change:?}: changed {got_changed:?} (want {want_changed:?}), ran {got_run:?} (want {want_run:?}), cached {got_cached:?} (want {want_cached:?})"
             ));
         }
+    }
+    // SOURCE_DATE_EPOCH sets `created` only: no layer changes, no step runs.
+    let n = MATRIX.len() + 1;
+    let progress = frontend_build(
+        &host,
+        &dir,
+        &base,
+        &tag(n),
+        &["--build-arg", "SOURCE_DATE_EPOCH=1700000000"],
+    );
+    let got_changed = changed(&host, &tag(n - 1), &tag(n));
+    let (got_run, _) = steps(&progress);
+    if !got_changed.is_empty() || !got_run.is_empty() {
+        failures.push(format!(
+            "SOURCE_DATE_EPOCH: changed {got_changed:?}, ran {got_run:?} (want none)"
+        ));
     }
     assert!(failures.is_empty(), "{name}:\n{}", failures.join("\n"));
 }

@@ -178,16 +178,10 @@ fn prune(host: &str) {
     );
 }
 
-/// Asserts what an imported cache gives a pruned builder: the run layers
-/// (system packages, pip) do not run again.
-///
-/// Known gap, measured here: the copy layers' helper steps do run again
-/// (they re-read and re-write the inputs; their layers come out identical,
-/// which the callers assert). Their second output, the record that the
-/// history comment is made from (contracts §5), is solved apart from the
-/// image, so no cache export carries it, and reading it on a cold builder
-/// runs the step.
-fn assert_run_layers_reused(progress: &str, what: &str) {
+/// Asserts what an imported cache gives a pruned builder: no run layer
+/// (system packages, pip) runs again, and with `all` no step at all (no
+/// model is re-read or re-copied).
+fn assert_reused(progress: &str, what: &str, all: bool) {
     let (ran, cached) = steps(progress);
     for run_layer in ["system", "python-deps"] {
         assert!(
@@ -195,12 +189,20 @@ fn assert_run_layers_reused(progress: &str, what: &str) {
             "{what}: `{run_layer}` ran again: ran {ran:?}\n{progress}"
         );
     }
-    eprintln!("{what}: helper steps that ran again: {ran:?}");
+    if all {
+        assert!(
+            ran.is_empty(),
+            "{what}: steps ran again: {ran:?}\n{progress}"
+        );
+    } else {
+        eprintln!("{what}: helper steps that ran again: {ran:?}");
+    }
 }
 
 /// Docker 28.5 exports its cache to the registry and to a directory; the
 /// second, fresh Docker 28.5 builder (pruned) imports each: no pip re-run,
-/// and the same layers (see [`assert_run_layers_reused`] for the gap).
+/// the same layers, and from the local cache no step at all (no model
+/// re-copy).
 #[test]
 fn a_fresh_engine_reuses_registry_and_local_caches() {
     let _engines = crate::util::engine_lock();
@@ -227,11 +229,17 @@ fn a_fresh_engine_reuses_registry_and_local_caches() {
             "strata-it-cache:src",
         ],
     );
-    for (kind, from) in [
-        ("registry", format!("type=registry,ref={cache}")),
+    // With `type=registry` Docker 28.5's BuildKit matches the run layers but
+    // runs some of the copy layers' helper steps again (measured: from one to
+    // all seven, varying from run to run, cause not found; the same export
+    // read as `type=local` reuses every step): the layers still come out
+    // identical, asserted below.
+    for (kind, from, all) in [
+        ("registry", format!("type=registry,ref={cache}"), false),
         (
             "local",
             format!("type=local,src={}", local.path().display()),
+            true,
         ),
     ] {
         prune(&fresh);
@@ -245,7 +253,7 @@ fn a_fresh_engine_reuses_registry_and_local_caches() {
                 &format!("strata-it-cache:{kind}"),
             ],
         );
-        assert_run_layers_reused(&progress, &format!("--cache-from {kind} on d28b"));
+        assert_reused(&progress, &format!("--cache-from {kind} on d28b"), all);
         let tag = format!("strata-it-cache:{kind}");
         assert_eq!(
             layers(&fresh, &tag)[..],
@@ -256,7 +264,10 @@ fn a_fresh_engine_reuses_registry_and_local_caches() {
 }
 
 /// Docker 20.10 (graphdriver store): inline cache in a pushed image, then
-/// a pruned builder imports it: no run layer re-runs, same layers.
+/// a pruned builder imports it: no run layer re-runs, same layers. The
+/// copy layers' helper steps do run again here: inline cache holds only
+/// the image's own chain (min mode), and the fallback's copy steps need the
+/// helper's output to compute their cache keys.
 #[test]
 fn inline_cache_on_docker_20() {
     let _engines = crate::util::engine_lock();
@@ -275,7 +286,7 @@ fn inline_cache_on_docker_20() {
         &dir,
         &[&format!("--cache-from={image}"), "-t", "strata-it-inline:2"],
     );
-    assert_run_layers_reused(&progress, "inline cache on d20");
+    assert_reused(&progress, "inline cache on d20", false);
     assert_eq!(
         layers(&h20, "strata-it-inline:2"),
         layers(&h20, &image),

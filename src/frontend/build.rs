@@ -561,10 +561,43 @@ async fn build_platform<G: Gateway>(
         }
     }
     let image = if modern {
-        llb::merge(std::iter::once(base.clone()).chain(layers.iter().map(|(_, s, _)| s.clone())))
+        // Each helper's record output joins the graph as an empty diff of
+        // itself (no layer): a cache export then carries it, and a cold
+        // builder importing that cache reads the record without running
+        // the helper again.
+        let records = layers.iter().filter_map(|(_, _, note)| match note {
+            LayerNote::Copy(meta) => Some(llb::diff(meta, meta)),
+            LayerNote::Run => None,
+        });
+        llb::merge(
+            std::iter::once(base.clone())
+                .chain(layers.iter().map(|(_, s, _)| s.clone()))
+                .chain(records),
+        )
     } else {
         chain
     };
+
+    // The image first, in one request: with an imported cache (`--cache-from`)
+    // every step that the cache holds resolves from it there, the helpers'
+    // records included (they are in the graph, see above), so reading the
+    // records below runs nothing on a cold builder.
+    let def = image.marshal().to_bytes();
+    if def.len() > 4 << 20 {
+        return Err(protocol(format!(
+            "the build definition is {} bytes, over BuildKit's 4 MiB message limit (contracts §6)",
+            def.len()
+        )));
+    }
+    let r = gw
+        .solve(
+            &def,
+            &SolveOptions {
+                cache_imports: cache_imports.clone(),
+                evaluate: true,
+            },
+        )
+        .await?;
 
     // No two copy layers write one path (what `strata check` and the plan
     // reject): the helper compares the written trees, cached like any exec.
@@ -613,14 +646,6 @@ async fn build_platform<G: Gateway>(
         }
     }
     let config = image_config(&spec, base_config.as_ref(), created, &history, &layers)?;
-    let def = image.marshal().to_bytes();
-    if def.len() > 4 << 20 {
-        return Err(protocol(format!(
-            "the build definition is {} bytes, over BuildKit's 4 MiB message limit (contracts §6)",
-            def.len()
-        )));
-    }
-    let r = gw.solve(&def, &solve_opts).await?;
     Ok((r, config))
 }
 
