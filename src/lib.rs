@@ -13,6 +13,7 @@
 //! `docs/`) fixes the decisions every backend shares; comments cite its sections.
 
 pub mod cli;
+pub mod diff;
 pub mod error;
 pub mod frontend;
 pub mod helper;
