@@ -32,7 +32,8 @@ pub struct GzipHeader {
     pub os: u8,
     /// XFL: 2 when the writer used its maximum level, 4 its fastest.
     pub xfl: u8,
-    /// The level that XFL implies.
+    /// The level XFL implies: `9` (XFL 2, the writer's maximum), `1`
+    /// (XFL 4, its fastest) or `2-8` (XFL 0).
     pub level_guess: &'static str,
     /// FNAME, if present.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,9 +57,9 @@ pub fn parse_gzip_header(h: &[u8]) -> Option<GzipHeader> {
         xfl: h[8],
         os: h[9],
         level_guess: match h[8] {
-            2 => "9 (maximum)",
-            4 => "1 (fastest)",
-            _ => "2-8 (neither fastest nor maximum)",
+            2 => "9",
+            4 => "1",
+            _ => "2-8",
         },
         name: None,
         comment: None,
@@ -184,7 +185,7 @@ mod tests {
         let h = parse_gzip_header(&bytes).unwrap();
         assert_eq!(h.mtime, 7);
         assert_eq!(h.xfl, 2);
-        assert_eq!(h.level_guess, "9 (maximum)");
+        assert_eq!(h.level_guess, "9");
         assert_eq!(h.name.as_deref(), Some("layer.tar"));
         assert_eq!(h.comment.as_deref(), Some("hi"));
         let mut fast = Vec::new();

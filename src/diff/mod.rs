@@ -502,6 +502,8 @@ fn summarize(platforms: &[PlatformDiff], opts: Options, equal: bool) -> Vec<Stri
     let multi = platforms.len() > 1;
     let mut causes: BTreeMap<String, (usize, Vec<String>)> = BTreeMap::new();
     let mut rest = Vec::new();
+    // Compression-only layers, by how each side is compressed.
+    let mut compression: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in platforms {
         let on = if multi {
             format!(" on {}", p.platform)
@@ -525,12 +527,15 @@ fn summarize(platforms: &[PlatformDiff], opts: Options, equal: bool) -> Vec<Stri
             match l.status {
                 "compression" if !opts.semantic => {
                     let pk = l.packing.as_ref().expect("compression pairs have packings");
-                    rest.push(format!(
-                        "layer {}{on}: compression only, diffIDs equal ({} → {})",
-                        l.name,
-                        render::packing_text(&pk.a),
-                        render::packing_text(&pk.b)
-                    ));
+                    let how = format!(
+                        "{} → {}",
+                        render::packing_kind(&pk.a),
+                        render::packing_kind(&pk.b)
+                    );
+                    compression
+                        .entry(how)
+                        .or_default()
+                        .push(format!("{}{on}", l.name));
                 }
                 "same_files" if !opts.semantic => rest.push(format!(
                     "layer {}{on}: the tars differ but no entry does (padding or header encoding)",
@@ -585,6 +590,21 @@ fn summarize(platforms: &[PlatformDiff], opts: Options, equal: bool) -> Vec<Stri
         .collect();
     lines.sort_by(|x, y| y.0.cmp(&x.0).then_with(|| x.1.cmp(&y.1)));
     let mut out: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
+    for (how, layers) in compression {
+        let n = layers.len();
+        let shown: Vec<&str> = layers.iter().take(3).map(String::as_str).collect();
+        out.push(format!(
+            "{n} layer{} differ{} only in compression, diffIDs equal ({}{}): {how}",
+            plural(n),
+            if n == 1 { "s" } else { "" },
+            shown.join(", "),
+            if n > 3 {
+                format!(" and {} more", n - 3)
+            } else {
+                String::new()
+            }
+        ));
+    }
     out.extend(rest);
     if out.is_empty() {
         out.push(

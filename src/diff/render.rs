@@ -56,8 +56,14 @@ impl Paint {
     }
 }
 
-/// How a blob is stored, in a few words: `gzip level 9 (maximum) (XFL 2, OS 255), 1.2 MiB`.
+/// How a blob is stored, in a few words:
+/// `gzip level 9 (XFL 2, OS 255), 1.2 MiB`.
 pub fn packing_text(p: &Packing) -> String {
+    format!("{}, {}", packing_kind(p), human(p.size))
+}
+
+/// [`packing_text`] without the size.
+pub fn packing_kind(p: &Packing) -> String {
     match &p.gzip {
         Some(g) => {
             let mut extra = String::new();
@@ -74,14 +80,11 @@ pub fn packing_text(p: &Packing) -> String {
                 let _ = write!(extra, ", {e} extra bytes");
             }
             format!(
-                "gzip level {} (XFL {}, OS {}{extra}), {}",
-                g.level_guess,
-                g.xfl,
-                g.os,
-                human(p.size)
+                "gzip level {} (XFL {}, OS {}{extra})",
+                g.level_guess, g.xfl, g.os
             )
         }
-        None => format!("{}, {}", p.codec, human(p.size)),
+        None => p.codec.to_owned(),
     }
 }
 
