@@ -191,7 +191,8 @@ fn assert_copy_layers_equal(a: (&str, &str), b: (&str, &str)) {
         assert_eq!(
             la[ba + i],
             lb[bb + i],
-            "copy layer {id} differs: {a:?} vs {b:?}"
+            "copy layer {id} differs: {a:?} vs {b:?}\n{}",
+            crate::util::daemon_diff(a, b)
         );
     }
 }
@@ -252,7 +253,8 @@ fn reuse_matrix(host: &str, name: &str) {
     assert_eq!(
         changed(host, &tag(1), &tag(2)),
         Vec::<String>::new(),
-        "touch changes nothing"
+        "touch changes nothing\n{}",
+        crate::util::daemon_diff((host, &tag(1)), (host, &tag(2)))
     );
     assert!(
         !text.contains("models: inputs"),
@@ -342,7 +344,9 @@ fn fallback_on_docker_28_graphdriver() {
     build(&host, &dir, "strata-it-d28g:2", &[]);
     assert_eq!(
         changed(&host, "strata-it-d28g:1", "strata-it-d28g:2"),
-        Vec::<String>::new()
+        Vec::<String>::new(),
+        "{}",
+        crate::util::daemon_diff((&host, "strata-it-d28g:1"), (&host, "strata-it-d28g:2"))
     );
     let shard = "models/whisper/model-00002-of-00003.safetensors";
     let mut data = std::fs::read(dir.join(shard)).unwrap();
