@@ -114,6 +114,20 @@ fn value(v: &Value) -> String {
     }
 }
 
+/// A tar time for people: `981158400 (2001-02-03T00:00:00Z)`.
+fn time(v: &Value) -> String {
+    match v.as_str() {
+        Some(t) => {
+            let secs = t.split('.').next().and_then(|s| s.parse::<u64>().ok());
+            match secs {
+                Some(secs) => format!("{t} ({})", crate::oci::image::rfc3339(secs)),
+                None => t.to_owned(),
+            }
+        }
+        None => value(v),
+    }
+}
+
 /// Renders the report as text.
 pub fn text(r: &Report, color: bool) -> String {
     let p = Paint(color);
@@ -156,12 +170,14 @@ fn platform(out: &mut String, p: &Paint, pd: &PlatformDiff) {
         let _ = writeln!(out, "  only in {}", side.to_uppercase());
         return;
     }
-    let _ = writeln!(
-        out,
-        "  {} manifest {}",
-        mark(p, pd.manifest.a == pd.manifest.b),
-        digest_pair(pd.manifest.a.as_deref(), pd.manifest.b.as_deref())
-    );
+    if pd.manifest.a.is_some() || pd.manifest.b.is_some() {
+        let _ = writeln!(
+            out,
+            "  {} manifest {}",
+            mark(p, pd.manifest.a == pd.manifest.b),
+            digest_pair(pd.manifest.a.as_deref(), pd.manifest.b.as_deref())
+        );
+    }
     let _ = writeln!(
         out,
         "  {} config   {}",
@@ -252,14 +268,17 @@ fn layer(out: &mut String, p: &Paint, l: &LayerDiff, width: usize) {
             }
             None => {
                 for c in &e.changes {
+                    let (va, vb) = if c.kind.is_time() {
+                        (time(&c.a), time(&c.b))
+                    } else {
+                        (value(&c.a), value(&c.b))
+                    };
                     let _ = writeln!(
                         out,
-                        "        {} {} {}: {} → {}",
+                        "        {} {} {}: {va} → {vb}",
                         p.with(AnsiColor::Red, "≠"),
                         e.path,
                         c.kind.name(),
-                        value(&c.a),
-                        value(&c.b)
                     );
                 }
             }
