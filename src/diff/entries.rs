@@ -483,7 +483,7 @@ fn increasing_run(xs: &[u32]) -> Vec<bool> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A tar entry for tests: path, type, content or link, mode, uid, mtime.

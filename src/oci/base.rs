@@ -1239,6 +1239,12 @@ pub(crate) mod tests {
                 matches!(err, OciError::DigestMismatch { .. }),
                 "{name}: {err}"
             );
+            // Unverified (`strata diff`), the layers are described from
+            // their names or diffIDs, unread.
+            let image = import_unverified(&r, None).unwrap();
+            assert_eq!(image.layers[1].descriptor.digest, Digest::of(&upper));
+            assert_eq!(image.layers[1].descriptor.size, bad.len() as u64);
+            assert_eq!(image_platforms(&r).unwrap(), (None, Vec::new()));
         }
     }
 
