@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
+use std::sync::mpsc;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -358,29 +359,79 @@ pub struct Walked {
     pub counts: (u32, u32),
 }
 
-/// The next entry (skipping global PAX headers), numbered from `n`.
-fn next<R: Read>(it: &mut tar::Entries<'_, R>, n: &mut u32) -> io::Result<Option<Meta>> {
-    for e in it.by_ref() {
-        let mut e = e?;
-        // Global PAX headers describe the archive, not an entry.
-        if e.header().entry_type() == tar::EntryType::XGlobalHeader {
-            continue;
+/// Reads every entry of a tar (skipping global PAX headers) and sends its
+/// metadata, numbered from 0; stops early when the receiver is gone.
+fn read_all(r: impl Read, tx: &mpsc::SyncSender<io::Result<Meta>>) -> u32 {
+    let mut n = 0u32;
+    let mut archive = tar::Archive::new(r);
+    let entries = match archive.entries() {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return n;
         }
-        let m = read_meta(&mut e, *n)?;
-        *n += 1;
-        return Ok(Some(m));
+    };
+    for e in entries {
+        let meta = e.and_then(|mut e| {
+            // Global PAX headers describe the archive, not an entry.
+            if e.header().entry_type() == tar::EntryType::XGlobalHeader {
+                return Ok(None);
+            }
+            read_meta(&mut e, n).map(Some)
+        });
+        match meta {
+            Ok(None) => continue,
+            Ok(Some(m)) => {
+                n += 1;
+                if tx.send(Ok(m)).is_err() {
+                    return n;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return n;
+            }
+        }
     }
-    Ok(None)
+    n
 }
+
+/// Entries read ahead on each side, at most.
+const READ_AHEAD: usize = 256;
 
 /// Walks two tars side by side. `ignore` drops kinds of difference
 /// (`--semantic` drops timestamps).
-pub fn walk(a: impl Read, b: impl Read, ignore: &dyn Fn(Kind) -> bool) -> io::Result<Walked> {
-    let mut ta = tar::Archive::new(a);
-    let mut tb = tar::Archive::new(b);
-    let mut ia = ta.entries()?;
-    let mut ib = tb.entries()?;
-    let (mut na, mut nb) = (0u32, 0u32);
+/// Each tar is read (decompressed and hashed) on its own thread, a few
+/// hundred entries ahead at most; this thread matches them.
+pub fn walk(
+    a: impl Read + Send,
+    b: impl Read + Send,
+    ignore: &dyn Fn(Kind) -> bool,
+) -> io::Result<Walked> {
+    std::thread::scope(|scope| {
+        let (txa, rxa) = mpsc::sync_channel(READ_AHEAD);
+        let (txb, rxb) = mpsc::sync_channel(READ_AHEAD);
+        let ha = scope.spawn(move || read_all(a, &txa));
+        let hb = scope.spawn(move || read_all(b, &txb));
+        let result = match_entries(&rxa, &rxb, ignore);
+        // Let the readers stop if matching ended early on an error.
+        drop((rxa, rxb));
+        let na = ha.join().expect("tar reader thread");
+        let nb = hb.join().expect("tar reader thread");
+        result.map(|mut w| {
+            w.counts = (na, nb);
+            w
+        })
+    })
+}
+
+fn match_entries(
+    ia: &mpsc::Receiver<io::Result<Meta>>,
+    ib: &mpsc::Receiver<io::Result<Meta>>,
+    ignore: &dyn Fn(Kind) -> bool,
+) -> io::Result<Walked> {
+    // A closed channel is the end of that tar.
+    let next = |rx: &mpsc::Receiver<io::Result<Meta>>| rx.recv().ok().transpose();
     let mut pend_a: HashMap<String, Meta> = HashMap::new();
     let mut pend_b: HashMap<String, Meta> = HashMap::new();
     // (A index, B index, A-order diff) for every matched pair.
@@ -400,8 +451,8 @@ pub fn walk(a: impl Read, b: impl Read, ignore: &dyn Fn(Kind) -> bool) -> io::Re
         pairs.push((x.index, y.index, x.path, d));
     };
     loop {
-        let ea = next(&mut ia, &mut na)?;
-        let eb = next(&mut ib, &mut nb)?;
+        let ea = next(ia)?;
+        let eb = next(ib)?;
         match (ea, eb) {
             (None, None) => break,
             (Some(x), Some(y)) if x.path == y.path => matched(x, y),
@@ -453,7 +504,7 @@ pub fn walk(a: impl Read, b: impl Read, ignore: &dyn Fn(Kind) -> bool) -> io::Re
     Ok(Walked {
         entries,
         moved,
-        counts: (na, nb),
+        counts: (0, 0),
     })
 }
 
