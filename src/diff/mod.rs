@@ -160,6 +160,17 @@ pub fn diff_images(
     keys.sort();
     keys.dedup();
     let mut platforms = Vec::new();
+    // One image on each side: a pair, whatever their platforms (the config
+    // diff shows `os` and `architecture` when they differ).
+    if let ([(ka, ia)], [(kb, ib)]) = (
+        by_platform_a.iter().collect::<Vec<_>>().as_slice(),
+        by_platform_b.iter().collect::<Vec<_>>().as_slice(),
+    ) && ka != kb
+    {
+        let label = format!("{ka} / {kb}");
+        platforms.push(compare_images(&label, ia, ib, opts)?);
+        keys.clear();
+    }
     for k in keys {
         platforms.push(match (by_platform_a.get(k), by_platform_b.get(k)) {
             (Some(ia), Some(ib)) => compare_images(k, ia, ib, opts)?,
@@ -695,14 +706,18 @@ mod tests {
             },
         ]);
         let mut images = Vec::new();
-        for (name, upper) in [("c", &upper_a), ("d", &upper_b)] {
+        for (name, upper, arch) in [
+            ("c", &upper_a, "amd64"),
+            ("d", &upper_b, "amd64"),
+            ("e", &upper_a, "arm64"),
+        ] {
             let dir = OciDir::create(&tmp.path().join(name)).unwrap();
             let mut gz = gzip_encoder(Vec::new());
             gz.write_all(&lower).unwrap();
             let l = dir.write_blob(&gz.finish().unwrap()).unwrap();
             let u = dir.write_blob(upper).unwrap();
             let config = serde_json::json!({
-                "architecture": "amd64", "os": "linux",
+                "architecture": arch, "os": "linux",
                 "rootfs": {"type": "layers",
                            "diff_ids": [Digest::of(&lower), Digest::of(upper)]},
                 "history": [{"created_by": "ADD base"},
@@ -760,6 +775,12 @@ mod tests {
         .unwrap();
         assert!(semantic.equal, "{semantic:#?}");
         assert_eq!(semantic.platforms[0].layers[1].status, "same_files");
+        // One image on each side: paired, whatever their platforms.
+        let r2 = diff_images((&images[0], "C"), (&images[2], "E"), Options::default()).unwrap();
+        assert_eq!(r2.platforms.len(), 1);
+        assert_eq!(r2.platforms[0].platform, "linux/amd64 / linux/arm64");
+        assert_eq!(r2.platforms[0].config_fields[0].path, "/architecture");
+        assert!(r2.platforms[0].layers.iter().all(|l| l.status == "equal"));
         let text = render::text(&r, false);
         assert!(
             text.contains("≠ app/x mtime: 315619200 (1980-01-02T00:00:00Z) → 1700000000"),
