@@ -168,6 +168,38 @@ pub fn layer_names(history: &[HistoryEntry], n: usize) -> Vec<LayerName> {
     names
 }
 
+/// Lines two images' layers up: rows of (A position, B position). Layers
+/// that both name by strata layer ID pair by ID, so a layer added or
+/// removed in the middle shows as one row on one side instead of shifting
+/// every later pair; other layers pair by position.
+pub fn align(a: &[LayerName], b: &[LayerName]) -> Vec<(Option<usize>, Option<usize>)> {
+    let (mut i, mut j) = (0, 0);
+    let mut rows = Vec::with_capacity(a.len().max(b.len()));
+    while i < a.len() || j < b.len() {
+        let (ia, ib) = (
+            a.get(i).and_then(|n| n.id.as_ref()),
+            b.get(j).and_then(|n| n.id.as_ref()),
+        );
+        match (ia, ib) {
+            (Some(x), Some(y)) if x != y => {
+                if b[j..].iter().any(|n| n.id.as_ref() == Some(x)) {
+                    rows.push((None, Some(j)));
+                    j += 1;
+                } else {
+                    rows.push((Some(i), None));
+                    i += 1;
+                }
+            }
+            _ => {
+                rows.push(((i < a.len()).then_some(i), (j < b.len()).then_some(j)));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +227,39 @@ mod tests {
         let h = parse_gzip_header(&fast).unwrap();
         assert_eq!((h.mtime, h.os, h.xfl), (0, 255, 0));
         assert_eq!(parse_gzip_header(b"not gzip"), None);
+    }
+
+    #[test]
+    fn layers_line_up_by_strata_id() {
+        let n = |id: Option<&str>| LayerName {
+            id: id.map(str::to_owned),
+            created_by: None,
+        };
+        let a = [n(None), n(Some("models")), n(Some("app"))];
+        let b = [
+            n(None),
+            n(Some("models")),
+            n(Some("models@/x")),
+            n(Some("app")),
+        ];
+        assert_eq!(
+            align(&a, &b),
+            [
+                (Some(0), Some(0)),
+                (Some(1), Some(1)),
+                (None, Some(2)),
+                (Some(2), Some(3))
+            ]
+        );
+        assert_eq!(
+            align(&b[..2], &a[..1]),
+            [(Some(0), Some(0)), (Some(1), None)]
+        );
+        let plain = [n(None), n(None)];
+        assert_eq!(
+            align(&plain, &a[..1]),
+            [(Some(0), Some(0)), (Some(1), None)]
+        );
     }
 
     #[test]

@@ -88,11 +88,13 @@ pub struct PlatformDiff {
     pub layers: Vec<LayerDiff>,
 }
 
-/// One layer of each image, at the same position.
+/// One layer of each image: lined up by strata layer ID where both
+/// histories carry IDs, else by position ([`layers::align`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LayerDiff {
-    /// Position, from 0 at the bottom.
-    pub index: usize,
+    /// Position in each image, from 0 at the bottom (null on the side that
+    /// lacks the layer).
+    pub index: Pair<Option<usize>>,
     /// The strata layer ID from the history (A's, else B's), if any.
     pub id: Option<String>,
     /// A name for people: the ID, else the history's `created_by`.
@@ -251,19 +253,23 @@ fn compare_images(
         &[]
     };
     let config_fields = config::diff_json(&a.config, &b.config, ignored);
-    let n = a.layers.len().max(b.layers.len());
     let (names_a, names_b) = (
         layers::layer_names(&a.history, a.layers.len()),
         layers::layer_names(&b.history, b.layers.len()),
     );
-    let jobs: Vec<Job<'_>> = (0..n)
-        .map(|i| match (a.layers.get(i), b.layers.get(i)) {
-            (Some(la), Some(lb)) if la.descriptor.digest == lb.descriptor.digest => Job::Equal,
-            (Some(la), Some(lb)) if la.diff_id == lb.diff_id => Job::Compression,
-            (Some(la), Some(lb)) => Job::Walk(la, lb),
-            (Some(_), None) => Job::OnlyIn("a"),
-            _ => Job::OnlyIn("b"),
-        })
+    let rows = layers::align(&names_a, &names_b);
+    let n = rows.len();
+    let jobs: Vec<Job<'_>> = rows
+        .iter()
+        .map(
+            |&(i, j)| match (i.map(|i| &a.layers[i]), j.map(|j| &b.layers[j])) {
+                (Some(la), Some(lb)) if la.descriptor.digest == lb.descriptor.digest => Job::Equal,
+                (Some(la), Some(lb)) if la.diff_id == lb.diff_id => Job::Compression,
+                (Some(la), Some(lb)) => Job::Walk(la, lb),
+                (Some(_), None) => Job::OnlyIn("a"),
+                _ => Job::OnlyIn("b"),
+            },
+        )
         .collect();
     // The expensive part: differing layer pairs, streamed in parallel.
     let ignore = move |k: Kind| opts.semantic && k.is_time();
@@ -285,12 +291,12 @@ fn compare_images(
         })
         .collect::<Result<_>>()?;
     let mut layer_diffs = Vec::with_capacity(n);
-    for (i, (job, walked)) in jobs.iter().zip(walked).enumerate() {
-        let (la, lb) = (a.layers.get(i), b.layers.get(i));
+    for ((job, walked), &(i, j)) in jobs.iter().zip(walked).zip(&rows) {
+        let (la, lb) = (i.map(|i| &a.layers[i]), j.map(|j| &b.layers[j]));
         let none = LayerName::default();
         let (na, nb) = (
-            names_a.get(i).unwrap_or(&none),
-            names_b.get(i).unwrap_or(&none),
+            i.map_or(&none, |i| &names_a[i]),
+            j.map_or(&none, |j| &names_b[j]),
         );
         let id = na.id.clone().or_else(|| nb.id.clone());
         let name = id
@@ -301,7 +307,7 @@ fn compare_images(
                     .or_else(|| nb.created_by.clone())
                     .map(|c| shorten(&c))
             })
-            .unwrap_or_else(|| format!("layer {i}"));
+            .unwrap_or_else(|| format!("layer {}", i.or(j).unwrap_or(0)));
         let packing = match (job, la, lb) {
             (Job::Compression | Job::Walk(..), Some(la), Some(lb)) => Some(Pair {
                 a: layers::packing(la)?,
@@ -310,7 +316,7 @@ fn compare_images(
             _ => None,
         };
         let mut d = LayerDiff {
-            index: i,
+            index: Pair { a: i, b: j },
             id,
             name,
             status: match job {

@@ -239,7 +239,15 @@ fn layer(out: &mut String, p: &Paint, l: &LayerDiff, width: usize) {
             ),
         ),
     };
-    let _ = writeln!(out, "  {m} layer {:>2} {:<width$}  {what}", l.index, l.name);
+    let pos = match (l.index.a, l.index.b) {
+        (Some(x), Some(y)) if x == y => format!("{x:>2}"),
+        (x, y) => format!(
+            "{}/{}",
+            x.map_or("-".to_owned(), |x| x.to_string()),
+            y.map_or("-".to_owned(), |y| y.to_string())
+        ),
+    };
+    let _ = writeln!(out, "  {m} layer {pos} {:<width$}  {what}", l.name);
     for c in &l.causes {
         let _ = writeln!(out, "      {}", c.explanation);
     }
