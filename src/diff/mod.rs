@@ -397,7 +397,9 @@ fn shorten(s: &str) -> String {
 fn hint(k: Kind) -> &'static str {
     match k {
         Kind::Content => "the files themselves changed",
-        Kind::Type => "paths changed type (file, directory, symlink)",
+        Kind::Type => {
+            "paths changed type (a hard link in one checkout is a file in the other, or a file became a directory or symlink)"
+        }
         Kind::Link => "link targets changed",
         Kind::Device => "device numbers changed",
         Kind::Owner => {
