@@ -511,8 +511,10 @@ fn checkouts_with_other_mtimes_umask_and_order_give_the_same_image() {
     let digest_b = ok(&build(&b, &layout_ref(&out_b, "v1")));
     assert!(digest_a.starts_with("sha256:"), "{digest_a}");
     assert_eq!(
-        digest_a, digest_b,
-        "same content, other checkout: same manifest"
+        digest_a,
+        digest_b,
+        "same content, other checkout: same manifest\n{}",
+        crate::util::diff_report(&layout_ref(&out_a, "v1"), &layout_ref(&out_b, "v1"))
     );
     let (la, lb) = (Layout(out_a), Layout(out_b));
     assert_eq!(la.tag("v1"), digest_a);

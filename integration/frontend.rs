@@ -191,7 +191,8 @@ fn assert_copy_layers_equal(a: (&str, &str), b: (&str, &str)) {
         assert_eq!(
             la[ba + i],
             lb[bb + i],
-            "copy layer {id} differs: {a:?} vs {b:?}"
+            "copy layer {id} differs: {a:?} vs {b:?}\n{}",
+            crate::util::daemon_diff(a, b)
         );
     }
 }

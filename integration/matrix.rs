@@ -270,7 +270,8 @@ fn frontend_matrix(name: &str, fallback: bool) {
         if got_changed != set(want_changed) || got_run != set(want_run) || got_cached != want_cached
         {
             failures.push(format!(
-                "{change:?}: changed {got_changed:?} (want {want_changed:?}), ran {got_run:?} (want {want_run:?}), cached {got_cached:?} (want {want_cached:?})"
+                "{change:?}: changed {got_changed:?} (want {want_changed:?}), ran {got_run:?} (want {want_run:?}), cached {got_cached:?} (want {want_cached:?})\n{}",
+                crate::util::daemon_diff((&host, &tag(n - 1)), (&host, &tag(n)))
             ));
         }
     }

@@ -208,3 +208,44 @@ pub fn with_fault_retry(what: &str, mut run: impl FnMut() -> Output) -> Output {
         _ => out,
     }
 }
+
+/// `strata diff A B`'s report (its first 40 lines, and stderr on trouble),
+/// for the message of a failed reproducibility assertion.
+pub fn diff_report(a: &str, b: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["diff", a, b])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run strata diff");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut report: String = text.lines().take(40).map(|l| format!("{l}\n")).collect();
+    if text.lines().count() > 40 {
+        report.push_str("…\n");
+    }
+    report + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// `strata diff`'s report on two engine images, each `(DOCKER_HOST, tag)`
+/// (saved with `docker save`, so the two may live in different engines).
+pub fn daemon_diff(a: (&str, &str), b: (&str, &str)) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sides = Vec::new();
+    for (i, (host, tag)) in [a, b].into_iter().enumerate() {
+        let file = dir.path().join(format!("{i}.tar"));
+        let out = Command::new("docker")
+            .env("DOCKER_HOST", host)
+            .args(["save", "-o"])
+            .arg(&file)
+            .arg(tag)
+            .output()
+            .expect("run docker save");
+        if !out.status.success() {
+            return format!(
+                "docker save {tag} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        sides.push(format!("docker-archive:{}:{tag}", file.display()));
+    }
+    diff_report(&sides[0], &sides[1])
+}

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::diff::DiffError;
 use crate::frontend::FrontendError;
 use crate::oci::OciError;
 use crate::plan::PlanError;
@@ -38,6 +39,13 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// `strata diff` could not compare (exit 2).
+    #[error(transparent)]
+    Diff(#[from] DiffError),
+    /// `strata diff`'s answer "the images differ" (exit 1, nothing more to say:
+    /// the report is on stdout).
+    #[error("the images differ")]
+    Different,
     /// Running as a BuildKit frontend failed before BuildKit could be told
     /// (exit 2).
     #[error(transparent)]
@@ -55,7 +63,8 @@ impl Error {
             Error::Oci(_) => 1,
             Error::Lock(LockError::Io { .. }) => 2,
             Error::Lock(_) => 1,
-            Error::Input(_) => 1,
+            Error::Input(_) | Error::Different => 1,
+            Error::Diff(_) => 2,
             Error::Usage(_) | Error::Io { .. } | Error::Frontend(_) => 2,
         }
     }

@@ -7,12 +7,14 @@
 //!   layer's ordered entries with their final metadata;
 //! - [`oci`]: the embedded builder's deterministic tar, blobs and OCI layouts;
 //! - [`frontend`]: strata as a BuildKit gateway frontend (the only async code);
+//! - [`diff`]: compare two images down to tar entries (`strata diff`);
 //! - [`cli`]: one module per subcommand.
 //!
 //! Lower layers never import higher ones. `../shared/contracts.md` (mirrored in
 //! `docs/`) fixes the decisions every backend shares; comments cite its sections.
 
 pub mod cli;
+pub mod diff;
 pub mod error;
 pub mod frontend;
 pub mod helper;

@@ -4,6 +4,7 @@ mod build;
 mod cache;
 mod check;
 pub mod common;
+mod diff;
 mod helper;
 mod llb;
 mod lock;
@@ -39,6 +40,8 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Pin the images the spec builds from in strata.lock.
     Lock(lock::LockArgs),
+    /// Compare two images layer by layer and say why their digests differ.
+    Diff(diff::DiffArgs),
     /// Inspect or trim the cache root.
     Cache(cache::CacheArgs),
     /// Print the frontend's LLB for a spec, offline (for buildctl or people).
@@ -125,6 +128,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(args) => build::run(&args),
         Command::Lock(args) => lock::run(&args),
         Command::Cache(args) => cache::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::Llb(args) => llb::run(&args),
         Command::Schema => schema::run(),
         Command::Helper(args) => helper::run(&args),

@@ -48,6 +48,8 @@ pub fn report(e: &Error) {
                 if n == 1 { "" } else { "s" }
             ));
         }
+        // `strata diff`'s answer, already on stdout.
+        Error::Different => {}
         other => note(format!("error: {other}")),
     }
 }

@@ -319,6 +319,58 @@ impl Container {
 
 /// Imports the image `r` for `platform` and verifies every blob it uses.
 pub fn import_base(r: &ImageRef, platform: &Platform) -> Result<BaseImage> {
+    import(r, Some(platform), true)
+}
+
+/// Reads the image `r` without reading its layer blobs: the index, manifest
+/// and config are checked against their digests as usual, but a layer's
+/// digest is taken from its descriptor (or, in a docker archive, from its
+/// file name, else from its diffID when the blob is an uncompressed tar), so
+/// equal layers can be skipped unread (`strata diff`). With `platform` `None`
+/// the image must be a single one (or the only non-`unknown` platform).
+pub fn import_unverified(r: &ImageRef, platform: Option<&Platform>) -> Result<BaseImage> {
+    import(r, platform, false)
+}
+
+/// The platforms of a multi-platform image: the digest of the index the
+/// reference selects (if it selects one) and the platforms its manifests
+/// declare (attestation manifests, `unknown/unknown`, left out). An empty
+/// list means a single-platform image (its platform is in its config).
+pub fn image_platforms(r: &ImageRef) -> Result<(Option<Digest>, Vec<Platform>)> {
+    let location = r.to_string();
+    let (c, tag) = match r {
+        ImageRef::OciLayout { path, tag } => (Container::Dir(path.clone()), tag),
+        ImageRef::OciArchive { path, tag } => (Container::open_tar(path)?, tag),
+        ImageRef::DockerArchive { .. } => return Ok((None, Vec::new())),
+    };
+    let candidates = layout_candidates(&c, &location, tag.as_deref())?;
+    let real = |d: &&Descriptor| d.platform.as_ref().is_some_and(|p| p.os != "unknown");
+    match candidates.as_slice() {
+        [one] if is_index(&one.media_type) => {
+            let (index, _): (ImageIndex, _) = c.locate(&blob_name(&one.digest))?.read_json(
+                &format!("{location} index {}", one.digest),
+                Some(&one.digest),
+            )?;
+            let platforms = index
+                .manifests
+                .iter()
+                .filter(real)
+                .filter_map(|d| d.platform.clone())
+                .collect();
+            Ok((Some(one.digest.clone()), platforms))
+        }
+        [_] => Ok((None, Vec::new())),
+        many => Ok((
+            None,
+            many.iter()
+                .filter(real)
+                .filter_map(|d| d.platform.clone())
+                .collect(),
+        )),
+    }
+}
+
+fn import(r: &ImageRef, platform: Option<&Platform>, verify: bool) -> Result<BaseImage> {
     let location = r.to_string();
     match r {
         ImageRef::OciLayout { path, tag } => import_layout(
@@ -326,18 +378,21 @@ pub fn import_base(r: &ImageRef, platform: &Platform) -> Result<BaseImage> {
             &location,
             tag.as_deref(),
             platform,
+            verify,
         ),
         ImageRef::OciArchive { path, tag } => import_layout(
             &Container::open_tar(path)?,
             &location,
             tag.as_deref(),
             platform,
+            verify,
         ),
         ImageRef::DockerArchive { path, reference } => import_docker(
             &Container::open_tar(path)?,
             &location,
             reference.as_deref(),
             platform,
+            verify,
         ),
     }
 }
@@ -354,12 +409,9 @@ fn blob_name(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
 
-fn import_layout(
-    c: &Container,
-    location: &str,
-    tag: Option<&str>,
-    wanted: &Platform,
-) -> Result<BaseImage> {
+/// The descriptors of a layout's `index.json` that `tag` selects (all of
+/// them without a tag); never empty.
+fn layout_candidates(c: &Container, location: &str, tag: Option<&str>) -> Result<Vec<Descriptor>> {
     let invalid = |reason: String| OciError::InvalidImage {
         location: location.to_owned(),
         reason,
@@ -382,16 +434,32 @@ fn import_layout(
             .collect(),
         None => index.manifests.clone(),
     };
-    let chosen = match (candidates.len(), tag) {
-        (0, Some(t)) => {
-            return Err(OciError::TagNotFound {
-                location: location.to_owned(),
-                tag: t.to_owned(),
-                available: index.manifests.iter().filter_map(tags).collect(),
-            });
-        }
-        (0, None) => return Err(invalid("index.json lists no images".to_owned())),
-        (1, _) => candidates[0].clone(),
+    match (candidates.len(), tag) {
+        (0, Some(t)) => Err(OciError::TagNotFound {
+            location: location.to_owned(),
+            tag: t.to_owned(),
+            available: index.manifests.iter().filter_map(tags).collect(),
+        }),
+        (0, None) => Err(invalid("index.json lists no images".to_owned())),
+        _ => Ok(candidates),
+    }
+}
+
+fn import_layout(
+    c: &Container,
+    location: &str,
+    tag: Option<&str>,
+    wanted: Option<&Platform>,
+    verify: bool,
+) -> Result<BaseImage> {
+    let invalid = |reason: String| OciError::InvalidImage {
+        location: location.to_owned(),
+        reason,
+    };
+    let tags = |d: &Descriptor| d.annotations.get(REF_NAME).cloned();
+    let candidates = layout_candidates(c, location, tag)?;
+    let chosen = match candidates.len() {
+        1 => candidates[0].clone(),
         _ if candidates
             .iter()
             .all(|d| is_manifest(&d.media_type) && d.platform.is_some()) =>
@@ -431,7 +499,9 @@ fn import_layout(
     let mut layers = Vec::with_capacity(diff_ids.len());
     for (desc, diff_id) in manifest.layers.iter().zip(diff_ids) {
         let source = c.locate(&blob_name(&desc.digest))?;
-        verify_layer(&source, location, Some(desc), None, &diff_id)?;
+        if verify {
+            verify_layer(&source, location, Some(desc), None, &diff_id)?;
+        }
         let mut descriptor = desc.clone();
         descriptor.media_type = oci_layer_type(&desc.media_type).to_owned();
         layers.push(BaseLayer {
@@ -455,7 +525,7 @@ fn resolve_manifest(
     c: &Container,
     location: &str,
     mut desc: Descriptor,
-    wanted: &Platform,
+    wanted: Option<&Platform>,
 ) -> Result<Descriptor> {
     for _ in 0..4 {
         if is_manifest(&desc.media_type) {
@@ -480,20 +550,36 @@ fn resolve_manifest(
     })
 }
 
-/// The first descriptor whose platform serves `wanted`.
-fn pick_platform(descs: &[Descriptor], location: &str, wanted: &Platform) -> Result<Descriptor> {
-    descs
-        .iter()
-        .find(|d| d.platform.as_ref().is_some_and(|p| p.satisfies(wanted)))
-        .cloned()
-        .ok_or_else(|| OciError::PlatformNotFound {
-            location: location.to_owned(),
-            wanted: wanted.to_string(),
-            available: descs
+/// The first descriptor whose platform serves `wanted`; without `wanted`,
+/// the only one with a real platform (not an attestation's `unknown/unknown`).
+fn pick_platform(
+    descs: &[Descriptor],
+    location: &str,
+    wanted: Option<&Platform>,
+) -> Result<Descriptor> {
+    let found = match wanted {
+        Some(w) => descs
+            .iter()
+            .find(|d| d.platform.as_ref().is_some_and(|p| p.satisfies(w))),
+        None => {
+            let real: Vec<&Descriptor> = descs
                 .iter()
-                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                .collect(),
-        })
+                .filter(|d| d.platform.as_ref().is_none_or(|p| p.os != "unknown"))
+                .collect();
+            match real.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            }
+        }
+    };
+    found.cloned().ok_or_else(|| OciError::PlatformNotFound {
+        location: location.to_owned(),
+        wanted: wanted.map_or_else(|| "(any one)".to_owned(), |w| w.to_string()),
+        available: descs
+            .iter()
+            .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+            .collect(),
+    })
 }
 
 fn diff_ids(config: &Value, location: &str) -> Result<Vec<Digest>> {
@@ -602,6 +688,23 @@ fn verify_layer(
     Ok((digest, size, packing))
 }
 
+/// A docker-archive layer's digest, size and packing without hashing it:
+/// the digest its file name carries, else (an uncompressed tar) its diffID;
+/// only a compressed legacy layer is hashed.
+fn describe_layer(
+    source: &BlobSource,
+    named: Option<Digest>,
+    diff_id: &Digest,
+) -> Result<(Digest, u64, Packing)> {
+    let packing = sniff(&mut BufReader::new(source.open()?)).at(&source.path)?;
+    let digest = match (named, packing) {
+        (Some(d), _) => d,
+        (None, Packing::Tar) => diff_id.clone(),
+        (None, _) => hash_reader(source.open()?).at(&source.path)?.0,
+    };
+    Ok((digest, source.len, packing))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct DockerManifestItem {
@@ -639,7 +742,8 @@ fn import_docker(
     c: &Container,
     location: &str,
     reference: Option<&str>,
-    wanted: &Platform,
+    wanted: Option<&Platform>,
+    verify: bool,
 ) -> Result<BaseImage> {
     let (items, _): (Vec<DockerManifestItem>, _) = c
         .locate("manifest.json")?
@@ -694,8 +798,11 @@ fn import_docker(
     for (name, diff_id) in item.layers.iter().zip(diff_ids) {
         let source = c.locate(name)?;
         let named = digest_in_name(name);
-        let (digest, size, packing) =
-            verify_layer(&source, location, None, named.as_ref(), &diff_id)?;
+        let (digest, size, packing) = if verify {
+            verify_layer(&source, location, None, named.as_ref(), &diff_id)?
+        } else {
+            describe_layer(&source, named, &diff_id)?
+        };
         let media_type = match packing {
             Packing::Tar => media::LAYER_TAR,
             Packing::Gzip => media::LAYER_GZIP,
@@ -716,14 +823,16 @@ fn finish(
     config_digest: Digest,
     config: Value,
     layers: Vec<BaseLayer>,
-    wanted: &Platform,
+    wanted: Option<&Platform>,
 ) -> Result<BaseImage> {
     let platform: Platform =
         serde_json::from_value(config.clone()).map_err(|e| OciError::Json {
             what: format!("{location} config (os, architecture)"),
             source: e,
         })?;
-    if !platform.satisfies(wanted) {
+    if let Some(wanted) = wanted
+        && !platform.satisfies(wanted)
+    {
         return Err(OciError::PlatformNotFound {
             location: location.to_owned(),
             wanted: wanted.to_string(),
@@ -1130,6 +1239,12 @@ pub(crate) mod tests {
                 matches!(err, OciError::DigestMismatch { .. }),
                 "{name}: {err}"
             );
+            // Unverified (`strata diff`), the layers are described from
+            // their names or diffIDs, unread.
+            let image = import_unverified(&r, None).unwrap();
+            assert_eq!(image.layers[1].descriptor.digest, Digest::of(&upper));
+            assert_eq!(image.layers[1].descriptor.size, bad.len() as u64);
+            assert_eq!(image_platforms(&r).unwrap(), (None, Vec::new()));
         }
     }
 

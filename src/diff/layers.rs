@@ -1,0 +1,285 @@
+//! Layer pairs: names from the history (strata layer IDs, contracts §5),
+//! the compressed blob and the diffID compared, and for a compression-only
+//! difference the codec, the gzip header fields and a level guess.
+
+use std::io::{BufRead, BufReader, Read};
+
+use flate2::read::MultiGzDecoder;
+use serde::Serialize;
+
+use super::error::{DiffError, Result};
+use crate::oci::base::BaseLayer;
+use crate::oci::image::HistoryEntry;
+
+/// How a layer blob is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Packing {
+    /// `gzip`, `zstd` or `none`.
+    pub codec: &'static str,
+    /// The blob's size in bytes.
+    pub size: u64,
+    /// The gzip header, for gzip blobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gzip: Option<GzipHeader>,
+}
+
+/// The fields of a gzip header (RFC 1952) that writers set differently.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GzipHeader {
+    /// MTIME: 0, or the time the writer stamped.
+    pub mtime: u32,
+    /// OS byte: 3 Unix, 255 unknown (Go's `compress/gzip`, strata), ….
+    pub os: u8,
+    /// XFL: 2 when the writer used its maximum level, 4 its fastest.
+    pub xfl: u8,
+    /// The level XFL implies: `9` (XFL 2, the writer's maximum), `1`
+    /// (XFL 4, its fastest) or `2-8` (XFL 0).
+    pub level_guess: &'static str,
+    /// FNAME, if present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// FCOMMENT, if present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Length of FEXTRA, if present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_len: Option<u16>,
+}
+
+/// Parses a gzip header from the first bytes of a blob.
+pub fn parse_gzip_header(h: &[u8]) -> Option<GzipHeader> {
+    if h.len() < 10 || h[0] != 0x1f || h[1] != 0x8b {
+        return None;
+    }
+    let flags = h[3];
+    let mut header = GzipHeader {
+        mtime: u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
+        xfl: h[8],
+        os: h[9],
+        level_guess: match h[8] {
+            2 => "9",
+            4 => "1",
+            _ => "2-8",
+        },
+        name: None,
+        comment: None,
+        extra_len: None,
+    };
+    let mut pos = 10;
+    if flags & 4 != 0 {
+        let len = u16::from_le_bytes([*h.get(pos)?, *h.get(pos + 1)?]);
+        header.extra_len = Some(len);
+        pos += 2 + len as usize;
+    }
+    let zstring = |pos: &mut usize| -> Option<String> {
+        let rest = h.get(*pos..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        *pos += end + 1;
+        Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+    };
+    if flags & 8 != 0 {
+        header.name = zstring(&mut pos);
+    }
+    if flags & 16 != 0 {
+        header.comment = zstring(&mut pos);
+    }
+    Some(header)
+}
+
+/// Reads a layer blob's first bytes to tell its packing.
+pub fn packing(layer: &BaseLayer) -> Result<Packing> {
+    let mut head = Vec::with_capacity(4096);
+    layer
+        .open()?
+        .take(64 << 10)
+        .read_to_end(&mut head)
+        .map_err(|e| DiffError::Io {
+            path: layer.source.path.clone(),
+            source: e,
+        })?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Packing {
+            codec: "gzip",
+            size: layer.descriptor.size,
+            gzip: parse_gzip_header(&head),
+        }
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Packing {
+            codec: "zstd",
+            size: layer.descriptor.size,
+            gzip: None,
+        }
+    } else {
+        Packing {
+            codec: "none",
+            size: layer.descriptor.size,
+            gzip: None,
+        }
+    })
+}
+
+/// The layer's uncompressed tar, decompressed as it is read.
+pub fn open_tar(layer: &BaseLayer, location: &str) -> Result<Box<dyn Read + Send>> {
+    let mut r = BufReader::with_capacity(1 << 20, layer.open()?);
+    let head = r.fill_buf().map_err(|e| DiffError::Io {
+        path: layer.source.path.clone(),
+        source: e,
+    })?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(MultiGzDecoder::new(r)))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Err(DiffError::Layer {
+            location: location.to_owned(),
+            digest: layer.descriptor.digest.to_string(),
+            reason: "zstd layers cannot be read yet".to_owned(),
+        })
+    } else {
+        Ok(Box::new(r))
+    }
+}
+
+/// A layer's name from the history entry that made it: the strata layer ID
+/// when `created_by` is `strata layer ID` (contracts §5).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LayerName {
+    /// The strata layer ID.
+    pub id: Option<String>,
+    /// The history's `created_by`.
+    pub created_by: Option<String>,
+}
+
+/// Names for `n` layers from a config's history (its non-empty entries, in
+/// order; missing entries give no name).
+pub fn layer_names(history: &[HistoryEntry], n: usize) -> Vec<LayerName> {
+    let mut names: Vec<LayerName> = history
+        .iter()
+        .filter(|h| !h.empty_layer)
+        .map(|h| LayerName {
+            id: h
+                .created_by
+                .as_deref()
+                .and_then(|c| c.strip_prefix("strata layer "))
+                .map(str::to_owned),
+            created_by: h.created_by.clone(),
+        })
+        .take(n)
+        .collect();
+    names.resize(n, LayerName::default());
+    names
+}
+
+/// Lines two images' layers up: rows of (A position, B position). Layers
+/// that both name by strata layer ID pair by ID, so a layer added or
+/// removed in the middle shows as one row on one side instead of shifting
+/// every later pair; other layers pair by position.
+pub fn align(a: &[LayerName], b: &[LayerName]) -> Vec<(Option<usize>, Option<usize>)> {
+    let (mut i, mut j) = (0, 0);
+    let mut rows = Vec::with_capacity(a.len().max(b.len()));
+    while i < a.len() || j < b.len() {
+        let (ia, ib) = (
+            a.get(i).and_then(|n| n.id.as_ref()),
+            b.get(j).and_then(|n| n.id.as_ref()),
+        );
+        match (ia, ib) {
+            (Some(x), Some(y)) if x != y => {
+                if b[j..].iter().any(|n| n.id.as_ref() == Some(x)) {
+                    rows.push((None, Some(j)));
+                    j += 1;
+                } else {
+                    rows.push((Some(i), None));
+                    i += 1;
+                }
+            }
+            _ => {
+                rows.push(((i < a.len()).then_some(i), (j < b.len()).then_some(j)));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn gzip_headers_read_back() {
+        let mut gz = flate2::GzBuilder::new()
+            .mtime(7)
+            .filename("layer.tar")
+            .comment("hi")
+            .write(Vec::new(), flate2::Compression::best());
+        gz.write_all(b"x").unwrap();
+        let bytes = gz.finish().unwrap();
+        let h = parse_gzip_header(&bytes).unwrap();
+        assert_eq!(h.mtime, 7);
+        assert_eq!(h.xfl, 2);
+        assert_eq!(h.level_guess, "9");
+        assert_eq!(h.name.as_deref(), Some("layer.tar"));
+        assert_eq!(h.comment.as_deref(), Some("hi"));
+        let mut fast = Vec::new();
+        crate::oci::compress::gzip_encoder(&mut fast)
+            .finish()
+            .unwrap();
+        let h = parse_gzip_header(&fast).unwrap();
+        assert_eq!((h.mtime, h.os, h.xfl), (0, 255, 0));
+        assert_eq!(parse_gzip_header(b"not gzip"), None);
+    }
+
+    #[test]
+    fn layers_line_up_by_strata_id() {
+        let n = |id: Option<&str>| LayerName {
+            id: id.map(str::to_owned),
+            created_by: None,
+        };
+        let a = [n(None), n(Some("models")), n(Some("app"))];
+        let b = [
+            n(None),
+            n(Some("models")),
+            n(Some("models@/x")),
+            n(Some("app")),
+        ];
+        assert_eq!(
+            align(&a, &b),
+            [
+                (Some(0), Some(0)),
+                (Some(1), Some(1)),
+                (None, Some(2)),
+                (Some(2), Some(3))
+            ]
+        );
+        assert_eq!(
+            align(&b[..2], &a[..1]),
+            [(Some(0), Some(0)), (Some(1), None)]
+        );
+        let plain = [n(None), n(None)];
+        assert_eq!(
+            align(&plain, &a[..1]),
+            [(Some(0), Some(0)), (Some(1), None)]
+        );
+    }
+
+    #[test]
+    fn names_come_from_non_empty_history_entries() {
+        let h = |by: &str, empty| HistoryEntry {
+            created_by: Some(by.into()),
+            empty_layer: empty,
+            ..Default::default()
+        };
+        let names = layer_names(
+            &[
+                h("ENV A=1", true),
+                h("ADD base", false),
+                h("strata layer app", false),
+            ],
+            3,
+        );
+        assert_eq!(names[0].id, None);
+        assert_eq!(names[0].created_by.as_deref(), Some("ADD base"));
+        assert_eq!(names[1].id.as_deref(), Some("app"));
+        assert_eq!(names[2], LayerName::default());
+    }
+}
