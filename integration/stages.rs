@@ -1,0 +1,433 @@
+//! Build stages (issue 11): `[[stage]]` with `[[stage.step]]`, stage copies
+//! and run-layer mounts. Spec errors with line and column, the plan's stage
+//! digests, `strata lock`, the embedded builder's refusal, and end to end
+//! through BuildKit on Docker 26.
+
+use serde_json::Value;
+
+use crate::util::Ctx;
+
+/// Lines 1-3; a stage starts on line 4.
+const HEAD: &str = "version = 1\n[image]\nfrom = \"scratch\"\n";
+
+/// A stage `build` on lines 4-9 (name on 5, from on 6, step run on 9).
+const BUILD_STAGE: &str = "[[stage]]\nname = \"build\"\nfrom = \"debian:bookworm\"\nworkdir = \"/src\"\n[[stage.step]]\nrun = \"mkdir -p /wheels && touch /wheels/a.whl\"\n";
+
+/// Runs `strata check` on `spec` after writing `files`.
+fn check(spec: &str, files: &[(&str, &str)]) -> crate::util::Run {
+    let ctx = Ctx::new();
+    for (p, c) in files {
+        ctx.write(p, c);
+    }
+    ctx.spec(spec);
+    ctx.strata(&["check"])
+}
+
+/// Asserts a failed check whose error mentions `message` at `line:col`.
+#[track_caller]
+fn assert_error(spec: &str, message: &str, line: usize, col: usize) {
+    let run = check(spec, &[]);
+    let err = run.stderr();
+    assert_eq!(run.code(), 1, "exit status; stderr:\n{err}");
+    assert_eq!(run.stdout(), "", "stdout must stay empty");
+    assert!(err.contains(message), "`{message}` not in:\n{err}");
+    let at = format!("strata.toml:{line}:{col}]");
+    assert!(err.contains(&at), "`{at}` not in:\n{err}");
+    assert!(err.contains("help:"), "a help line:\n{err}");
+}
+
+/// A copy layer from stage `build` (name on line 11, copy on 12).
+fn copy_from(stage: &str, from: &str) -> String {
+    format!(
+        "[[layer]]\nname = \"deps\"\ncopy = [{{ stage = \"{stage}\", from = \"{from}\", to = \"/wheels\" }}]\n"
+    )
+}
+
+#[test]
+fn a_valid_stage_spec_checks() {
+    let spec = format!("{HEAD}{BUILD_STAGE}{}", copy_from("build", "/wheels"));
+    let run = check(&spec, &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(!run.stderr().contains("warning"), "{}", run.stderr());
+}
+
+#[test]
+fn unknown_stage_in_a_copy_suggests_the_nearest() {
+    let spec = format!("{HEAD}{BUILD_STAGE}{}", copy_from("biuld", "/wheels"));
+    assert_error(&spec, "unknown stage `biuld`", 12, 19);
+    let run = check(&spec, &[]);
+    assert!(
+        run.stderr().contains("did you mean `build`?"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn unknown_stage_in_a_mount() {
+    let spec = format!(
+        "{HEAD}{BUILD_STAGE}[[layer]]\nname = \"deps\"\nrun = \"true\"\n\
+         mounts = [{{ stage = \"nope\", from = \"/wheels\", to = \"/wheels\" }}]\n"
+    );
+    assert_error(&spec, "unknown stage `nope`", 13, 21);
+}
+
+#[test]
+fn a_stage_path_must_be_absolute() {
+    let spec = format!("{HEAD}{BUILD_STAGE}{}", copy_from("build", "wheels"));
+    assert_error(
+        &spec,
+        "stage copy source `wheels` is not an absolute path",
+        12,
+        35,
+    );
+    let spec = format!(
+        "{HEAD}{BUILD_STAGE}[[layer]]\nname = \"deps\"\nrun = \"true\"\n\
+         mounts = [{{ stage = \"build\", from = \"wheels\", to = \"/wheels\" }}]\n"
+    );
+    assert_error(
+        &spec,
+        "mount source `wheels` is not an absolute path",
+        13,
+        37,
+    );
+}
+
+#[test]
+fn duplicate_stage_names() {
+    let spec = format!(
+        "{HEAD}{BUILD_STAGE}[[stage]]\nname = \"build\"\nfrom = \"debian\"\n{}",
+        copy_from("build", "/wheels")
+    );
+    assert_error(&spec, "duplicate stage name `build`", 11, 8);
+    let run = check(&spec, &[]);
+    assert!(
+        run.stderr()
+            .contains("the first stage named `build` is on line 5"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn stages_that_build_on_each_other_in_a_cycle() {
+    // a (line 5) from b, b (line 8) from a: reported once, at a's `from`.
+    let spec = format!(
+        "{HEAD}[[stage]]\nname = \"a\"\nfrom = \"b\"\n[[stage]]\nname = \"b\"\nfrom = \"a\"\n\
+         [[layer]]\nname = \"x\"\ncopy = [{{ stage = \"a\", from = \"/\", to = \"/x\" }}]\n"
+    );
+    assert_error(&spec, "stages form a cycle: `a` → `b` → `a`", 6, 8);
+    let run = check(&spec, &[]);
+    assert_eq!(
+        run.stderr().matches("form a cycle").count(),
+        1,
+        "{}",
+        run.stderr()
+    );
+    // A stage built on itself.
+    let spec = format!(
+        "{HEAD}[[stage]]\nname = \"a\"\nfrom = \"a\"\n\
+         [[layer]]\nname = \"x\"\ncopy = [{{ stage = \"a\", from = \"/\", to = \"/x\" }}]\n"
+    );
+    assert_error(&spec, "stages form a cycle: `a` → `a`", 6, 8);
+}
+
+#[test]
+fn a_stage_no_layer_uses_is_a_warning() {
+    // `base` is used through `build`'s `from`; `lint` by nothing.
+    let spec = format!(
+        "{HEAD}[[stage]]\nname = \"base\"\nfrom = \"debian\"\n\
+         [[stage]]\nname = \"build\"\nfrom = \"base\"\n\
+         [[stage]]\nname = \"lint\"\nfrom = \"debian\"\n{}",
+        copy_from("build", "/wheels")
+    );
+    let run = check(&spec, &[]);
+    assert_eq!(run.code(), 0, "a warning only:\n{}", run.stderr());
+    let err = run.stderr();
+    assert!(err.contains("stage `lint` is used by no layer"), "{err}");
+    assert!(err.contains("strata.toml:11:8]"), "{err}");
+    assert!(!err.contains("stage `base` is used"), "{err}");
+    assert!(!err.contains("stage `build` is used"), "{err}");
+}
+
+#[test]
+fn a_copy_layer_takes_one_source_and_stage_copies_do_not_split() {
+    let spec = format!(
+        "{HEAD}{BUILD_STAGE}[[layer]]\nname = \"deps\"\n\
+         copy = [{{ stage = \"build\", from = \"/wheels\", to = \"/wheels\" }}, {{ from = \"a.txt\", to = \"/a.txt\" }}]\n"
+    );
+    let run = check(&spec, &[("a.txt", "a")]);
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stderr()
+            .contains("layer `deps` copies from more than one source"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("strata.toml:12:8]"),
+        "{}",
+        run.stderr()
+    );
+    let spec = format!(
+        "{HEAD}{BUILD_STAGE}{}split = \"file\"\n",
+        copy_from("build", "/wheels")
+    );
+    assert_error(
+        &spec,
+        "layer `deps` copies from a stage and cannot be split",
+        13,
+        9,
+    );
+}
+
+#[test]
+fn a_stage_base_must_be_an_image_reference() {
+    let spec = format!(
+        "{HEAD}[[stage]]\nname = \"build\"\nfrom = \"oci-layout:base\"\n{}",
+        copy_from("build", "/wheels")
+    );
+    assert_error(
+        &spec,
+        "stage base `oci-layout:base` is a local image file",
+        6,
+        8,
+    );
+}
+
+#[test]
+fn stage_step_inputs_must_exist() {
+    let spec = format!(
+        "{HEAD}{BUILD_STAGE}inputs = [\"requirements.txt\"]\n{}",
+        copy_from("build", "/wheels")
+    );
+    let run = check(&spec, &[("requirments.txt", "x")]);
+    assert_eq!(run.code(), 1);
+    assert!(
+        run.stderr()
+            .contains("stage step input `requirements.txt` does not exist"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("strata.toml:10:11]"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn schema_has_the_stage_keys() {
+    let run = Ctx::new().strata(&["schema"]);
+    assert_eq!(run.code(), 0);
+    let v: Value = serde_json::from_str(&run.stdout()).unwrap();
+    let text = v.to_string();
+    assert!(v["properties"]["stage"].is_object(), "{text}");
+    for key in ["RawStage", "RawStep", "RawMount"] {
+        assert!(v["$defs"][key].is_object(), "{key} in {text}");
+    }
+    assert!(v["$defs"]["RawCopy"]["properties"]["stage"].is_object());
+    assert!(v["$defs"]["RawLayer"]["properties"]["mounts"].is_object());
+}
+
+/// A context with a build stage whose step reads `requirements.txt`, a
+/// production layer that copies its wheels and a run layer that mounts them.
+fn plan_ctx() -> Ctx {
+    let ctx = Ctx::new();
+    ctx.write("requirements.txt", "tts-textnorm==0.1.0\n");
+    ctx.write("src/app.py", "print(1)\n");
+    ctx.spec(&format!(
+        "{HEAD}[[stage]]\nname = \"build\"\nfrom = \"debian:bookworm\"\n\
+         [[stage.step]]\nrun = \"pip wheel -r requirements.txt -w /wheels\"\n\
+         inputs = [\"requirements.txt\"]\n\
+         [[stage]]\nname = \"tools\"\nfrom = \"build\"\n\
+         [[stage.step]]\nrun = \"true\"\n\
+         [[layer]]\nname = \"wheels\"\ncopy = [{{ stage = \"build\", from = \"/wheels\", to = \"/wheels\" }}]\n\
+         [[layer]]\nname = \"deps\"\nrun = \"pip install /w/*\"\n\
+         mounts = [{{ stage = \"tools\", from = \"/wheels\", to = \"/w\" }}]\n\
+         [[layer]]\nname = \"app\"\ncopy = [{{ from = \"src\", to = \"/app\" }}]\n"
+    ));
+    ctx
+}
+
+fn plan(ctx: &Ctx) -> Value {
+    let run = ctx.strata(&["plan", ".", "--format", "json"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    serde_json::from_str(&run.stdout()).unwrap()
+}
+
+fn inputs_of(plan: &Value, section: &str, id: &str) -> String {
+    let key = if section == "stages" { "name" } else { "id" };
+    plan[section]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[key] == id)
+        .unwrap_or_else(|| panic!("{id} in {plan}"))["inputs"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn plan_shows_stages_their_digests_and_users() {
+    let ctx = plan_ctx();
+    let p = plan(&ctx);
+    let stages = p["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2, "{p}");
+    assert_eq!(stages[0]["name"], "build");
+    assert_eq!(stages[0]["from"], "debian:bookworm");
+    assert_eq!(stages[0]["steps"], 1);
+    assert_eq!(stages[0]["used_by"], serde_json::json!(["wheels"]));
+    assert_eq!(stages[1]["name"], "tools");
+    assert_eq!(stages[1]["from"], "stage:build");
+    assert_eq!(stages[1]["used_by"], serde_json::json!(["deps"]));
+    let rows = p["layers"].as_array().unwrap();
+    assert_eq!(rows[0]["stages"], serde_json::json!(["build"]));
+    assert_eq!(rows[1]["stages"], serde_json::json!(["tools"]));
+    assert!(rows[2].get("stages").is_none(), "absent when none: {p}");
+
+    // The table lists the stages after the layers.
+    let table = ctx.strata(&["plan", "."]);
+    assert_eq!(table.code(), 0, "{}", table.stderr());
+    let out = table.stdout();
+    assert!(out.contains("STAGE"), "{out}");
+    let line = out.lines().find(|l| l.starts_with("tools")).unwrap();
+    assert!(
+        line.contains("stage:build") && line.ends_with("deps"),
+        "{line}"
+    );
+
+    // App code: no stage digest and no stage user changes.
+    ctx.write("src/app.py", "print(2)\n");
+    let q = plan(&ctx);
+    for s in ["build", "tools"] {
+        assert_eq!(inputs_of(&p, "stages", s), inputs_of(&q, "stages", s));
+    }
+    for l in ["wheels", "deps"] {
+        assert_eq!(inputs_of(&p, "layers", l), inputs_of(&q, "layers", l));
+    }
+    assert_ne!(
+        inputs_of(&p, "layers", "app"),
+        inputs_of(&q, "layers", "app")
+    );
+
+    // Requirements: both stages (tools builds on build) and both users change.
+    ctx.write("requirements.txt", "tts-textnorm==0.2.0\n");
+    let r = plan(&ctx);
+    for s in ["build", "tools"] {
+        assert_ne!(
+            inputs_of(&q, "stages", s),
+            inputs_of(&r, "stages", s),
+            "{s}"
+        );
+    }
+    for l in ["wheels", "deps"] {
+        assert_ne!(
+            inputs_of(&q, "layers", l),
+            inputs_of(&r, "layers", l),
+            "{l}"
+        );
+    }
+    assert_eq!(
+        inputs_of(&q, "layers", "app"),
+        inputs_of(&r, "layers", "app")
+    );
+}
+
+#[test]
+fn the_embedded_builder_refuses_stages_before_writing_anything() {
+    let ctx = Ctx::new();
+    ctx.write("src/app.py", "print(1)\n");
+    ctx.spec(&format!(
+        "version = 1\n{BUILD_STAGE}{}\
+         [[layer]]\nname = \"app\"\ncopy = [{{ from = \"src\", to = \"/app\" }}]\n",
+        copy_from("build", "/wheels").replace("\"deps\"", "\"wheels\"")
+    ));
+    let out = ctx.outside("out");
+    let run = ctx.strata(&[
+        "build",
+        ".",
+        "--output",
+        &format!("oci-layout:{}:v1", out.display()),
+    ]);
+    let err = run.stderr();
+    assert_eq!(run.code(), 1, "{err}");
+    assert!(
+        err.contains("layer `wheels` copies from stage `build`: build stages need BuildKit"),
+        "{err}"
+    );
+    assert!(err.contains("docker buildx build"), "{err}");
+    assert!(err.contains("strata.toml:9:8]"), "{err}");
+    assert_eq!(run.stdout(), "");
+    assert!(!out.exists(), "no output");
+    assert!(!ctx.cache().exists(), "no cache written");
+}
+
+#[test]
+fn lock_pins_stage_bases_of_every_target() {
+    let ctx = Ctx::new();
+    ctx.spec(
+        "version = 1\n[[stage]]\nname = \"build\"\nfrom = \"strata-test/debian:bookworm\"\n\
+         [[stage]]\nname = \"dev\"\nfrom = \"busybox:1.36\"\n\
+         [[layer]]\nname = \"w\"\ncopy = [{ stage = \"build\", from = \"/etc/os-release\", to = \"/os-release\" }]\n\
+         [[layer]]\nname = \"d\"\ntargets = [\"development\"]\n\
+         copy = [{ stage = \"dev\", from = \"/bin/busybox\", to = \"/busybox\" }]\n\
+         [target.development]\n",
+    );
+    let run = ctx.strata(&["lock", "."]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let lock = std::fs::read_to_string(ctx.path().join("strata.lock")).unwrap();
+    assert!(
+        lock.contains("reference = \"strata-test/debian:bookworm\""),
+        "{lock}"
+    );
+    assert!(lock.contains("reference = \"busybox:1.36\""), "{lock}");
+}
+
+const GOLDEN_STAGE_PLAN: &str = r#"{
+  "schema": "strata.plan/v1",
+  "target": null,
+  "platform": "linux/amd64",
+  "against": null,
+  "layers": [
+    {
+      "id": "wheels",
+      "kind": "copy",
+      "inputs": "sha256:1eb37f6079b9d82c2a08499883793e4091b0eeda914c182dfc214f63e9b673b6",
+      "key": "sha256:f8f7149d05daba40c8a625717408596cdfd7bf87f29de08805a3662375424494",
+      "size": 0,
+      "files": 0,
+      "status": "unknown",
+      "stages": [
+        "build"
+      ]
+    }
+  ],
+  "stages": [
+    {
+      "name": "build",
+      "from": "debian:bookworm",
+      "inputs": "sha256:ebb3356ef75d9ea8bc0fb0b7da9341c21b35d3a54c4a840ace53582ec845fc83",
+      "steps": 1,
+      "used_by": [
+        "wheels"
+      ]
+    }
+  ]
+}"#;
+
+#[test]
+fn plan_json_with_stages_is_pinned() {
+    let ctx = Ctx::new();
+    ctx.write("requirements.txt", "numpy==1\n");
+    ctx.spec(
+        "version = 1\n[[stage]]\nname = \"build\"\nfrom = \"debian:bookworm\"\n\
+         [[stage.step]]\nrun = \"pip wheel -r requirements.txt -w /wheels\"\n\
+         inputs = [\"requirements.txt\"]\n\
+         [[layer]]\nname = \"wheels\"\ncopy = [{ stage = \"build\", from = \"/wheels\", to = \"/wheels\" }]\n",
+    );
+    let run = ctx.strata(&["plan", ".", "--platform", "linux/amd64", "--format", "json"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.stdout().trim_end(), GOLDEN_STAGE_PLAN);
+}
