@@ -985,6 +985,7 @@ fn resolve_stages(
             steps.push(StageStep {
                 run,
                 span: step.span(),
+                run_span: k.run.span(),
             });
         }
         stages.push(Stage {

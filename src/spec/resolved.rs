@@ -345,6 +345,8 @@ pub struct StageStep {
     pub run: RunLayer,
     /// Span of the `[[stage.step]]` table.
     pub span: Range<usize>,
+    /// Span of its `run` value.
+    pub run_span: Range<usize>,
 }
 
 impl ResolvedSpec {
