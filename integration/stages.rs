@@ -431,3 +431,337 @@ fn plan_json_with_stages_is_pinned() {
     assert_eq!(run.code(), 0, "{}", run.stderr());
     assert_eq!(run.stdout().trim_end(), GOLDEN_STAGE_PLAN);
 }
+
+// ------------------------------------------------------- end to end, Docker 26
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const BASE: &str = "strata-test/debian:bookworm";
+
+fn docker(host: &str) -> std::process::Command {
+    let mut c = std::process::Command::new("docker");
+    c.env("DOCKER_HOST", host)
+        .env("BUILDX_NO_DEFAULT_ATTESTATIONS", "1");
+    c
+}
+
+/// `docker buildx build --load -t TAG` of `dir` with the frontend under
+/// test; returns the plain progress output, or panics with it.
+fn buildx(host: &str, dir: &std::path::Path, tag: &str, extra: &[&str]) -> String {
+    let (ok, text) = buildx_result(host, dir, tag, extra);
+    assert!(ok, "build failed:\n{text}");
+    text
+}
+
+fn buildx_result(host: &str, dir: &std::path::Path, tag: &str, extra: &[&str]) -> (bool, String) {
+    let syntax = crate::frontend::frontend_image(host);
+    let out = docker(host)
+        .args(["buildx", "build", "--progress=plain", "-f", "strata.toml"])
+        .arg("--build-arg")
+        .arg(format!("BASE_IMAGE={BASE}"))
+        .arg("--build-arg")
+        .arg(format!("BUILDKIT_SYNTAX={syntax}"))
+        .args(extra)
+        .args(["--load", "-t", tag, "."])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// The stage steps, run layers and copy helpers that ran (were not cached)
+/// in a build's plain progress output, by vertex name.
+fn ran(progress: &str) -> std::collections::BTreeSet<String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut cached = BTreeSet::new();
+    let mut done = BTreeSet::new();
+    for line in progress.lines() {
+        let Some((n, text)) = line.strip_prefix('#').and_then(|r| r.split_once(' ')) else {
+            continue;
+        };
+        if n.parse::<u32>().is_err() {
+            continue;
+        }
+        if text == "CACHED" {
+            cached.insert(n);
+        } else if text.starts_with("DONE") {
+            done.insert(n);
+        } else if text.starts_with("[strata] stage ") || text.starts_with("[strata] layer ") {
+            names.entry(n).or_insert(text);
+        }
+    }
+    done.difference(&cached)
+        .filter_map(|n| names.get(n))
+        .map(|t| {
+            // `[strata] layer NAME: command` → `layer NAME`; stages likewise.
+            let t = t.trim_start_matches("[strata] ");
+            t.split(':').next().unwrap_or(t).to_string()
+        })
+        .collect()
+}
+
+fn set(items: &[&str]) -> std::collections::BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Writes the sdist `sdists/tts-textnorm-VERSION.tar.gz` into `dir`, the
+/// way `examples/tts/sdists/` was made (fixed names, owners and times).
+fn sdist(dir: &std::path::Path, version: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join(format!("tts-textnorm-{version}"));
+    let write = |rel: &str, text: String| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "tts_textnorm/__init__.py",
+        format!(
+            "VERSION = \"{version}\"\n\n\ndef normalize(text):\n    return \" \".join(text.lower().split())\n"
+        ),
+    );
+    write(
+        "pyproject.toml",
+        "[build-system]\nrequires = [\"setuptools\", \"wheel\"]\nbuild-backend = \"setuptools.build_meta\"\n".into(),
+    );
+    write(
+        "setup.cfg",
+        format!(
+            "[metadata]\nname = tts-textnorm\nversion = {version}\n\n[options]\npackages = tts_textnorm\n"
+        ),
+    );
+    write(
+        "PKG-INFO",
+        format!("Metadata-Version: 2.1\nName: tts-textnorm\nVersion: {version}\n"),
+    );
+    std::fs::create_dir_all(dir.join("sdists")).unwrap();
+    let out = dir.join(format!("sdists/tts-textnorm-{version}.tar.gz"));
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar --sort=name --mtime=@315619200 --owner=0 --group=0 --numeric-owner -cf - tts-textnorm-{version} | gzip -n > '{}'",
+            out.display()
+        ))
+        .current_dir(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A copy of examples/tts whose requirements carry a nonce, so this run's
+/// first build runs the stage on the shared engine whatever earlier runs
+/// cached (never `--no-cache` on the shared engines).
+fn tts_copy(nonce: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tts");
+    let status = std::process::Command::new("cp")
+        .args(["-r", &format!("{REPO}/examples/tts")])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(
+        root.join("requirements.txt"),
+        format!("# {nonce}\ntts-textnorm==0.1.0\n"),
+    )
+    .unwrap();
+    (tmp, root)
+}
+
+fn nonce() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("stages-{}-{t}", std::process::id())
+}
+
+/// Runs `sh -c SCRIPT` in `tag` (entrypoint replaced); returns (ok, output).
+fn in_image(host: &str, tag: &str, script: &str) -> (bool, String) {
+    let out = docker(host)
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/bin/sh",
+            tag,
+            "-c",
+            script,
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Issue 11's acceptance on Docker 26.1: the production image has the
+/// packages the stage built but no compiler and no wheels; app code re-runs
+/// nothing; touching every file re-runs nothing; the requirements re-run the
+/// stage and the layer that mounts it, and nothing else.
+#[test]
+fn tts_production_with_a_build_stage_on_docker_26() {
+    let _engines = crate::util::engine_lock();
+    let Some(host) = crate::util::engine("d26") else {
+        return;
+    };
+    let (_tmp, dir) = tts_copy(&nonce());
+    let tag = |n: u32| format!("stages-it-tts:{n}");
+    let prod = ["--target", "production"];
+
+    let text = buildx(&host, &dir, &tag(1), &prod);
+    let first = ran(&text);
+    assert!(
+        first.contains("stage build") && first.contains("layer python-deps"),
+        "the stage and its user ran: {first:?}\n{text}"
+    );
+    let (ok, out) = in_image(
+        &host,
+        &tag(1),
+        "python3 -c 'import tts_textnorm; print(tts_textnorm.normalize(\"A  B\"))' && \
+         ! command -v gcc && ! command -v cc && test ! -e /wheels && test ! -e /build && echo clean",
+    );
+    assert!(ok && out.contains("a b") && out.contains("clean"), "{out}");
+    let (ok, out) = in_image(&host, &tag(1), "python3 -m f5_tts_api");
+    assert!(
+        ok && out.contains("f5-tts-api 0.1.0"),
+        "the image runs: {out}"
+    );
+
+    // Every file touched: nothing re-runs.
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("find . -exec touch -d '2030-01-01' {} +")
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = buildx(&host, &dir, &tag(2), &prod);
+    assert_eq!(ran(&text), set(&[]), "touch re-runs nothing:\n{text}");
+
+    // App code: only its copy helper; no stage, no run layer.
+    std::fs::write(
+        dir.join("src/f5_tts_api/__init__.py"),
+        "VERSION = \"0.2.0\"\n",
+    )
+    .unwrap();
+    let text = buildx(&host, &dir, &tag(3), &prod);
+    assert_eq!(ran(&text), set(&["layer app"]), "{text}");
+
+    // Requirements (a new sdist, a new pin): the stage and python-deps only.
+    sdist(&dir, "0.2.0");
+    std::fs::write(
+        dir.join("requirements.txt"),
+        format!("# {}\ntts-textnorm==0.2.0\n", nonce()),
+    )
+    .unwrap();
+    let text = buildx(&host, &dir, &tag(4), &prod);
+    assert_eq!(
+        ran(&text),
+        set(&["stage build", "layer python-deps"]),
+        "{text}"
+    );
+    let (ok, out) = in_image(
+        &host,
+        &tag(4),
+        "python3 -c 'import tts_textnorm; print(tts_textnorm.VERSION)'",
+    );
+    assert!(ok && out.contains("0.2.0"), "{out}");
+    for n in 1..=4 {
+        let _ = docker(&host).args(["rmi", &tag(n)]).output();
+    }
+}
+
+/// The `wheels` layer of the development target, copied from a stage whose
+/// output is deterministic, has the same diffID on two fresh builders
+/// (`d26` and `d26b`, separate data roots); the stage runs on both (a nonce
+/// no earlier build saw, instead of `--no-cache`).
+#[test]
+fn a_layer_copied_from_a_stage_is_identical_on_two_fresh_builders() {
+    let _engines = crate::util::engine_lock();
+    let (Some(a), Some(b)) = (crate::util::engine("d26"), crate::util::engine("d26b")) else {
+        return;
+    };
+    // A small spec: the tts build stage and one copy from it.
+    let n = nonce();
+    let (_tmp, dir) = tts_copy(&n);
+    std::fs::write(
+        dir.join("strata.toml"),
+        format!(
+            "version = 1\n[args]\nBASE_IMAGE = \"{BASE}\"\n[image]\nfrom = \"${{BASE_IMAGE}}\"\n\
+             [[stage]]\nname = \"build\"\nfrom = \"${{BASE_IMAGE}}\"\nworkdir = \"/build\"\n\
+             env = {{ SOURCE_DATE_EPOCH = \"315619200\" }}\n\
+             [[stage.step]]\n\
+             run = \"python3 -m pip wheel --no-index --no-build-isolation --find-links sdists --wheel-dir /wheels -r requirements.txt\"\n\
+             inputs = [\"requirements.txt\", \"sdists\"]\n\
+             [[layer]]\nname = \"wheels\"\ncopy = [{{ stage = \"build\", from = \"/wheels\", to = \"/opt/wheels\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let tag = "stages-it-fresh:1";
+    let ta = buildx(&a, &dir, tag, &[]);
+    let tb = buildx(&b, &dir, tag, &[]);
+    for (name, text) in [("d26", &ta), ("d26b", &tb)] {
+        let r = ran(text);
+        assert!(
+            r.contains("stage build") && r.contains("layer wheels"),
+            "{name} ran the stage and the copy: {r:?}\n{text}"
+        );
+    }
+    let diff_ids = |host: &str| -> Vec<String> {
+        let out = docker(host)
+            .args([
+                "image",
+                "inspect",
+                tag,
+                "--format",
+                "{{json .RootFS.Layers}}",
+            ])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (la, lb) = (diff_ids(&a), diff_ids(&b));
+    assert_eq!(la.last(), lb.last(), "the stage copy layer differs");
+    assert_eq!(la.len(), lb.len());
+    let (ok, out) = in_image(&a, tag, "ls -l --time-style=+%s /opt/wheels");
+    assert!(
+        ok && out.contains("tts_textnorm-0.1.0-py3-none-any.whl") && out.contains("315619200"),
+        "the wheel with the layer timestamp: {out}"
+    );
+    for h in [&a, &b] {
+        let _ = docker(h).args(["rmi", tag]).output();
+    }
+}
+
+/// A failing stage command fails the build and points at its step's line.
+#[test]
+fn a_failing_stage_step_points_at_its_line() {
+    let _engines = crate::util::engine_lock();
+    let Some(host) = crate::util::engine("d26") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The step: its header on line 7, its `run` on line 8.
+    std::fs::write(
+        dir.path().join("strata.toml"),
+        format!(
+            "version = 1\n[image]\nfrom = \"{BASE}\"\n[[stage]]\nname = \"build\"\nfrom = \"{BASE}\"\n\
+             [[stage.step]]\nrun = \"echo {} && exit 3\"\n\
+             [[layer]]\nname = \"out\"\ncopy = [{{ stage = \"build\", from = \"/etc/os-release\", to = \"/os-release\" }}]\n",
+            nonce()
+        ),
+    )
+    .unwrap();
+    let (ok, text) = buildx_result(&host, dir.path(), "stages-it-fails:1", &[]);
+    assert!(!ok, "the build must fail:\n{text}");
+    assert!(text.contains("[strata] stage build: echo"), "{text}");
+    assert!(text.contains("strata.toml:7"), "{text}");
+    assert!(text.contains(">>> [[stage.step]]"), "{text}");
+    assert!(text.contains(">>> run = \"echo"), "{text}");
+}
