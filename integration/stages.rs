@@ -765,3 +765,26 @@ fn a_failing_stage_step_points_at_its_line() {
     assert!(text.contains(">>> [[stage.step]]"), "{text}");
     assert!(text.contains(">>> run = \"echo"), "{text}");
 }
+
+/// examples/tts: every target checks; the plan shows the `build` stage and
+/// which layers of each target use it.
+#[test]
+fn the_tts_example_has_a_build_stage_in_every_target() {
+    let ctx = Ctx::new();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tts");
+    for (target, users) in [
+        (None, vec!["python-deps"]),
+        (Some("production"), vec!["python-deps"]),
+        (Some("development"), vec!["python-deps", "wheels"]),
+    ] {
+        let mut args = vec!["plan", root, "--format", "json"];
+        if let Some(t) = target {
+            args.extend(["--target", t]);
+        }
+        let run = ctx.strata(&args);
+        assert_eq!(run.code(), 0, "{}", run.stderr());
+        let p: Value = serde_json::from_str(&run.stdout()).unwrap();
+        assert_eq!(p["stages"][0]["name"], "build", "{p}");
+        assert_eq!(p["stages"][0]["used_by"], serde_json::json!(users), "{p}");
+    }
+}
