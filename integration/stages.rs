@@ -788,3 +788,17 @@ fn the_tts_example_has_a_build_stage_in_every_target() {
         assert_eq!(p["stages"][0]["used_by"], serde_json::json!(users), "{p}");
     }
 }
+
+#[test]
+fn mounts_are_for_run_layers_only() {
+    let spec = format!(
+        "{HEAD}{BUILD_STAGE}{}mounts = [{{ stage = \"build\", from = \"/wheels\", to = \"/w\" }}]\n",
+        copy_from("build", "/wheels")
+    );
+    assert_error(
+        &spec,
+        "`mounts` is only for run layers, and `deps` is a copy layer",
+        13,
+        11,
+    );
+}

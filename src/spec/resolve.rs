@@ -871,6 +871,14 @@ fn kind_stages(kind: &LayerKind) -> Vec<String> {
 /// stage), and only context copies split.
 fn check_copy_sources(cx: &mut Cx<'_>, l: &RawLayer, entries: &[CopyEntry], span: Range<usize>) {
     let name = l.name.get();
+    if let Some(m) = l.mounts.as_ref().and_then(|m| m.first()) {
+        cx.err(
+            m.span(),
+            format!("`mounts` is only for run layers, and `{name}` is a copy layer"),
+        )
+        .label("a mount in a copy layer")
+        .help("copy from the stage with `{ stage = \"NAME\", from = \"/path\", to = \"/dest\" }` in `copy`");
+    }
     let sources: BTreeSet<Option<&String>> = entries.iter().map(|e| e.stage.as_ref()).collect();
     if sources.len() > 1 {
         cx.err(
