@@ -802,3 +802,43 @@ fn mounts_are_for_run_layers_only() {
         11,
     );
 }
+
+/// BuildKit 0.8 (Docker 20.10, the linear fallback): a stage's files are
+/// copied with the fixed owner, mode and timestamp, and a stage mount is
+/// read-only and stays out of its layer.
+#[test]
+fn stage_copies_and_mounts_on_docker_20() {
+    let _engines = crate::util::engine_lock();
+    let Some(host) = crate::util::engine("d20") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("strata.toml"),
+        format!(
+            "version = 1\n[args]\nBASE_IMAGE = \"{BASE}\"\n[image]\nfrom = \"${{BASE_IMAGE}}\"\n\
+             [[stage]]\nname = \"gen\"\nfrom = \"${{BASE_IMAGE}}\"\n\
+             [[stage.step]]\nrun = \"mkdir -p /out/sub && echo {} > /out/sub/v.txt && chmod 0600 /out/sub/v.txt\"\n\
+             [[layer]]\nname = \"gen\"\ncopy = [{{ stage = \"gen\", from = \"/out\", to = \"/opt/gen\" }}]\n\
+             [[layer]]\nname = \"use\"\nrun = \"cp /m/sub/v.txt /used.txt && ! touch /m/x 2>/dev/null\"\n\
+             mounts = [{{ stage = \"gen\", from = \"/out\", to = \"/m\" }}]\n",
+            nonce()
+        ),
+    )
+    .unwrap();
+    let tag = "stages-it-d20:1";
+    buildx(&host, dir.path(), tag, &[]);
+    let (ok, out) = in_image(
+        &host,
+        tag,
+        "stat -c '%a %u:%g %Y %n' /opt/gen/sub/v.txt /opt/gen/sub /used.txt && test ! -e /m/sub",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("644 0:0 315619200 /opt/gen/sub/v.txt"),
+        "{out}"
+    );
+    assert!(out.contains("755 0:0 315619200 /opt/gen/sub"), "{out}");
+    assert!(out.contains("/used.txt"), "{out}");
+    let _ = docker(&host).args(["rmi", tag]).output();
+}

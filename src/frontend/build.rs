@@ -1140,6 +1140,10 @@ fn run_exec(
         })?;
         exec = exec.mount(Mount::bind(&m.to, &st.state).selector(&m.from).readonly());
     }
+    if !run.mounts.is_empty() && run.inputs.is_empty() {
+        // No stubs of the mount points in the layer (set once per exec).
+        exec = exec.remove_mount_stubs_recursive();
+    }
     for c in &run.cache {
         let sharing = match c.sharing {
             Sharing::Shared => llb::CacheSharing::Shared,
@@ -1486,6 +1490,13 @@ mod tests {
             m.readonly && m.output == -1,
             "read-only, never in the layer"
         );
+        assert!(
+            exec_of(&deps.digest)
+                .meta
+                .unwrap()
+                .remove_mount_stubs_recursive,
+            "no mount-point stubs in the layer"
+        );
         assert_eq!(exec_of(&build.digest).meta.unwrap().cwd, "/b");
         // A failing stage command points at its step's lines.
         let loc = &raw.source.as_ref().unwrap().locations[&build.digest].locations[0];
@@ -1505,7 +1516,7 @@ mod tests {
             (
                 "sha256:c71d7f5176fcfea562f30c661a2e92e283261a4766410805e11a87630801d32b",
                 "sha256:abacd8af8ae7687504da40d9d93355dca60347963fd1714f3012b43751d06306",
-                "sha256:00bd85a9830d1ef0adc3d620d4d9aeab40aa930cdd91efcea005422bc6216d0c"
+                "sha256:2cdc132f3b272fbdd3be0f470c2d0d32d2ee13dcf6d927b585b2675f726627c4"
             )
         );
     }
