@@ -470,7 +470,7 @@ pub fn resolve(
         };
         let kind = resolve_layer(&mut cx, l, layer.span());
         if let Some(kind) = &kind {
-            stages_read.extend(kind_stages(kind));
+            stages_read.extend(kind.stages_used());
         }
         if let (true, Some(kind)) = (in_target, kind) {
             layers.push(Layer {
@@ -856,14 +856,6 @@ fn resolve_run(cx: &mut Cx<'_>, k: &RunKeys<'_>) -> RunLayer {
         secrets,
         ssh,
         mounts: Vec::new(),
-    }
-}
-
-/// The stages a resolved layer reads directly.
-fn kind_stages(kind: &LayerKind) -> Vec<String> {
-    match kind {
-        LayerKind::Copy(c) => c.entries.iter().filter_map(|e| e.stage.clone()).collect(),
-        LayerKind::Run(r) => r.mounts.iter().map(|m| m.stage.clone()).collect(),
     }
 }
 

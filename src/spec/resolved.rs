@@ -359,7 +359,14 @@ impl ResolvedSpec {
 impl Layer {
     /// The stages this layer reads directly (copy entries and mounts), sorted.
     pub fn stages_used(&self) -> Vec<String> {
-        let mut out: Vec<String> = match &self.kind {
+        self.kind.stages_used()
+    }
+}
+
+impl LayerKind {
+    /// The stages a layer of this kind reads directly, sorted.
+    pub fn stages_used(&self) -> Vec<String> {
+        let mut out: Vec<String> = match self {
             LayerKind::Copy(c) => c.entries.iter().filter_map(|e| e.stage.clone()).collect(),
             LayerKind::Run(r) => r.mounts.iter().map(|m| m.stage.clone()).collect(),
         };
