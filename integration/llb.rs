@@ -62,11 +62,11 @@ fn tts_definition_decodes_to_the_expected_graph() {
     let json: Value = serde_json::from_slice(&llb(dir.as_ref(), &["--format", "json"])).unwrap();
     assert_eq!(json["schema"], "strata.llb/v1");
     // 7 copy layers (4 split files) as helper execs, 2 run layers as execs
-    // with their diffs, one empty diff per helper record (no layer, but in
-    // the graph for cache export), one merge of base + 9 layers + 7 records,
-    // the terminal op.
+    // with their diffs, the `build` stage's one step, one empty diff per
+    // helper record (no layer, but in the graph for cache export), one
+    // merge of base + 9 layers + 7 records, the terminal op.
     let k = kinds(&json);
-    assert_eq!(k["exec"], 9, "{k:?}");
+    assert_eq!(k["exec"], 10, "{k:?}");
     assert_eq!(k["diff"], 2 + 7, "{k:?}");
     assert_eq!(k["merge"], 1, "{k:?}");
     assert_eq!(k["terminal"], 1, "{k:?}");
@@ -83,6 +83,15 @@ fn tts_definition_decodes_to_the_expected_graph() {
         })
         .count();
     assert_eq!(helpers, 4, "one helper exec per split file");
+    let stage = ops
+        .iter()
+        .filter(|o| {
+            o["description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("[strata] stage build: python3 -m pip wheel"))
+        })
+        .count();
+    assert_eq!(stage, 1, "the build stage is one exec");
 }
 
 #[test]

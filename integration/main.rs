@@ -15,5 +15,6 @@ mod llb;
 mod matrix;
 mod persistence;
 mod remote;
+mod stages;
 #[allow(dead_code)] // shared helpers; not every test module uses all of them
 mod util;

@@ -13,8 +13,9 @@ pub fn cache_root(explicit: Option<&PathBuf>) -> PathBuf {
     crate::plan::cache_root::cache_root(explicit.map(PathBuf::as_path))
 }
 
-/// The embedded builder writes copy layers only: a run layer is a spanned
-/// error naming the layer and the BuildKit command for this spec.
+/// The embedded builder writes copy layers only: a run layer, or a layer
+/// that needs a build stage, is a spanned error naming the layer (and the
+/// stage) and the BuildKit command for this spec.
 pub fn refuse_run_layers(
     spec: &ResolvedSpec,
     file: &std::path::Path,
@@ -23,20 +24,41 @@ pub fn refuse_run_layers(
     let diags: Vec<Diag> = spec
         .layers
         .iter()
-        .filter(|l| matches!(l.kind, LayerKind::Run(_)))
+        .filter(|l| matches!(l.kind, LayerKind::Run(_)) || !l.stages_used().is_empty())
         .map(|l| {
-            Diag::error(
-                &spec.source,
-                l.name_span.clone(),
-                format!("layer `{}` is a run layer: run layers need BuildKit", l.name),
-            )
-            .label("a run layer")
-            .help(format!(
-                "build this spec with `docker buildx build -f {} {}`{}, or use a target without run layers",
-                file.display(),
-                context.display(),
-                spec.target.as_ref().map(|t| format!(" --target {t}")).unwrap_or_default()
-            ))
+            let stages = l.stages_used();
+            let (message, label) = match (stages.as_slice(), &l.kind) {
+                ([], _) => (
+                    format!("layer `{}` is a run layer: run layers need BuildKit", l.name),
+                    "a run layer",
+                ),
+                ([one], LayerKind::Copy(_)) => (
+                    format!("layer `{}` copies from stage `{one}`: build stages need BuildKit", l.name),
+                    "needs a stage",
+                ),
+                (_, _) => (
+                    format!(
+                        "layer `{}` needs stage{} {}: build stages need BuildKit",
+                        l.name,
+                        if stages.len() > 1 { "s" } else { "" },
+                        stages.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                    "needs a stage",
+                ),
+            };
+            let without = if stages.is_empty() {
+                "run layers"
+            } else {
+                "run layers or stages"
+            };
+            Diag::error(&spec.source, l.name_span.clone(), message)
+                .label(label)
+                .help(format!(
+                    "build this spec with `docker buildx build -f {} {}`{}, or use a target without {without}",
+                    file.display(),
+                    context.display(),
+                    spec.target.as_ref().map(|t| format!(" --target {t}")).unwrap_or_default()
+                ))
         })
         .collect();
     if diags.is_empty() {

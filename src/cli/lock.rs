@@ -30,37 +30,47 @@ pub fn run(args: &LockArgs) -> Result<()> {
     let mut lock = old.clone().unwrap_or_else(Lock::new);
     let mut pins: BTreeMap<String, Pin> = BTreeMap::new();
     for spec in &loaded.specs {
-        let reference = spec.image.from.to_string();
-        if spec.image.from == BaseRef::Scratch {
-            continue;
-        }
-        if !args.update && lock.get(&reference).is_some() && !pins.contains_key(&reference) {
-            continue;
-        }
-        let pin = pins.entry(reference.clone()).or_insert_with(|| Pin {
-            reference: reference.clone(),
-            digest: None,
-            platforms: BTreeMap::new(),
-            local: false,
-        });
-        match &spec.image.from {
-            BaseRef::Registry(_) => {
-                // Registry resolution comes with the registry client; until
-                // then a reference is recorded as local (no digest).
-                pin.local = true;
-                output::warn(format!(
-                    "`{reference}` is not resolved against a registry yet: pinned as local"
-                ));
+        // The image's base, then the stages' image bases (contracts §5).
+        let mut bases = vec![spec.image.from.clone()];
+        bases.extend(
+            spec.stage_bases
+                .iter()
+                .filter(|b| **b != spec.image.from)
+                .cloned(),
+        );
+        for from in bases {
+            let reference = from.to_string();
+            if from == BaseRef::Scratch {
+                continue;
             }
-            _ => {
-                let base = load_base(spec)?.expect("non-scratch base");
-                let digest = base
-                    .manifest_digest
-                    .as_ref()
-                    .unwrap_or(&base.config_digest)
-                    .to_string();
-                pin.digest.get_or_insert_with(|| digest.clone());
-                pin.platforms.insert(spec.platform.to_string(), digest);
+            if !args.update && lock.get(&reference).is_some() && !pins.contains_key(&reference) {
+                continue;
+            }
+            let pin = pins.entry(reference.clone()).or_insert_with(|| Pin {
+                reference: reference.clone(),
+                digest: None,
+                platforms: BTreeMap::new(),
+                local: false,
+            });
+            match &from {
+                BaseRef::Registry(_) => {
+                    // Registry resolution comes with the registry client; until
+                    // then a reference is recorded as local (no digest).
+                    pin.local = true;
+                    output::warn(format!(
+                        "`{reference}` is not resolved against a registry yet: pinned as local"
+                    ));
+                }
+                _ => {
+                    let base = load_base(spec)?.expect("non-scratch base");
+                    let digest = base
+                        .manifest_digest
+                        .as_ref()
+                        .unwrap_or(&base.config_digest)
+                        .to_string();
+                    pin.digest.get_or_insert_with(|| digest.clone());
+                    pin.platforms.insert(spec.platform.to_string(), digest);
+                }
             }
         }
     }

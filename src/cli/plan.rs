@@ -68,6 +68,24 @@ pub struct Row {
     /// Why, for `rebuilt`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The stages the layer copies from or mounts (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<String>,
+}
+
+/// One build stage of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageRow {
+    /// Stage name.
+    pub name: String,
+    /// Its base: an image reference or `stage:NAME`.
+    pub from: String,
+    /// Its input digest.
+    pub inputs: String,
+    /// Number of steps.
+    pub steps: usize,
+    /// IDs of the layers that copy from or mount it.
+    pub used_by: Vec<String>,
 }
 
 /// The JSON document.
@@ -83,6 +101,9 @@ pub struct PlanDoc {
     pub against: Option<String>,
     /// Rows in image order.
     pub layers: Vec<Row>,
+    /// The build stages the target needs, in spec order (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageRow>,
 }
 
 /// What an earlier build says of a layer.
@@ -151,6 +172,17 @@ pub fn run(args: &PlanArgs) -> Result<()> {
             platform: spec.platform.to_string(),
             against,
             layers: rows(&plan, &keys, earlier.as_ref()),
+            stages: plan
+                .stages
+                .iter()
+                .map(|st| StageRow {
+                    name: st.name.clone(),
+                    from: st.from.clone(),
+                    inputs: st.inputs.to_string(),
+                    steps: st.steps,
+                    used_by: st.used_by.clone(),
+                })
+                .collect(),
         });
     }
     match args.format {
@@ -235,6 +267,12 @@ fn rows(
             files: layer.input_files,
             status,
             reason,
+            stages: plan
+                .stages
+                .iter()
+                .filter(|st| st.used_by.contains(&layer.id))
+                .map(|st| st.name.clone())
+                .collect(),
         });
     }
     out
@@ -273,6 +311,41 @@ fn print_table(doc: &PlanDoc) {
             r.status,
             r.reason.as_deref().unwrap_or("")
         );
+    }
+    if !doc.stages.is_empty() {
+        let width = doc
+            .stages
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let from_width = doc
+            .stages
+            .iter()
+            .map(|s| s.from.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        println!();
+        println!(
+            "{:<width$}  {:<from_width$}  {:<12}  {:>5}  USED BY",
+            "STAGE", "FROM", "INPUTS", "STEPS"
+        );
+        for s in &doc.stages {
+            println!(
+                "{:<width$}  {:<from_width$}  {:<12}  {:>5}  {}",
+                s.name,
+                s.from,
+                short(&s.inputs),
+                s.steps,
+                if s.used_by.is_empty() {
+                    "-".to_string()
+                } else {
+                    s.used_by.join(", ")
+                }
+            );
+        }
     }
 }
 

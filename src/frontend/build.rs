@@ -24,7 +24,7 @@ use crate::plan::lock::{LOCK_FILE, Lock};
 use crate::plan::make::split_layer;
 use crate::spec::{
     BaseRef, CopyLayer, Diag, LayerKind, Network, Platform, ResolveOptions, ResolvedSpec, RunLayer,
-    SecretExpose, Sharing, SpecError,
+    SecretExpose, Sharing, SpecError, Stage, StageFrom,
 };
 
 /// The spec file when the `filename` option is absent.
@@ -355,47 +355,7 @@ async fn build_platform<G: Gateway>(
     let (base, base_config) = match &spec.image.from {
         BaseRef::Scratch => (llb::scratch(), None),
         BaseRef::Registry(reference) => {
-            let pinned = lock
-                .and_then(|l| l.get(reference))
-                .and_then(|p| {
-                    p.platforms
-                        .get(&spec.platform.to_string())
-                        .or(p.digest.as_ref())
-                })
-                .filter(|d| !d.is_empty());
-            let locked = env.opt("build-arg:STRATA_LOCKED") == Some("1");
-            if locked
-                && pinned.is_none()
-                && !lock.and_then(|l| l.get(reference)).is_some_and(|p| p.local)
-            {
-                return Err(protocol(format!(
-                    "`{reference}` has no pin in strata.lock and STRATA_LOCKED=1: run `strata lock`"
-                )));
-            }
-            let reference = match pinned {
-                Some(d) if !reference.contains('@') => format!("{reference}@{d}"),
-                _ => reference.clone(),
-            };
-            let mode = match env.opt("image-resolve-mode") {
-                Some("pull") => ResolveMode::Pull,
-                Some("local") => ResolveMode::Local,
-                _ => ResolveMode::Default,
-            };
-            let resolved = gw
-                .resolve_image_config(&reference, Some(&gw_platform(&spec.platform)), mode)
-                .await?;
-            // Docker 20.10 returns no digest for local images: never an empty `@`.
-            let full = if !resolved.digest.is_empty() && !reference.contains('@') {
-                format!("{reference}@{}", resolved.digest)
-            } else {
-                reference.clone()
-            };
-            let state = llb::image(&full)
-                .platform(oci_platform(&spec.platform))
-                .custom_name(format!("[strata] base {reference}"))
-                .build();
-            let config: serde_json::Value =
-                serde_json::from_slice(&resolved.config).unwrap_or(serde_json::Value::Null);
+            let (state, config) = image_base(gw, env, spec, lock, reference, "base").await?;
             (state, Some(config))
         }
         other => {
@@ -404,6 +364,9 @@ async fn build_platform<G: Gateway>(
             )));
         }
     };
+
+    // Build stages: one exec chain each, on its own base (issue 11).
+    let stages = stage_states(gw, env, caps, spec, lock, &spec_map).await?;
 
     // Base metadata for every copy destination and its ancestors (contracts §1).
     let mut queries: Vec<String> = spec
@@ -479,6 +442,35 @@ async fn build_platform<G: Gateway>(
             spec.source.line_col(end).0 as u32,
         )];
         match &layer.kind {
+            LayerKind::Copy(copy) if copy.entries.iter().any(|e| e.stage.is_some()) => {
+                let (out, meta) = stage_copy_exec(
+                    helper_image,
+                    &layer.name,
+                    copy,
+                    &stages,
+                    spec.image.timestamp,
+                    &base_dirs,
+                    &spec_map,
+                    &range,
+                )?;
+                let out = if skip_cache(&layer.name) {
+                    out.ignore_cache()
+                } else {
+                    out
+                };
+                copy_outs.push((layer.name.clone(), out.clone()));
+                let state = if modern {
+                    out.clone()
+                } else {
+                    chain = chain.copy(
+                        llb::Copy::new(&out, "/", "/")
+                            .dir_copy_contents()
+                            .allow_wildcard(true),
+                    );
+                    chain.clone()
+                };
+                layers.push((layer.name.clone(), state, LayerNote::Copy(meta)));
+            }
             LayerKind::Copy(copy) => {
                 let ids = copy_layer_ids(gw, env, &solve_opts, &ctx_key, &layer.name, copy, ignore)
                     .await?;
@@ -540,6 +532,8 @@ async fn build_platform<G: Gateway>(
                     base_config.as_ref(),
                     &spec_map,
                     &range,
+                    None,
+                    &stages,
                 )?;
                 let exec = if skip_cache(&layer.name) {
                     exec.ignore_cache()
@@ -647,6 +641,161 @@ async fn build_platform<G: Gateway>(
     }
     let config = image_config(&spec, base_config.as_ref(), created, &history, &layers)?;
     Ok((r, config))
+}
+
+/// Resolves an image reference for the spec's platform, pinned by
+/// strata.lock where it has a pin (contracts §5): its state and config.
+async fn image_base<G: Gateway>(
+    gw: &G,
+    env: &FrontendEnv,
+    spec: &ResolvedSpec,
+    lock: Option<&Lock>,
+    reference: &str,
+    what: &str,
+) -> Result<(State, serde_json::Value), Failure> {
+    let pinned = lock
+        .and_then(|l| l.get(reference))
+        .and_then(|p| {
+            p.platforms
+                .get(&spec.platform.to_string())
+                .or(p.digest.as_ref())
+        })
+        .filter(|d| !d.is_empty());
+    let locked = env.opt("build-arg:STRATA_LOCKED") == Some("1");
+    if locked && pinned.is_none() && !lock.and_then(|l| l.get(reference)).is_some_and(|p| p.local) {
+        return Err(protocol(format!(
+            "`{reference}` has no pin in strata.lock and STRATA_LOCKED=1: run `strata lock`"
+        )));
+    }
+    let reference = match pinned {
+        Some(d) if !reference.contains('@') => format!("{reference}@{d}"),
+        _ => reference.to_string(),
+    };
+    let mode = match env.opt("image-resolve-mode") {
+        Some("pull") => ResolveMode::Pull,
+        Some("local") => ResolveMode::Local,
+        _ => ResolveMode::Default,
+    };
+    let resolved = gw
+        .resolve_image_config(&reference, Some(&gw_platform(&spec.platform)), mode)
+        .await?;
+    // Docker 20.10 returns no digest for local images: never an empty `@`.
+    let full = if !resolved.digest.is_empty() && !reference.contains('@') {
+        format!("{reference}@{}", resolved.digest)
+    } else {
+        reference.clone()
+    };
+    let state = llb::image(&full)
+        .platform(oci_platform(&spec.platform))
+        .custom_name(format!("[strata] {what} {reference}"))
+        .build();
+    let config: serde_json::Value =
+        serde_json::from_slice(&resolved.config).unwrap_or(serde_json::Value::Null);
+    Ok((state, config))
+}
+
+/// A built stage: its final state and its base image's config.
+#[derive(Clone)]
+struct StageState {
+    state: State,
+    config: Option<serde_json::Value>,
+}
+
+/// The final state of every stage the target needs (issue 11): an exec
+/// chain per stage on its base image (resolved for this platform) or on its
+/// base stage's final state. Stages that share nothing are independent
+/// subgraphs, so BuildKit solves them in parallel.
+async fn stage_states<G: Gateway>(
+    gw: &G,
+    env: &FrontendEnv,
+    caps: &Caps,
+    spec: &ResolvedSpec,
+    lock: Option<&Lock>,
+    map: &llb::SourceMap,
+) -> Result<BTreeMap<String, StageState>, Failure> {
+    let ctx_key = env.opt("contextkey").unwrap_or("context").to_string();
+    let mut done: BTreeMap<String, StageState> = BTreeMap::new();
+    let mut pending: Vec<&Stage> = spec.stages.iter().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut later = Vec::new();
+        for stage in pending {
+            let base = match &stage.from {
+                StageFrom::Image(BaseRef::Scratch) => StageState {
+                    state: llb::scratch(),
+                    config: None,
+                },
+                StageFrom::Image(BaseRef::Registry(r)) => {
+                    let (state, config) = image_base(
+                        gw,
+                        env,
+                        spec,
+                        lock,
+                        r,
+                        &format!("stage {} base", stage.name),
+                    )
+                    .await?;
+                    StageState {
+                        state,
+                        config: Some(config),
+                    }
+                }
+                StageFrom::Image(other) => {
+                    return Err(protocol(format!(
+                        "stage `{}`: `{other}` is not an image reference",
+                        stage.name
+                    )));
+                }
+                StageFrom::Stage(parent) => match done.get(parent) {
+                    Some(p) => p.clone(),
+                    None => {
+                        later.push(stage);
+                        continue;
+                    }
+                },
+            };
+            let mut state = base.state.clone();
+            for (i, step) in stage.steps.iter().enumerate() {
+                // From the `[[stage.step]]` header to the end of its command.
+                let end = step
+                    .span
+                    .end
+                    .max(step.run_span.end)
+                    .saturating_sub(1)
+                    .max(step.span.start);
+                let range = [llb::SourceRange::lines(
+                    spec.source.line_col(step.span.start).0 as u32,
+                    spec.source.line_col(end).0 as u32,
+                )];
+                state = run_exec(
+                    env,
+                    caps,
+                    spec,
+                    &ctx_key,
+                    &format!("stage/{}/{i}", stage.name),
+                    &step.run,
+                    &state,
+                    base.config.as_ref(),
+                    map,
+                    &range,
+                    Some(stage),
+                    &BTreeMap::new(),
+                )?;
+            }
+            done.insert(
+                stage.name.clone(),
+                StageState {
+                    state,
+                    config: base.config.clone(),
+                },
+            );
+        }
+        if later.len() == before {
+            return Err(protocol("build stages form a cycle"));
+        }
+        pending = later;
+    }
+    Ok(done)
 }
 
 /// What the history needs of a layer.
@@ -811,6 +960,49 @@ fn source_of(copy: &CopyLayer, dest: &str) -> Option<String> {
     None
 }
 
+/// A copy layer from a stage (issue 11): the helper of context copies
+/// (contracts §2), with each entry's `from` in the stage's final state
+/// mounted read-only at `/src/<entry index>/<name>` instead of a local
+/// source. BuildKit keys the exec by the content of those paths only, so
+/// the helper re-runs only when the stage produced other files, and writes
+/// the same layer whenever it produced the same ones.
+#[allow(clippy::too_many_arguments)]
+fn stage_copy_exec(
+    helper_image: &State,
+    name: &str,
+    copy: &CopyLayer,
+    stages: &BTreeMap<String, StageState>,
+    timestamp: u64,
+    base_dirs: &BaseDirs,
+    map: &llb::SourceMap,
+    range: &[llb::SourceRange],
+) -> Result<(State, State), Failure> {
+    let mut local = copy.clone();
+    let mut mounts = Vec::new();
+    for (i, e) in local.entries.iter_mut().enumerate() {
+        let stage = e.stage.take().unwrap_or_default();
+        let st = stages.get(&stage).ok_or_else(|| {
+            protocol(format!(
+                "layer `{name}` copies from stage `{stage}`, which is not built"
+            ))
+        })?;
+        let base = e.from.rsplit('/').next().unwrap_or("");
+        let rel = if base.is_empty() {
+            i.to_string()
+        } else {
+            format!("{i}/{base}")
+        };
+        mounts.push(
+            Mount::bind(format!("/src/{rel}"), &st.state)
+                .selector(&e.from)
+                .readonly(),
+        );
+        e.from = rel;
+    }
+    let job = job_for(name, name, &local, &[], timestamp, base_dirs);
+    helper_run(helper_image, name, &job, mounts, map, range)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn helper_exec(
     env: &FrontendEnv,
@@ -830,8 +1022,28 @@ fn helper_exec(
         .exclude_patterns(ignore.to_vec())
         .custom_name(format!("[strata] context for {id}"))
         .build();
+    helper_run(
+        helper_image,
+        id,
+        job,
+        vec![Mount::bind("/src", &src).readonly()],
+        map,
+        range,
+    )
+}
+
+/// The helper exec of one copy layer with its sources mounted under `/src`:
+/// its `/out` (the layer) and `/meta` (the record) outputs.
+fn helper_run(
+    helper_image: &State,
+    id: &str,
+    job: &CopyJob,
+    sources: Vec<Mount>,
+    map: &llb::SourceMap,
+    range: &[llb::SourceRange],
+) -> Result<(State, State), Failure> {
     let job_json = serde_json::to_string(job).map_err(|e| protocol(e.to_string()))?;
-    let exec = llb::Exec::new(
+    let mut exec = llb::Exec::new(
         helper_image,
         [
             IMAGE_BINARY,
@@ -848,14 +1060,17 @@ fn helper_exec(
     )
     .env("PATH", "/")
     .readonly_root()
-    .network(llb::NetMode::None)
-    .mount(Mount::bind("/src", &src).readonly())
-    .mount(Mount::bind("/out", &llb::scratch()))
-    .mount(Mount::bind("/meta", &llb::scratch()))
-    .custom_name(format!("[strata] layer {id}"))
-    .location(map, range)
-    .build()
-    .map_err(|e| protocol(e.to_string()))?;
+    .network(llb::NetMode::None);
+    for m in sources {
+        exec = exec.mount(m);
+    }
+    let exec = exec
+        .mount(Mount::bind("/out", &llb::scratch()))
+        .mount(Mount::bind("/meta", &llb::scratch()))
+        .custom_name(format!("[strata] layer {id}"))
+        .location(map, range)
+        .build()
+        .map_err(|e| protocol(e.to_string()))?;
     let out = exec
         .output("/out")
         .ok_or_else(|| protocol("helper exec has no /out output"))?;
@@ -910,15 +1125,28 @@ fn run_exec(
     base_config: Option<&serde_json::Value>,
     map: &llb::SourceMap,
     range: &[llb::SourceRange],
+    stage: Option<&Stage>,
+    stages: &BTreeMap<String, StageState>,
 ) -> Result<State, Failure> {
+    // A stage step: the stage's workdir (already in `run.workdir`) and env,
+    // never the image's.
+    let image_workdir = if stage.is_some() {
+        None
+    } else {
+        spec.image.workdir.clone()
+    };
     let workdir = run
         .workdir
         .clone()
-        .or_else(|| spec.image.workdir.clone())
+        .or(image_workdir)
         .unwrap_or_else(|| "/".to_string());
+    let title = match stage {
+        Some(st) => format!("[strata] stage {}: {}", st.name, run.command),
+        None => format!("[strata] layer {name}: {}", run.command),
+    };
     let mut exec = llb::Exec::new(parent, ["/bin/sh", "-c", run.command.as_str()])
         .cwd(&workdir)
-        .custom_name(format!("[strata] layer {name}: {}", run.command))
+        .custom_name(title)
         .location(map, range)
         .platform(oci_platform(&spec.platform));
     // Environment: the base's, the image's, then the layer's (contracts §4).
@@ -939,7 +1167,8 @@ fn run_exec(
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
         ));
     }
-    for (k, v) in spec.image.env.iter().chain(run.env.iter()) {
+    let over = stage.map_or(&spec.image.env, |st| &st.env);
+    for (k, v) in over.iter().chain(run.env.iter()) {
         envs.push((k.clone(), v.clone()));
     }
     for (k, v) in envs {
@@ -974,6 +1203,20 @@ fn run_exec(
             });
         }
         // Always set: BuildKit ≥ 0.11 removes the stubs, 0.8 ignores the field.
+        exec = exec.remove_mount_stubs_recursive();
+    }
+    // Stage paths, read-only: BuildKit keys the exec by their content.
+    for m in &run.mounts {
+        let st = stages.get(&m.stage).ok_or_else(|| {
+            protocol(format!(
+                "layer `{name}` mounts stage `{}`, which is not built",
+                m.stage
+            ))
+        })?;
+        exec = exec.mount(Mount::bind(&m.to, &st.state).selector(&m.from).readonly());
+    }
+    if !run.mounts.is_empty() && run.inputs.is_empty() {
+        // No stubs of the mount points in the layer (set once per exec).
         exec = exec.remove_mount_stubs_recursive();
     }
     for c in &run.cache {
@@ -1208,6 +1451,148 @@ mod tests {
             gw.calls()
                 .iter()
                 .any(|c| matches!(c, Call::Warn(w) if w.short.contains("no MergeOp/DiffOp")))
+        );
+    }
+
+    /// The LLB of a spec with two independent stages, one built on
+    /// another, and an unused one, lowered offline; digests pinned.
+    #[test]
+    fn stages_lower_to_independent_exec_chains() {
+        use prost::Message;
+
+        use crate::frontend::offline::{EngineCaps, OfflineGateway};
+        use crate::proto::pb;
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |p: &str, c: &str| {
+            let path = dir.path().join(p);
+            fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+            fs_err::write(path, c).unwrap();
+        };
+        write("requirements.txt", "tts-textnorm==0.1.0\n");
+        write("src/app.py", "print(1)\n");
+        // Lines: build 4-10 (step 8-10), tools 11-15, dev 16-18, layers from 19.
+        write(
+            "strata.toml",
+            "version = 1\n[image]\nfrom = \"debian:bookworm\"\n\
+             [[stage]]\nname = \"build\"\nfrom = \"debian:bookworm\"\nworkdir = \"/b\"\n\
+             [[stage.step]]\nrun = \"pip wheel -r requirements.txt -w /wheels\"\ninputs = [\"requirements.txt\"]\n\
+             [[stage]]\nname = \"tools\"\nfrom = \"alpine:3\"\n[[stage.step]]\nrun = \"echo 1 > /v\"\n\
+             [[stage]]\nname = \"dev\"\nfrom = \"build\"\n\
+             [[layer]]\nname = \"wheels\"\ncopy = [{ stage = \"build\", from = \"/wheels\", to = \"/opt/wheels\" }]\n\
+             [[layer]]\nname = \"deps\"\nrun = \"cat /t/v\"\nmounts = [{ stage = \"tools\", from = \"/\", to = \"/t\" }]\n\
+             [[layer]]\nname = \"app\"\ncopy = [{ from = \"src\", to = \"/app\" }]\n\
+             [[layer]]\nname = \"dbg\"\ntargets = [\"development\"]\ncopy = [{ stage = \"dev\", from = \"/b\", to = \"/b\" }]\n\
+             [target.development]\n",
+        );
+        let gw = OfflineGateway::new(
+            EngineCaps::Modern,
+            BTreeMap::from([
+                ("dockerfile".to_string(), dir.path().to_path_buf()),
+                ("context".to_string(), dir.path().to_path_buf()),
+            ]),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(run_with(
+            &gw,
+            &env(&[("source", "strata:dev"), ("platform", "linux/amd64")]),
+        ))
+        .unwrap();
+        let bytes = gw.outcome().unwrap();
+        let def = Definition::from_bytes(&bytes).unwrap();
+        let ops = def.ops().unwrap();
+        let by_name = |prefix: &str| {
+            ops.iter()
+                .find(|o| {
+                    o.description
+                        .as_deref()
+                        .is_some_and(|d| d.starts_with(prefix))
+                })
+                .unwrap_or_else(|| panic!("no op named {prefix}"))
+        };
+        let build = by_name("[strata] stage build:");
+        let tools = by_name("[strata] stage tools:");
+        let helper = by_name("[strata] layer wheels");
+        let deps = by_name("[strata] layer deps:");
+        assert!(
+            !ops.iter().any(|o| o
+                .description
+                .as_deref()
+                .is_some_and(|d| d.contains("stage dev") || d.contains("layer dbg"))),
+            "a stage the target does not need is not built"
+        );
+        // Everything each stage exec depends on.
+        let ancestors = |digest: &str| {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut todo = vec![digest.to_string()];
+            while let Some(d) = todo.pop() {
+                if seen.insert(d.clone())
+                    && let Some(o) = ops.iter().find(|o| o.digest == d)
+                {
+                    todo.extend(o.inputs.iter().map(|(i, _)| i.clone()));
+                }
+            }
+            seen
+        };
+        let (a, b) = (ancestors(&build.digest), ancestors(&tools.digest));
+        assert!(a.is_disjoint(&b), "independent stages share no op");
+        // The helper reads the build stage; the run layer mounts tools.
+        assert!(helper.inputs.iter().any(|(d, _)| *d == build.digest));
+        assert!(deps.inputs.iter().any(|(d, _)| *d == tools.digest));
+        let raw = pb::Definition::decode(bytes.as_slice()).unwrap();
+        let exec_of = |digest: &str| {
+            let i = ops.iter().position(|o| o.digest == digest).unwrap();
+            match pb::Op::decode(raw.def[i].as_slice()).unwrap().op {
+                Some(pb::op::Op::Exec(e)) => e,
+                other => panic!("{other:?}"),
+            }
+        };
+        let m = exec_of(&helper.digest)
+            .mounts
+            .into_iter()
+            .find(|m| m.dest == "/src/0/wheels")
+            .expect("the stage path mounted for the helper");
+        assert!(m.readonly);
+        assert_eq!(m.selector, "/wheels");
+        let m = exec_of(&deps.digest)
+            .mounts
+            .into_iter()
+            .find(|m| m.dest == "/t")
+            .expect("the stage mounted into the run layer");
+        assert!(
+            m.readonly && m.output == -1,
+            "read-only, never in the layer"
+        );
+        assert!(
+            exec_of(&deps.digest)
+                .meta
+                .unwrap()
+                .remove_mount_stubs_recursive,
+            "no mount-point stubs in the layer"
+        );
+        assert_eq!(exec_of(&build.digest).meta.unwrap().cwd, "/b");
+        // A failing stage command points at its step's lines.
+        let loc = &raw.source.as_ref().unwrap().locations[&build.digest].locations[0];
+        let range = loc.ranges[0];
+        assert_eq!(
+            (range.start.unwrap().line, range.end.unwrap().line),
+            (8, 9),
+            "the step's header and its `run`"
+        );
+        // Golden digests: a change in how stages lower must show here.
+        assert_eq!(
+            (
+                build.digest.as_str(),
+                helper.digest.as_str(),
+                def.head().unwrap().as_str()
+            ),
+            (
+                "sha256:c71d7f5176fcfea562f30c661a2e92e283261a4766410805e11a87630801d32b",
+                "sha256:abacd8af8ae7687504da40d9d93355dca60347963fd1714f3012b43751d06306",
+                "sha256:c4318e5ba8724cf43826734f902838d33d70f20732efe667498d46fc8171899b"
+            )
         );
     }
 }

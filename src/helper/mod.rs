@@ -151,6 +151,7 @@ impl CopyJob {
                     exclude: e.exclude.clone(),
                     span: 0..0,
                     from_span: 0..0,
+                    stage: None,
                 })
                 .collect(),
             split: None,

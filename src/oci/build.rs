@@ -215,6 +215,14 @@ pub fn layer_keys(spec: &ResolvedSpec, plan: &Plan, base: &BaseDirs) -> Vec<Opti
 /// Builds the image.
 pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
     let spec = req.spec;
+    if let Some(stage) = spec.stages.first() {
+        // Checked before anything is written (contracts §8).
+        return Err(OciError::Unsupported {
+            what: "build stage",
+            value: stage.name.clone(),
+            location: "build stages need BuildKit: build with `docker buildx build`".into(),
+        });
+    }
     let cache = LayerCache::open(&req.cache_root)?;
     let base = load_base(spec)?;
     let base_layers = base.as_ref().map_or(0, |b| b.layers.len());

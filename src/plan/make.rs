@@ -12,7 +12,9 @@ use super::ignore::Matcher;
 use super::statcache::StatCache;
 use super::walk::{Walk, WalkKind, walk};
 use crate::spec::validate::file_destination;
-use crate::spec::{CopyLayer, Diag, LayerKind, Owner, ResolvedSpec, SpecError};
+use crate::spec::{
+    CopyLayer, Diag, LayerKind, Owner, ResolvedSpec, RunLayer, SpecError, StageFrom,
+};
 
 /// A spec's layers expanded and content-addressed.
 #[derive(Debug, Clone)]
@@ -25,6 +27,26 @@ pub struct Plan {
     pub cache_warnings: Vec<String>,
     /// What hashing did.
     pub hashing: HashReport,
+    /// The stages the target needs, in spec order.
+    pub stages: Vec<PlannedStage>,
+}
+
+/// A build stage with its input digest: its base reference (or its base
+/// stage's digest), workdir, environment, and each step's inputs as a run
+/// layer's. Layers that copy from or mount a stage include this digest in
+/// their own, so their keys change exactly when the stage's inputs do.
+#[derive(Debug, Clone)]
+pub struct PlannedStage {
+    /// The stage name.
+    pub name: String,
+    /// Its base: an image reference, or `stage:NAME`.
+    pub from: String,
+    /// The input digest.
+    pub inputs: Digest,
+    /// Number of steps.
+    pub steps: usize,
+    /// IDs of the planned layers that read it directly, in image order.
+    pub used_by: Vec<String>,
 }
 
 /// One layer of the image, after `split = "file"` expansion.
@@ -89,17 +111,36 @@ fn plan_with(spec: &ResolvedSpec, cache_root: Option<&Path>) -> Result<Plan, Pla
         layer: usize,
         entry: usize,
         walk: Walk,
+        /// `(stage, step)` for a stage step's input; `layer` is then `usize::MAX`.
+        stage: Option<(usize, usize)>,
     }
     let mut walks: Vec<Walked> = Vec::new();
+    for (si, stage) in spec.stages.iter().enumerate() {
+        for (sj, step) in stage.steps.iter().enumerate() {
+            for (ei, i) in step.run.inputs.iter().enumerate() {
+                walks.push(Walked {
+                    layer: usize::MAX,
+                    entry: ei,
+                    walk: walk(context, Path::new(&i.path), &ignore, &Matcher::empty())?,
+                    stage: Some((si, sj)),
+                });
+            }
+        }
+    }
     for (li, layer) in spec.layers.iter().enumerate() {
         match &layer.kind {
             LayerKind::Copy(c) => {
+                // A stage copy reads the stage, not the context.
                 for (ei, e) in c.entries.iter().enumerate() {
+                    if e.stage.is_some() {
+                        continue;
+                    }
                     let excludes = Matcher::new(&e.exclude)?;
                     walks.push(Walked {
                         layer: li,
                         entry: ei,
                         walk: walk(context, Path::new(&e.from), &ignore, &excludes)?,
+                        stage: None,
                     });
                 }
             }
@@ -109,6 +150,7 @@ fn plan_with(spec: &ResolvedSpec, cache_root: Option<&Path>) -> Result<Plan, Pla
                         layer: li,
                         entry: ei,
                         walk: walk(context, Path::new(&i.path), &ignore, &Matcher::empty())?,
+                        stage: None,
                     });
                 }
             }
@@ -128,6 +170,77 @@ fn plan_with(spec: &ResolvedSpec, cache_root: Option<&Path>) -> Result<Plan, Pla
             hashes
         }
         None => placeholder_hashes(walks.iter().map(|w| &w.walk)),
+    };
+
+    // Stages, in spec order: a stage's base stage comes first or is
+    // digested on demand (the spec resolves no cycles).
+    let mut stage_digests: BTreeMap<String, Digest> = BTreeMap::new();
+    let mut stages: Vec<PlannedStage> = Vec::new();
+    let mut pending: Vec<usize> = (0..spec.stages.len()).collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut i = 0;
+        while i < pending.len() {
+            let si = pending[i];
+            let stage = &spec.stages[si];
+            let from = match &stage.from {
+                StageFrom::Image(b) => b.to_string(),
+                StageFrom::Stage(p) => match stage_digests.get(p) {
+                    Some(d) => format!("stage:{d}"),
+                    None => {
+                        i += 1;
+                        continue;
+                    }
+                },
+            };
+            let mut steps = Vec::new();
+            for (sj, step) in stage.steps.iter().enumerate() {
+                let mut inputs = Vec::new();
+                for w in walks.iter().filter(|w| w.stage == Some((si, sj))) {
+                    inputs.push((
+                        step.run.inputs[w.entry].path.clone(),
+                        input_digest(&w.walk, &hashes, None)?,
+                    ));
+                }
+                steps.push(run_inputs_digest(&step.run, &inputs).to_string());
+            }
+            let doc = serde_json::json!({
+                "kind": "strata.stage-inputs/v1",
+                "from": from,
+                "workdir": stage.workdir,
+                "env": stage.env,
+                "steps": steps,
+            });
+            let digest = Digest::of(doc.to_string().as_bytes());
+            stage_digests.insert(stage.name.clone(), digest);
+            stages.push(PlannedStage {
+                name: stage.name.clone(),
+                from: match &stage.from {
+                    StageFrom::Image(b) => b.to_string(),
+                    StageFrom::Stage(p) => format!("stage:{p}"),
+                },
+                inputs: digest,
+                steps: stage.steps.len(),
+                used_by: Vec::new(),
+            });
+            pending.remove(i);
+        }
+        assert!(
+            pending.len() < before,
+            "stage cycles are rejected by the spec"
+        );
+    }
+    stages.sort_by_key(|st| spec.stages.iter().position(|s| s.name == st.name));
+    // The stage digests a layer depends on, as JSON for its input digest.
+    let uses = |names: Vec<String>| -> serde_json::Value {
+        names
+            .into_iter()
+            .map(|n| {
+                let d = stage_digests.get(&n).map(ToString::to_string);
+                (n, serde_json::json!(d))
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     };
 
     let spec_rel = spec_relative(context, spec.source.path());
@@ -150,19 +263,22 @@ fn plan_with(spec: &ResolvedSpec, cache_root: Option<&Path>) -> Result<Plan, Pla
                         count += 1;
                     }
                 }
-                let doc = serde_json::json!({
-                    "kind": "strata.run-inputs/v1",
-                    "command": r.command,
-                    "env": r.env,
-                    "user": r.user,
-                    "workdir": r.workdir,
-                    "inputs": inputs.iter().map(|(p, d)| [p.clone(), d.to_string()]).collect::<Vec<_>>(),
-                });
+                let mut digest = run_inputs_digest(r, &inputs);
+                if !r.mounts.is_empty() {
+                    // Mounted stages: their paths and digests (never in the layer).
+                    let doc = serde_json::json!({
+                        "kind": "strata.stage-mounts/v1",
+                        "run": digest.to_string(),
+                        "mounts": r.mounts.iter().map(|m| [&m.stage, &m.from, &m.to]).collect::<Vec<_>>(),
+                        "stages": uses(layer.stages_used()),
+                    });
+                    digest = Digest::of(doc.to_string().as_bytes());
+                }
                 layers.push(PlannedLayer {
                     id: layer.name.clone(),
                     spec_index: li,
                     kind: PlannedKind::Run { inputs },
-                    inputs: Digest::of(doc.to_string().as_bytes()),
+                    inputs: digest,
                     input_size: size,
                     input_files: count,
                 });
@@ -208,6 +324,36 @@ fn plan_with(spec: &ResolvedSpec, cache_root: Option<&Path>) -> Result<Plan, Pla
                         });
                     }
                 }
+                if c.entries.iter().any(|e| e.stage.is_some()) {
+                    // A stage copy (the spec allows no split and no context
+                    // entries beside it): the files are known only once the
+                    // stage ran, so the digest covers the entries and the
+                    // stage's input digest.
+                    let doc = serde_json::json!({
+                        "kind": "strata.stage-copy/v1",
+                        "entries": c.entries.iter().map(|e| serde_json::json!({
+                            "stage": e.stage,
+                            "from": e.from,
+                            "to": e.to,
+                            "to_is_dir": e.to_is_dir,
+                            "mode": e.mode,
+                            "exclude": e.exclude,
+                        })).collect::<Vec<_>>(),
+                        "stages": uses(layer.stages_used()),
+                    });
+                    layers.push(PlannedLayer {
+                        id: layer.name.clone(),
+                        spec_index: li,
+                        inputs: Digest::of(doc.to_string().as_bytes()),
+                        kind: PlannedKind::Copy {
+                            files: Vec::new(),
+                            owner: c.owner,
+                        },
+                        input_size: 0,
+                        input_files: 0,
+                    });
+                    continue;
+                }
                 for (id, files) in split_layer(&layer.name, c.split.as_ref().map(|s| s.min), files)
                 {
                     let (size, count) = files.iter().fold((0, 0), |(s, n), f| match &f.kind {
@@ -230,12 +376,34 @@ fn plan_with(spec: &ResolvedSpec, cache_root: Option<&Path>) -> Result<Plan, Pla
         }
     }
     check_budget(spec, &layers)?;
+    for st in &mut stages {
+        st.used_by = layers
+            .iter()
+            .filter(|l| spec.layers[l.spec_index].stages_used().contains(&st.name))
+            .map(|l| l.id.clone())
+            .collect();
+    }
     Ok(Plan {
         layers,
         warnings,
         cache_warnings,
         hashing: hashes.report().clone(),
+        stages,
     })
+}
+
+/// A run layer's (or stage step's) input digest: its command, environment,
+/// user, workdir and each context input's digest (`docs/digest.md`).
+fn run_inputs_digest(r: &RunLayer, inputs: &[(String, Digest)]) -> Digest {
+    let doc = serde_json::json!({
+        "kind": "strata.run-inputs/v1",
+        "command": r.command,
+        "env": r.env,
+        "user": r.user,
+        "workdir": r.workdir,
+        "inputs": inputs.iter().map(|(p, d)| [p.clone(), d.to_string()]).collect::<Vec<_>>(),
+    });
+    Digest::of(doc.to_string().as_bytes())
 }
 
 /// The spec file's path relative to the context, when it is inside.

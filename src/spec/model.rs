@@ -66,6 +66,66 @@ pub struct RawSpec {
     /// Named targets with their config overrides.
     #[serde(default)]
     pub target: BTreeMap<String, Sp<RawTarget>>,
+    /// Build stages: exec chains whose results layers copy or mount; never in the image.
+    #[serde(default)]
+    pub stage: Vec<Sp<RawStage>>,
+}
+
+/// One `[[stage]]`: an exec chain on its own base whose final state layers
+/// copy from (`{ stage, from, to }`) or mount (`mounts`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    /// Unique name, `[a-z0-9][a-z0-9._-]*`.
+    pub name: Sp<String>,
+    /// Base: an image reference, `scratch`, or the name of another stage.
+    pub from: Sp<String>,
+    /// Working directory of the steps (default `/`).
+    pub workdir: Option<Sp<String>>,
+    /// Environment of every step.
+    #[serde(default)]
+    pub env: BTreeMap<String, Sp<String>>,
+    /// The steps, in order: each one cached exec in the stage's chain.
+    #[serde(default)]
+    pub step: Vec<Sp<RawStep>>,
+}
+
+/// One `[[stage.step]]`: the keys of a run layer.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// Command(s) to run; a list is joined with `&&`.
+    pub run: Sp<RunCommand>,
+    /// Context paths mounted read-only while the command runs.
+    pub inputs: Option<Vec<Sp<String>>>,
+    /// Mount the inputs writable (changes are discarded).
+    pub inputs_writable: Option<Sp<bool>>,
+    /// Cache mounts kept across builds.
+    pub cache: Option<Vec<Sp<RawCache>>>,
+    /// Environment of the command, over the stage's.
+    pub env: Option<BTreeMap<String, Sp<String>>>,
+    /// User the command runs as.
+    pub user: Option<Sp<String>>,
+    /// Working directory of the command, over the stage's.
+    pub workdir: Option<Sp<String>>,
+    /// `"default"` or `"none"`.
+    pub network: Option<Sp<String>>,
+    /// Secrets, as files or environment variables.
+    pub secrets: Option<Vec<Sp<RawSecret>>>,
+    /// SSH agent forwarding: `true` or a list of ids.
+    pub ssh: Option<Sp<RawSsh>>,
+}
+
+/// `{ stage, from, to }` in a run layer's `mounts`: a stage's path, read-only.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMount {
+    /// The stage.
+    pub stage: Sp<String>,
+    /// Absolute path in the stage's final state.
+    pub from: Sp<String>,
+    /// Absolute mount point while the command runs.
+    pub to: Sp<String>,
 }
 
 /// `[image]`.
@@ -161,14 +221,19 @@ pub struct RawLayer {
     pub ssh: Option<Sp<RawSsh>>,
     /// Targets this layer belongs to; without it, every target.
     pub targets: Option<Vec<Sp<String>>>,
+    /// Stage paths mounted read-only while the command runs (run layers).
+    pub mounts: Option<Vec<Sp<RawMount>>>,
 }
 
 /// One entry of a copy layer.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCopy {
-    /// Context-relative file or directory.
+    /// Context-relative file or directory; with `stage`, an absolute path in
+    /// that stage's final state.
     pub from: Sp<String>,
+    /// Copy from this stage instead of the build context.
+    pub stage: Option<Sp<String>>,
     /// Absolute destination in the image.
     pub to: Sp<String>,
     /// Octal mode for every regular file, e.g. `"0755"`.

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use super::error::{Diag, SpecSource};
 use super::interpolate::Vars;
-use super::model::{RawCache, RawLayer, RawSpec, RawSsh, RunCommand, Sp};
+use super::model::{
+    RawCache, RawLayer, RawMount, RawSecret, RawSpec, RawSsh, RawStage, RunCommand, Sp,
+};
 use super::parse::nearest;
 use super::resolved::*;
 use super::values;
@@ -49,6 +51,8 @@ struct Cx<'a> {
     src: &'a SpecSource,
     diags: Vec<Diag>,
     vars: Vars,
+    /// Names of the declared stages, for `stage = "NAME"` references.
+    stage_names: Vec<String>,
 }
 
 impl Cx<'_> {
@@ -100,6 +104,35 @@ impl Cx<'_> {
                 s
             }
         }
+    }
+
+    /// A path in a stage's final state: absolute, cleaned.
+    fn stage_path(&mut self, v: &Sp<String>, what: &str) -> String {
+        let s = self.s(v);
+        match values::clean_abs(&s) {
+            Ok(p) => p,
+            Err(_) => {
+                self.err(v.span(), format!("{what} `{s}` is not an absolute path"))
+                    .label("not absolute")
+                    .help("paths in a stage are absolute, e.g. \"/wheels\"");
+                s
+            }
+        }
+    }
+
+    /// A `stage = "NAME"` reference, reported when no `[[stage]]` has that name.
+    fn stage_ref(&mut self, v: &Sp<String>) -> String {
+        let name = self.s(v);
+        if !self.stage_names.contains(&name) {
+            let help = match nearest(&name, &self.stage_names) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("declare it with a `[[stage]]` table named \"{name}\""),
+            };
+            self.err(v.span(), format!("unknown stage `{name}`"))
+                .label("no [[stage]] of this name")
+                .help(help);
+        }
+        name
     }
 
     fn rel(&mut self, v: &Sp<String>, what: &str) -> String {
@@ -185,6 +218,11 @@ pub fn resolve(
         src,
         diags,
         vars: Vars::new(&args, &host, &host),
+        stage_names: raw
+            .stage
+            .iter()
+            .map(|s| s.get().name.get().clone())
+            .collect(),
     };
     let mut platforms = Vec::new();
     if let Some(list) = &image.platforms {
@@ -392,6 +430,8 @@ pub fn resolve(
     // Layers: every layer is checked; the target's are kept.
     let mut names: BTreeMap<String, Range<usize>> = BTreeMap::new();
     let mut layers = Vec::new();
+    // Stages read by any layer of any target (for the unused-stage warning).
+    let mut stages_read: BTreeSet<String> = BTreeSet::new();
     for layer in &raw.layer {
         let l = layer.get();
         let name = l.name.get().clone();
@@ -429,6 +469,9 @@ pub fn resolve(
             }
         };
         let kind = resolve_layer(&mut cx, l, layer.span());
+        if let Some(kind) = &kind {
+            stages_read.extend(kind.stages_used());
+        }
         if let (true, Some(kind)) = (in_target, kind) {
             layers.push(Layer {
                 name,
@@ -456,6 +499,9 @@ pub fn resolve(
         );
     }
 
+    let (stages, stage_bases) =
+        resolve_stages(&mut cx, &raw.stage, &stages_read, &layers, &mut warnings);
+
     let Cx { diags, .. } = cx;
     if diags.iter().any(Diag::is_error) {
         let mut all = diags;
@@ -474,6 +520,8 @@ pub fn resolve(
             args,
             image: img,
             layers,
+            stages,
+            stage_bases,
         },
         warnings,
     ))
@@ -542,7 +590,12 @@ fn resolve_layer(cx: &mut Cx<'_>, l: &RawLayer, span: Range<usize>) -> Option<La
             let mut entries = Vec::new();
             for e in copy.get() {
                 let c = e.get();
-                let from = cx.rel(&c.from, "copy source");
+                let stage = c.stage.as_ref().map(|st| cx.stage_ref(st));
+                let from = if stage.is_some() {
+                    cx.stage_path(&c.from, "stage copy source")
+                } else {
+                    cx.rel(&c.from, "copy source")
+                };
                 let to_raw = cx.s(&c.to);
                 let to = cx.abs(&c.to, "copy destination");
                 let mode = c.mode.as_ref().and_then(|m| {
@@ -569,8 +622,10 @@ fn resolve_layer(cx: &mut Cx<'_>, l: &RawLayer, span: Range<usize>) -> Option<La
                     exclude,
                     span: e.span(),
                     from_span: c.from.span(),
+                    stage,
                 });
             }
+            check_copy_sources(cx, l, &entries, copy.span());
             let split = match &l.split {
                 None => {
                     if let Some(m) = &l.split_min {
@@ -639,131 +694,396 @@ fn resolve_layer(cx: &mut Cx<'_>, l: &RawLayer, span: Range<usize>) -> Option<La
                     .help(format!("remove `{key}` from this layer"));
                 }
             }
-            let commands: Vec<String> = match run.get() {
-                RunCommand::One(c) => vec![c.clone()],
-                RunCommand::Many(cs) => cs.clone(),
-            };
-            let mut subst = Vec::new();
-            for c in &commands {
-                match cx.vars.subst_at(cx.src, c, run.span()) {
-                    Ok(s) => subst.push(s),
-                    Err(d) => cx.diags.push(d),
-                }
-            }
-            if subst.iter().all(|c| c.trim().is_empty()) {
-                cx.err(run.span(), "`run` has no command");
-            }
-            let command = subst.join(" && ");
-            let inputs = l
-                .inputs
-                .iter()
-                .flatten()
-                .map(|i| RunInput {
-                    path: cx.rel(i, "run input"),
-                    span: i.span(),
-                })
-                .collect();
-            let mut cache = Vec::new();
-            for c in l.cache.iter().flatten() {
-                let (target, sharing) = match c.get() {
-                    RawCache::Path(p) => (p.clone(), None),
-                    RawCache::Table(t) => (t.target.clone(), t.sharing.clone()),
-                };
-                let target = match cx
-                    .vars
-                    .subst_at(cx.src, &target, c.span())
-                    .map(|t| values::clean_abs(&t))
-                {
-                    Ok(Ok(t)) => t,
-                    Ok(Err(e)) => {
-                        cx.err(c.span(), format!("cache target {e}"));
-                        target
-                    }
-                    Err(d) => {
-                        cx.diags.push(d);
-                        target
-                    }
-                };
-                let sharing = match sharing.as_deref() {
-                    None | Some("shared") => Sharing::Shared,
-                    Some("locked") => Sharing::Locked,
-                    Some("private") => Sharing::Private,
-                    Some(other) => {
-                        cx.err(c.span(), format!("unknown cache sharing `{other}`"))
-                            .help("use \"shared\", \"locked\" or \"private\"");
-                        Sharing::Shared
-                    }
-                };
-                cache.push(CacheMount { target, sharing });
-            }
-            let mut env = BTreeMap::new();
-            if let Some(e) = &l.env {
-                cx.env(e, &mut env);
-            }
-            let network = match &l.network {
-                None => Network::Default,
-                Some(n) => match cx.s(n).as_str() {
-                    "default" => Network::Default,
-                    "none" => Network::None,
-                    other => {
-                        cx.err(n.span(), format!("unknown network `{other}`"))
-                            .help("use \"default\" or \"none\"");
-                        Network::Default
-                    }
+            let mut r = resolve_run(
+                cx,
+                &RunKeys {
+                    run,
+                    inputs: &l.inputs,
+                    inputs_writable: &l.inputs_writable,
+                    cache: &l.cache,
+                    env: &l.env,
+                    user: &l.user,
+                    workdir: &l.workdir,
+                    network: &l.network,
+                    secrets: &l.secrets,
+                    ssh: &l.ssh,
                 },
-            };
-            let mut secrets = Vec::new();
-            let mut ids = BTreeSet::new();
-            for s in l.secrets.iter().flatten() {
-                let raw = s.get();
-                if raw.id.is_empty() || !ids.insert(raw.id.clone()) {
-                    cx.err(s.span(), "each secret needs a unique, non-empty `id`");
-                }
-                let expose = match (&raw.env, &raw.target) {
-                    (Some(_), Some(_)) => {
-                        cx.err(s.span(), "a secret has either `env` or `target`, not both");
-                        continue;
-                    }
-                    (Some(e), None) => {
-                        if !values::is_env_name(e) {
-                            cx.err(
-                                s.span(),
-                                format!("`{e}` is not a valid environment variable name"),
-                            );
-                        }
-                        SecretExpose::Env(e.clone())
-                    }
-                    (None, Some(t)) => match values::clean_abs(t) {
-                        Ok(t) => SecretExpose::File(t),
-                        Err(e) => {
-                            cx.err(s.span(), format!("secret target {e}"));
-                            continue;
-                        }
-                    },
-                    (None, None) => SecretExpose::File(format!("/run/secrets/{}", raw.id)),
-                };
-                secrets.push(Secret {
-                    id: raw.id.clone(),
-                    expose,
-                });
-            }
-            let ssh = match l.ssh.as_ref().map(|s| s.get()) {
-                None | Some(RawSsh::Enabled(false)) => Vec::new(),
-                Some(RawSsh::Enabled(true)) => vec!["default".to_string()],
-                Some(RawSsh::Ids(ids)) => ids.clone(),
-            };
-            Some(LayerKind::Run(RunLayer {
-                command,
-                inputs,
-                inputs_writable: l.inputs_writable.as_ref().is_some_and(|w| *w.get()),
-                cache,
-                env,
-                user: cx.opt(&l.user),
-                workdir: l.workdir.as_ref().map(|w| cx.abs(w, "workdir")),
-                network,
-                secrets,
-                ssh,
-            }))
+            );
+            r.mounts = resolve_mounts(cx, l.mounts.as_deref().unwrap_or_default());
+            Some(LayerKind::Run(r))
         }
     }
+}
+
+/// The keys a run layer and a stage step share.
+struct RunKeys<'a> {
+    run: &'a Sp<RunCommand>,
+    inputs: &'a Option<Vec<Sp<String>>>,
+    inputs_writable: &'a Option<Sp<bool>>,
+    cache: &'a Option<Vec<Sp<RawCache>>>,
+    env: &'a Option<BTreeMap<String, Sp<String>>>,
+    user: &'a Option<Sp<String>>,
+    workdir: &'a Option<Sp<String>>,
+    network: &'a Option<Sp<String>>,
+    secrets: &'a Option<Vec<Sp<RawSecret>>>,
+    ssh: &'a Option<Sp<RawSsh>>,
+}
+
+fn resolve_run(cx: &mut Cx<'_>, k: &RunKeys<'_>) -> RunLayer {
+    let run = k.run;
+    let commands: Vec<String> = match run.get() {
+        RunCommand::One(c) => vec![c.clone()],
+        RunCommand::Many(cs) => cs.clone(),
+    };
+    let mut subst = Vec::new();
+    for c in &commands {
+        match cx.vars.subst_at(cx.src, c, run.span()) {
+            Ok(s) => subst.push(s),
+            Err(d) => cx.diags.push(d),
+        }
+    }
+    if subst.iter().all(|c| c.trim().is_empty()) {
+        cx.err(run.span(), "`run` has no command");
+    }
+    let command = subst.join(" && ");
+    let inputs = k
+        .inputs
+        .iter()
+        .flatten()
+        .map(|i| RunInput {
+            path: cx.rel(i, "run input"),
+            span: i.span(),
+        })
+        .collect();
+    let mut cache = Vec::new();
+    for c in k.cache.iter().flatten() {
+        let (target, sharing) = match c.get() {
+            RawCache::Path(p) => (p.clone(), None),
+            RawCache::Table(t) => (t.target.clone(), t.sharing.clone()),
+        };
+        let target = match cx
+            .vars
+            .subst_at(cx.src, &target, c.span())
+            .map(|t| values::clean_abs(&t))
+        {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                cx.err(c.span(), format!("cache target {e}"));
+                target
+            }
+            Err(d) => {
+                cx.diags.push(d);
+                target
+            }
+        };
+        let sharing = match sharing.as_deref() {
+            None | Some("shared") => Sharing::Shared,
+            Some("locked") => Sharing::Locked,
+            Some("private") => Sharing::Private,
+            Some(other) => {
+                cx.err(c.span(), format!("unknown cache sharing `{other}`"))
+                    .help("use \"shared\", \"locked\" or \"private\"");
+                Sharing::Shared
+            }
+        };
+        cache.push(CacheMount { target, sharing });
+    }
+    let mut env = BTreeMap::new();
+    if let Some(e) = k.env {
+        cx.env(e, &mut env);
+    }
+    let network = match k.network {
+        None => Network::Default,
+        Some(n) => match cx.s(n).as_str() {
+            "default" => Network::Default,
+            "none" => Network::None,
+            other => {
+                cx.err(n.span(), format!("unknown network `{other}`"))
+                    .help("use \"default\" or \"none\"");
+                Network::Default
+            }
+        },
+    };
+    let mut secrets = Vec::new();
+    let mut ids = BTreeSet::new();
+    for s in k.secrets.iter().flatten() {
+        let raw = s.get();
+        if raw.id.is_empty() || !ids.insert(raw.id.clone()) {
+            cx.err(s.span(), "each secret needs a unique, non-empty `id`");
+        }
+        let expose = match (&raw.env, &raw.target) {
+            (Some(_), Some(_)) => {
+                cx.err(s.span(), "a secret has either `env` or `target`, not both");
+                continue;
+            }
+            (Some(e), None) => {
+                if !values::is_env_name(e) {
+                    cx.err(
+                        s.span(),
+                        format!("`{e}` is not a valid environment variable name"),
+                    );
+                }
+                SecretExpose::Env(e.clone())
+            }
+            (None, Some(t)) => match values::clean_abs(t) {
+                Ok(t) => SecretExpose::File(t),
+                Err(e) => {
+                    cx.err(s.span(), format!("secret target {e}"));
+                    continue;
+                }
+            },
+            (None, None) => SecretExpose::File(format!("/run/secrets/{}", raw.id)),
+        };
+        secrets.push(Secret {
+            id: raw.id.clone(),
+            expose,
+        });
+    }
+    let ssh = match k.ssh.as_ref().map(|s| s.get()) {
+        None | Some(RawSsh::Enabled(false)) => Vec::new(),
+        Some(RawSsh::Enabled(true)) => vec!["default".to_string()],
+        Some(RawSsh::Ids(ids)) => ids.clone(),
+    };
+    RunLayer {
+        command,
+        inputs,
+        inputs_writable: k.inputs_writable.as_ref().is_some_and(|w| *w.get()),
+        cache,
+        env,
+        user: cx.opt(k.user),
+        workdir: k.workdir.as_ref().map(|w| cx.abs(w, "workdir")),
+        network,
+        secrets,
+        ssh,
+        mounts: Vec::new(),
+    }
+}
+
+/// A copy layer takes its entries from one source (the context or one
+/// stage), and only context copies split.
+fn check_copy_sources(cx: &mut Cx<'_>, l: &RawLayer, entries: &[CopyEntry], span: Range<usize>) {
+    let name = l.name.get();
+    if let Some(m) = l.mounts.as_ref().and_then(|m| m.first()) {
+        cx.err(
+            m.span(),
+            format!("`mounts` is only for run layers, and `{name}` is a copy layer"),
+        )
+        .label("a mount in a copy layer")
+        .help("copy from the stage with `{ stage = \"NAME\", from = \"/path\", to = \"/dest\" }` in `copy`");
+    }
+    let sources: BTreeSet<Option<&String>> = entries.iter().map(|e| e.stage.as_ref()).collect();
+    if sources.len() > 1 {
+        cx.err(
+            span,
+            format!("layer `{name}` copies from more than one source"),
+        )
+        .label("context and stage entries, or two stages")
+        .help("put the entries of each source (the context, or one stage) in a layer of their own");
+    }
+    if let (Some(split), true) = (&l.split, entries.iter().any(|e| e.stage.is_some())) {
+        cx.err(
+            split.span(),
+            format!("layer `{name}` copies from a stage and cannot be split"),
+        )
+        .label("split of a stage copy")
+        .help("remove `split`: only copies from the build context split");
+    }
+}
+
+/// A run layer's `mounts`.
+fn resolve_mounts(cx: &mut Cx<'_>, raw: &[Sp<RawMount>]) -> Vec<StageMount> {
+    let mut out = Vec::new();
+    for m in raw {
+        let r = m.get();
+        let stage = cx.stage_ref(&r.stage);
+        let from = cx.stage_path(&r.from, "mount source");
+        let to = cx.abs(&r.to, "mount target");
+        out.push(StageMount {
+            stage,
+            from,
+            to,
+            span: m.span(),
+        });
+    }
+    out
+}
+
+/// Resolves every `[[stage]]` (so every error shows), reports duplicate
+/// names, cycles and stages no layer reads, and returns the stages the
+/// target's `layers` need, in spec order, with every stage's image base.
+fn resolve_stages(
+    cx: &mut Cx<'_>,
+    raw: &[Sp<RawStage>],
+    read_by_any_layer: &BTreeSet<String>,
+    layers: &[Layer],
+    warnings: &mut Vec<Diag>,
+) -> (Vec<Stage>, Vec<BaseRef>) {
+    let mut names: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    for st in raw {
+        let r = st.get();
+        let name = r.name.get().clone();
+        if !values::is_layer_name(&name) {
+            cx.err(r.name.span(), format!("`{name}` is not a valid stage name"))
+                .label("invalid name")
+                .help("stage names match [a-z0-9][a-z0-9._-]*, e.g. \"build\"");
+        } else if let Some(first) = names.get(&name) {
+            let (line, _) = cx.src.line_col(first.start);
+            cx.err(r.name.span(), format!("duplicate stage name `{name}`"))
+                .label("used again here")
+                .help(format!(
+                    "the first stage named `{name}` is on line {line}; stage names are unique"
+                ));
+        } else {
+            names.insert(name.clone(), r.name.span());
+        }
+        let from_s = cx.s(&r.from);
+        let from = if cx.stage_names.contains(&from_s) {
+            StageFrom::Stage(from_s)
+        } else {
+            match values::parse_base(&from_s) {
+                Ok(b @ (BaseRef::Registry(_) | BaseRef::Scratch)) => StageFrom::Image(b),
+                Ok(_) => {
+                    cx.err(r.from.span(), format!("stage base `{from_s}` is a local image file"))
+                        .label("not an image reference")
+                        .help("stages build through BuildKit: use an image reference, `scratch`, or another stage");
+                    StageFrom::Image(BaseRef::Scratch)
+                }
+                Err(_) if from_s.contains("${") => StageFrom::Image(BaseRef::Scratch),
+                Err(e) => {
+                    cx.err(r.from.span(), e)
+                        .label("not an image reference or a stage")
+                        .help("a stage's `from` is an image reference, `scratch`, or the name of another stage");
+                    StageFrom::Image(BaseRef::Scratch)
+                }
+            }
+        };
+        let workdir = r.workdir.as_ref().map(|w| cx.abs(w, "workdir"));
+        let mut env = BTreeMap::new();
+        cx.env(&r.env, &mut env);
+        let mut steps = Vec::new();
+        for step in &r.step {
+            let k = step.get();
+            let mut run = resolve_run(
+                cx,
+                &RunKeys {
+                    run: &k.run,
+                    inputs: &k.inputs,
+                    inputs_writable: &k.inputs_writable,
+                    cache: &k.cache,
+                    env: &k.env,
+                    user: &k.user,
+                    workdir: &k.workdir,
+                    network: &k.network,
+                    secrets: &k.secrets,
+                    ssh: &k.ssh,
+                },
+            );
+            if run.workdir.is_none() {
+                run.workdir = workdir.clone();
+            }
+            steps.push(StageStep {
+                run,
+                span: step.span(),
+                run_span: k.run.span(),
+            });
+        }
+        stages.push(Stage {
+            name,
+            span: st.span(),
+            name_span: r.name.span(),
+            from,
+            from_span: r.from.span(),
+            workdir,
+            env,
+            steps,
+        });
+    }
+
+    // Cycles through `from`: reported once, at the first stage of the cycle
+    // in spec order.
+    let base_of = |name: &str| -> Option<String> {
+        stages
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| match &s.from {
+                StageFrom::Stage(p) => Some(p.clone()),
+                StageFrom::Image(_) => None,
+            })
+    };
+    let mut in_cycle: BTreeSet<String> = BTreeSet::new();
+    for st in &stages {
+        if in_cycle.contains(&st.name) {
+            continue;
+        }
+        let mut path = vec![st.name.clone()];
+        let mut cur = st.name.clone();
+        while let Some(next) = base_of(&cur) {
+            if next == st.name {
+                path.push(next);
+                let chain = path
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(" → ");
+                cx.err(
+                    st.from_span.clone(),
+                    format!("stages form a cycle: {chain}"),
+                )
+                .label("this `from` closes the cycle")
+                .help("a stage builds on an image or on another stage that does not build on it; set `from` to an image");
+                in_cycle.extend(path.iter().cloned());
+                break;
+            }
+            if path.contains(&next) || path.len() > stages.len() {
+                break; // a cycle that does not pass through `st`: reported at its own stage
+            }
+            path.push(next.clone());
+            cur = next;
+        }
+    }
+
+    // Every stage reachable from the stages a set of names reads.
+    let closure = |start: &mut dyn Iterator<Item = String>| -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<String> = start.collect();
+        while let Some(n) = todo.pop() {
+            if seen.insert(n.clone())
+                && let Some(b) = base_of(&n)
+            {
+                todo.push(b);
+            }
+        }
+        seen
+    };
+    let used = closure(&mut read_by_any_layer.iter().cloned());
+    for st in &stages {
+        if !used.contains(&st.name) {
+            warnings.push(
+                Diag::warning(
+                    cx.src,
+                    Some(st.name_span.clone()),
+                    format!("stage `{}` is used by no layer", st.name),
+                )
+                .label("never copied from or mounted")
+                .help(format!(
+                    "copy from it with `{{ stage = \"{}\", from = \"/path\", to = \"/dest\" }}`, mount it with `mounts`, or remove it",
+                    st.name
+                )),
+            );
+        }
+    }
+    let mut bases: Vec<BaseRef> = Vec::new();
+    for st in &stages {
+        if let StageFrom::Image(b) = &st.from
+            && *b != BaseRef::Scratch
+            && !bases.contains(b)
+        {
+            bases.push(b.clone());
+        }
+    }
+    bases.sort_by_key(ToString::to_string);
+    let needed = closure(&mut layers.iter().flat_map(|l| l.stages_used()));
+    stages.retain(|s| needed.contains(&s.name));
+    (stages, bases)
 }

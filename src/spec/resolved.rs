@@ -37,6 +37,12 @@ pub struct ResolvedSpec {
     pub image: Image,
     /// The layers of the target, in spec order.
     pub layers: Vec<Layer>,
+    /// The stages the target's layers need (directly or as another stage's
+    /// base), in spec order; a stage no layer of the target needs is left out.
+    pub stages: Vec<Stage>,
+    /// The image bases of every declared stage, of any target, sorted
+    /// (`strata lock` pins them all, contracts §5).
+    pub stage_bases: Vec<BaseRef>,
 }
 
 impl ResolvedSpec {
@@ -257,6 +263,9 @@ pub struct CopyEntry {
     pub span: Range<usize>,
     /// Span of `from`.
     pub from_span: Range<usize>,
+    /// The stage it copies from; `from` is then an absolute path in the
+    /// stage's final state instead of a context path.
+    pub stage: Option<String>,
 }
 
 /// A run layer.
@@ -282,6 +291,89 @@ pub struct RunLayer {
     pub secrets: Vec<Secret>,
     /// SSH agent ids (`default` for `ssh = true`).
     pub ssh: Vec<String>,
+    /// Stage paths mounted read-only while the command runs.
+    pub mounts: Vec<StageMount>,
+}
+
+/// A stage path mounted read-only into a run layer's command; never in the layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageMount {
+    /// The stage.
+    pub stage: String,
+    /// Absolute path in the stage's final state, cleaned.
+    pub from: String,
+    /// Absolute mount point, cleaned.
+    pub to: String,
+    /// Span of the mount table.
+    pub span: Range<usize>,
+}
+
+/// A `[[stage]]`: an exec chain on its own base, never in the image.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// The name.
+    pub name: String,
+    /// Span of the whole `[[stage]]` table.
+    pub span: Range<usize>,
+    /// Span of the name value.
+    pub name_span: Range<usize>,
+    /// Its base.
+    pub from: StageFrom,
+    /// Span of `from`.
+    pub from_span: Range<usize>,
+    /// Working directory of the steps.
+    pub workdir: Option<String>,
+    /// Environment of every step (sorted by name).
+    pub env: BTreeMap<String, String>,
+    /// The steps in order; each step's `workdir` defaults to the stage's.
+    pub steps: Vec<StageStep>,
+}
+
+/// The base of a stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageFrom {
+    /// An image (as the image's `from`; pinned in `strata.lock`).
+    Image(BaseRef),
+    /// The final state of another stage.
+    Stage(String),
+}
+
+/// One `[[stage.step]]`.
+#[derive(Debug, Clone)]
+pub struct StageStep {
+    /// The command and its mounts, as a run layer's.
+    pub run: RunLayer,
+    /// Span of the `[[stage.step]]` table.
+    pub span: Range<usize>,
+    /// Span of its `run` value.
+    pub run_span: Range<usize>,
+}
+
+impl ResolvedSpec {
+    /// The stage named `name`, if the target needs it.
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+impl Layer {
+    /// The stages this layer reads directly (copy entries and mounts), sorted.
+    pub fn stages_used(&self) -> Vec<String> {
+        self.kind.stages_used()
+    }
+}
+
+impl LayerKind {
+    /// The stages a layer of this kind reads directly, sorted.
+    pub fn stages_used(&self) -> Vec<String> {
+        let mut out: Vec<String> = match self {
+            LayerKind::Copy(c) => c.entries.iter().filter_map(|e| e.stage.clone()).collect(),
+            LayerKind::Run(r) => r.mounts.iter().map(|m| m.stage.clone()).collect(),
+        };
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// A cache mount.

@@ -51,7 +51,8 @@ pub fn validate_context(spec: &ResolvedSpec) -> Vec<Diag> {
     for layer in &spec.layers {
         match &layer.kind {
             LayerKind::Copy(c) => {
-                for e in &c.entries {
+                // A stage copy's `from` is a path in the stage, not the context.
+                for e in c.entries.iter().filter(|e| e.stage.is_none()) {
                     check_source(&e.from, e.from_span.clone(), "copy source");
                 }
             }
@@ -60,6 +61,11 @@ pub fn validate_context(spec: &ResolvedSpec) -> Vec<Diag> {
                     check_source(&i.path, i.span.clone(), "run input");
                 }
             }
+        }
+    }
+    for step in spec.stages.iter().flat_map(|s| &s.steps) {
+        for i in &step.run.inputs {
+            check_source(&i.path, i.span.clone(), "stage step input");
         }
     }
     match &spec.image.from {
@@ -135,7 +141,7 @@ fn file_overlaps(spec: &ResolvedSpec) -> Vec<Diag> {
         let LayerKind::Copy(c) = &layer.kind else {
             continue;
         };
-        for e in &c.entries {
+        for e in c.entries.iter().filter(|e| e.stage.is_none()) {
             let full = spec.context.join(&e.from);
             if !fs_err::symlink_metadata(&full).is_ok_and(|m| m.is_file()) {
                 continue;
