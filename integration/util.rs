@@ -190,7 +190,12 @@ pub fn fault_log() -> PathBuf {
 /// Runs an engine command; when it fails with an engine fault, says so on
 /// stderr, appends it to [`fault_log`] and runs it once more. The second
 /// result counts, whatever it is: a fault is retried once, never hidden.
-pub fn with_fault_retry(what: &str, mut run: impl FnMut() -> Output) -> Output {
+pub fn with_fault_retry(what: &str, run: impl FnMut() -> Output) -> Output {
+    with_fault_retry_to(&fault_log(), what, run)
+}
+
+/// [`with_fault_retry`] with the fault log at `log`.
+fn with_fault_retry_to(log: &Path, what: &str, mut run: impl FnMut() -> Output) -> Output {
     let out = run();
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     match (out.status.success(), engine_fault(&text)) {
@@ -200,7 +205,7 @@ pub fn with_fault_retry(what: &str, mut run: impl FnMut() -> Output) -> Output {
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(fault_log())
+                .open(log)
                 .expect("open the engine fault log");
             std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).unwrap();
             run()
@@ -248,4 +253,46 @@ pub fn daemon_diff(a: (&str, &str), b: (&str, &str)) -> String {
         sides.push(format!("docker-archive:{}:{tag}", file.display()));
     }
     diff_report(&sides[0], &sides[1])
+}
+
+/// The retry recognizes the fault seen on Docker 26.1 and nothing else, and
+/// retries exactly once, logging the fault.
+#[test]
+fn engine_faults_are_recognized_retried_once_and_logged() {
+    use std::os::unix::process::ExitStatusExt;
+    let seen = "ERROR: failed to solve: failed to prepare extraction snapshot \
+                \"extract-1-sha256:ab\": parent snapshot sha256:cd does not exist: not found";
+    assert_eq!(
+        engine_fault(seen),
+        Some("failed to prepare extraction snapshot")
+    );
+    assert_eq!(
+        engine_fault("ERROR: process \"/bin/sh -c exit 3\" did not complete successfully"),
+        None
+    );
+    let output = |code: i32, err: &str| Output {
+        status: std::process::ExitStatus::from_raw(code << 8),
+        stdout: Vec::new(),
+        stderr: err.as_bytes().to_vec(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("faults.log");
+    let mut calls = 0;
+    let out = with_fault_retry_to(&log, "fault test", || {
+        calls += 1;
+        output(1, seen)
+    });
+    assert_eq!(calls, 2, "retried once, not more");
+    assert!(!out.status.success(), "the second result counts");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("ENGINE FAULT (retried once): fault test"),
+        "{text}"
+    );
+    let mut calls = 0;
+    with_fault_retry_to(&log, "no fault", || {
+        calls += 1;
+        output(1, "exit 3")
+    });
+    assert_eq!(calls, 1, "other failures are not retried");
 }
