@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::common::{cache_root, check_locked, human, refuse_run_layers, short};
-use super::{SpecArgs, output};
+use super::{SpecArgs, output, registry};
 use crate::error::{Error, Result};
 use crate::oci::base::ImageRef;
 use crate::oci::build::{BuildRequest, build, load_base};
 use crate::oci::compress::Compression;
+use crate::spec::BaseRef;
 
 /// `strata build` flags.
 #[derive(Debug, Clone, Args)]
@@ -17,10 +18,21 @@ pub struct BuildArgs {
     /// The spec and context.
     #[command(flatten)]
     pub spec: SpecArgs,
-    /// Where the image goes: `oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]`
-    /// or `docker-archive:FILE[:NAME:TAG]`.
+    /// Where the image goes: `oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+    /// `docker-archive:FILE[:NAME:TAG]` or `registry:REF` (a push).
     #[arg(short, long, value_name = "DEST")]
-    pub output: String,
+    pub output: Option<String>,
+    /// The image reference to push to (with --push, the same as
+    /// `--output registry:REF`).
+    #[arg(short = 't', long, value_name = "REF")]
+    pub tag: Option<String>,
+    /// Push the image to the --tag reference.
+    #[arg(long, requires = "tag")]
+    pub push: bool,
+    /// Reach this registry (`host[:port]`) over plain HTTP; repeatable.
+    /// Loopback registries (localhost, 127.0.0.1) always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
     /// The cache root [default: $STRATA_CACHE_DIR, $XDG_CACHE_HOME/strata, ~/.cache/strata].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -29,12 +41,46 @@ pub struct BuildArgs {
     pub locked: bool,
 }
 
+/// Where a build goes.
+enum Dest {
+    /// A local layout or archive.
+    Local(ImageRef),
+    /// A registry reference to push to.
+    Registry(String),
+}
+
+fn destination(args: &BuildArgs) -> Result<Dest> {
+    match (&args.output, &args.tag, args.push) {
+        (Some(_), Some(_), _) => Err(Error::Usage(
+            "give either --output or --tag REF --push, not both".into(),
+        )),
+        (Some(o), None, _) => match o.strip_prefix("registry:") {
+            Some("") => Err(Error::Usage("--output registry: needs a reference".into())),
+            Some(r) => Ok(Dest::Registry(r.to_owned())),
+            None => Ok(Dest::Local(
+                o.parse()
+                    .map_err(|e| Error::Usage(format!("--output: {e}")))?,
+            )),
+        },
+        (None, Some(t), true) => Ok(Dest::Registry(t.clone())),
+        (None, Some(_), false) => Err(Error::Usage(
+            "--tag names a registry image: add --push (the embedded builder has no local image store)".into(),
+        )),
+        (None, None, _) => Err(Error::Usage(
+            "where should the image go? give --output DEST or --tag REF --push".into(),
+        )),
+    }
+}
+
 /// Builds, prints the manifest digest on stdout and one line per layer on stderr.
 pub fn run(args: &BuildArgs) -> Result<()> {
-    let output: ImageRef = args
-        .output
-        .parse()
-        .map_err(|e| Error::Usage(format!("--output: {e}")))?;
+    let dest = destination(args)?;
+    let opts = registry::Options {
+        insecure: args.insecure_registry.clone(),
+    };
+    if let Dest::Registry(r) = &dest {
+        crate::registry::parse_reference(r)?;
+    }
     let loaded = args.spec.load()?;
     if loaded.specs.len() > 1 {
         return Err(Error::Usage(
@@ -43,11 +89,42 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     }
     let spec = &loaded.specs[0];
     refuse_run_layers(spec, &args.spec.spec_path(), &args.spec.context)?;
-    if args.locked {
+    let root = cache_root(args.cache_dir.as_ref());
+    let registry_base = if matches!(spec.image.from, BaseRef::Registry(_)) {
+        if args.locked {
+            check_locked(spec, None)?;
+        }
+        registry::fetch_base(spec, &root, &opts)?
+    } else {
+        None
+    };
+    if args.locked && registry_base.is_none() {
         let current = load_base(spec)?.and_then(|b| b.manifest_digest.map(|d| d.to_string()));
         check_locked(spec, current)?;
     }
-    let root = cache_root(args.cache_dir.as_ref());
+    // A push is built into a scratch layout in the cache root first.
+    let tmp;
+    let output = match &dest {
+        Dest::Local(o) => o.clone(),
+        Dest::Registry(_) => {
+            let dir = root.join("tmp");
+            fs_err::create_dir_all(&dir).map_err(|e| Error::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
+            tmp = tempfile::Builder::new()
+                .prefix("push-")
+                .tempdir_in(&dir)
+                .map_err(|e| Error::Io {
+                    path: dir.clone(),
+                    source: e,
+                })?;
+            ImageRef::OciLayout {
+                path: tmp.path().to_owned(),
+                tag: Some("push".into()),
+            }
+        }
+    };
     let plan = crate::plan::make_plan(spec, &root)?;
     output::diagnostics(&plan.warnings);
     for w in &plan.cache_warnings {
@@ -65,9 +142,10 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         spec,
         plan: &plan,
         output: output.clone(),
-        cache_root: root,
+        cache_root: root.clone(),
         source_date_epoch,
         compression: Compression::Auto,
+        registry_base,
     })?;
     for w in &outcome.warnings {
         output::warn(w);
@@ -82,7 +160,33 @@ pub fn run(args: &BuildArgs) -> Result<()> {
             short(&l.layer.digest),
         ));
     }
-    output::note(format!("wrote {output}"));
-    println!("{}", outcome.manifest.digest);
+    let digest = match &dest {
+        Dest::Local(_) => {
+            output::note(format!("wrote {output}"));
+            outcome.manifest.digest.clone()
+        }
+        Dest::Registry(target) => {
+            let ImageRef::OciLayout { path, .. } = &output else {
+                unreachable!("a push builds into a layout")
+            };
+            let layout = crate::oci::layout::OciDir::open(path)?;
+            let base_layers = layout_layers(&layout, &outcome.manifest)? - outcome.layers.len();
+            let names: Vec<String> = (1..=base_layers)
+                .map(|i| format!("base layer {i}"))
+                .chain(outcome.layers.iter().map(|l| l.id.clone()))
+                .collect();
+            registry::push(&layout, &outcome.manifest, &names, target, &opts, &root)?
+        }
+    };
+    println!("{digest}");
     Ok(())
+}
+
+/// The number of layers of the manifest `desc` in `layout`.
+fn layout_layers(
+    layout: &crate::oci::layout::OciDir,
+    desc: &crate::oci::image::Descriptor,
+) -> Result<usize> {
+    let m: crate::oci::image::ImageManifest = layout.read_json_blob(&desc.digest)?;
+    Ok(m.layers.len())
 }

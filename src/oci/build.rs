@@ -41,6 +41,9 @@ pub struct BuildRequest<'a> {
     pub source_date_epoch: Option<u64>,
     /// Layer compression.
     pub compression: Compression,
+    /// Where a registry base (`from = "REF"`) was fetched to by the caller
+    /// (`registry::pull`); `None` for other bases.
+    pub registry_base: Option<ImageRef>,
 }
 
 /// What happened to one layer.
@@ -137,6 +140,20 @@ pub fn base_location(spec: &ResolvedSpec) -> Result<Option<ImageRef>> {
 
 /// Imports the base for the spec's platform.
 pub fn load_base(spec: &ResolvedSpec) -> Result<Option<BaseImage>> {
+    load_base_from(spec, None)
+}
+
+/// Imports the base for the spec's platform; a registry base is read from
+/// `registry_base`, where the caller fetched it.
+pub fn load_base_from(
+    spec: &ResolvedSpec,
+    registry_base: Option<&ImageRef>,
+) -> Result<Option<BaseImage>> {
+    if let (BaseRef::Registry(r), Some(loc)) = (&spec.image.from, registry_base) {
+        let mut base = import_base(loc, &oci_platform(&spec.platform))?;
+        base.location = r.clone();
+        return Ok(Some(base));
+    }
     let Some(loc) = base_location(spec)? else {
         return Ok(None);
     };
@@ -216,7 +233,7 @@ pub fn layer_keys(spec: &ResolvedSpec, plan: &Plan, base: &BaseDirs) -> Vec<Opti
 pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
     let spec = req.spec;
     let cache = LayerCache::open(&req.cache_root)?;
-    let base = load_base(spec)?;
+    let base = load_base_from(spec, req.registry_base.as_ref())?;
     let base_layers = base.as_ref().map_or(0, |b| b.layers.len());
     check_layer_budget(base_layers, req.plan.layers.len())?;
     let dirs = base_dirs(spec, base.as_ref(), req.plan)?;
