@@ -11,5 +11,6 @@ mod check;
 mod frontend;
 mod ignore;
 mod llb;
+mod registry;
 #[allow(dead_code)] // shared helpers; not every test module uses all of them
 mod util;

@@ -159,6 +159,23 @@ pub fn fetch_image<'a>(
     };
     fs_err::create_dir_all(&store).map_err(|e| io(&store, e))?;
     let have = |d: &Digest| store.join(d.hex()).is_file();
+    if !have(manifest) {
+        // A manifest comes from the manifests endpoint, by digest.
+        let reg = connect()?;
+        let (bytes, _) = reg.get_manifest(&repo_ref(r, manifest), &ACCEPTED)?;
+        let found = Digest::of(&bytes);
+        if found != *manifest {
+            return Err(RegistryError::DigestMismatch {
+                registry: reg.host().to_owned(),
+                what: format!("manifest of {}", r.whole()),
+                expected: manifest.to_string(),
+                found: found.to_string(),
+            });
+        }
+        let mut w = BlobWriter::new(&store)?;
+        w.write_all(&bytes).map_err(|e| io(&store, e))?;
+        w.complete_verified(manifest, Some(bytes.len() as u64))?;
+    }
     let mut fetch = |d: &Digest, size: Option<u64>| -> Result<()> {
         if have(d) {
             return Ok(());
@@ -183,7 +200,6 @@ pub fn fetch_image<'a>(
             .complete_verified(d, size)?;
         Ok(())
     };
-    fetch(manifest, None)?;
     let mpath = store.join(manifest.hex());
     let bytes = fs_err::read(&mpath).map_err(|e| io(&mpath, e))?;
     let parsed: ImageManifest =
