@@ -689,3 +689,137 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// The manifest and config of `tag` in an OCI layout.
+fn layout_image(dir: &Path, tag: &str) -> (Value, Value) {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap()
+        .clone();
+    let blob = |d: &Value| -> Value {
+        let hex = &d["digest"].as_str().unwrap()[7..];
+        serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let manifest = blob(&desc);
+    let config = blob(&manifest["config"]);
+    (manifest, config)
+}
+
+fn compression_spec(code: &str) -> String {
+    format!(
+        "version = 1\n[image]\nfrom = \"scratch\"\nplatforms = [\"linux/amd64\"]\n\n\
+         [[layer]]\nname = \"weights\"\ncopy = [{{ from = \"weights\", to = \"/models\" }}]\n\n\
+         [[layer]]\nname = \"code\"\ncopy = [{{ from = \"code\", to = \"/app\" }}]\ncompression = \"{code}\"\n\n\
+         [[layer]]\nname = \"conf\"\ncopy = [{{ from = \"conf\", to = \"/etc/app\" }}]\ncompression = \"gzip\"\n\n\
+         [[layer]]\nname = \"data\"\ncopy = [{{ from = \"data\", to = \"/data\" }}]\ncompression = \"none\"\n"
+    )
+}
+
+#[test]
+fn per_layer_compression_changes_only_that_blob_and_never_depends_on_threads() {
+    let ctx = Ctx::new();
+    ctx.spec(&compression_spec("zstd"));
+    ctx.write("weights/model.bin", noise(6 << 20, 3));
+    let text = "def handler(x):\n    return x * 2\n".repeat(40_000);
+    ctx.write("code/main.py", &text);
+    ctx.write("conf/app.toml", "workers = 4\n".repeat(1000));
+    ctx.write("data/table.csv", "a,b,c\n1,2,3\n".repeat(50_000));
+    let out = ctx.outside("out");
+    let dest = |tag: &str| format!("oci-layout:{}:{tag}", out.display());
+    let all = ok(&strata(&ctx, &["build", "--output", &dest("all"), "."]));
+    let (manifest, config) = layout_image(&out, "all");
+    let media: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        media,
+        [
+            "application/vnd.oci.image.layer.v1.tar", // auto: noise is stored
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            "application/vnd.oci.image.layer.v1.tar",
+        ]
+    );
+    let comments: Vec<&str> = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["comment"].as_str().unwrap())
+        .collect();
+    assert!(!comments[0].contains("compression="), "{comments:?}");
+    assert!(comments[1].ends_with(" compression=zstd"), "{comments:?}");
+
+    // One rayon thread, a fresh cache: byte-identical blobs.
+    let one = ctx.outside("one");
+    let run = ctx.strata_env(
+        &[
+            "build",
+            "--output",
+            &format!("oci-layout:{}:one", one.display()),
+            ".",
+        ],
+        &[
+            ("RAYON_NUM_THREADS", "1"),
+            ("STRATA_CACHE_DIR", ctx.outside("cache-1").to_str().unwrap()),
+        ],
+    );
+    assert_eq!(ok(&run), all, "1 thread vs all threads");
+
+    // zstd → gzip on the code layer: only its blob changes, no diffID does.
+    ctx.spec(&compression_spec("gzip"));
+    let run = strata(&ctx, &["build", "--output", &dest("gz"), "."]);
+    ok(&run);
+    let err = run.stderr();
+    let built: Vec<&str> = err.lines().filter(|l| l.contains(" built ")).collect();
+    assert_eq!(built.len(), 1, "{}", run.stderr());
+    assert!(built[0].starts_with("code "), "{}", run.stderr());
+    let (m2, c2) = layout_image(&out, "gz");
+    assert_eq!(c2["rootfs"]["diff_ids"], config["rootfs"]["diff_ids"]);
+    let digests = |m: &Value| -> Vec<String> {
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (a, b) = (digests(&manifest), digests(&m2));
+    assert_eq!(
+        (a[0] == b[0], a[1] == b[1], a[2] == b[2], a[3] == b[3]),
+        (true, false, true, true)
+    );
+    assert_eq!(
+        m2["layers"][1]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+
+    // A zstd image default warns about the engines that cannot pull it; a
+    // wrong value is a located error with the nearest spelling.
+    ctx.spec(
+        "version = 1\n[image]\nfrom = \"scratch\"\ncompression = \"zstd\"\n\n\
+         [[layer]]\nname = \"code\"\ncopy = [{ from = \"code\", to = \"/app\" }]\n",
+    );
+    let run = strata(&ctx, &["check", "."]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(run.stderr().contains("Docker 20.10"), "{}", run.stderr());
+    ctx.spec(
+        "version = 1\n[image]\nfrom = \"scratch\"\n\n\
+         [[layer]]\nname = \"code\"\ncopy = [{ from = \"code\", to = \"/app\" }]\ncompression = \"zsdt\"\n",
+    );
+    let run = strata(&ctx, &["check", "."]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let err = run.stderr();
+    assert!(
+        err.contains("unknown compression `zsdt`") && err.contains("`zstd`"),
+        "{err}"
+    );
+    assert!(err.contains("strata.toml:8:15"), "{err}");
+}

@@ -346,6 +346,25 @@ pub fn resolve(
             s
         }
     };
+    let compression = match &image.compression {
+        None => LayerCompression::Auto,
+        Some(c) => {
+            let c = compression_value(&mut cx, c);
+            if c == LayerCompression::Zstd {
+                let span = image.compression.as_ref().map(Sp::span);
+                cx.diags.push(
+                    Diag::warning(
+                        cx.src,
+                        span,
+                        "zstd layers cannot be pulled by Docker 20.10 or containerd before 1.5",
+                    )
+                    .label("every layer zstd")
+                    .help("use zstd where every engine that pulls the image is Docker 23+ (containerd 1.5+, BuildKit 0.10+, Podman 3+), or set it per layer"),
+                );
+            }
+            c
+        }
+    };
     let mut img = Image {
         from,
         from_span,
@@ -363,6 +382,7 @@ pub fn resolve(
         max_layers,
         max_layers_span,
         cache_namespace,
+        compression,
     };
 
     // Target overrides.
@@ -619,10 +639,12 @@ fn resolve_layer(cx: &mut Cx<'_>, l: &RawLayer, span: Range<usize>) -> Option<La
                     })
                 }
             };
+            let compression = l.compression.as_ref().map(|c| compression_value(cx, c));
             Some(LayerKind::Copy(CopyLayer {
                 entries,
                 split,
                 owner,
+                compression,
             }))
         }
         (None, Some(run)) => {
@@ -630,6 +652,7 @@ fn resolve_layer(cx: &mut Cx<'_>, l: &RawLayer, span: Range<usize>) -> Option<La
                 (l.split.is_some(), "split"),
                 (l.split_min.is_some(), "split_min"),
                 (l.owner.is_some(), "owner"),
+                (l.compression.is_some(), "compression"),
             ] {
                 if present {
                     cx.err(
@@ -766,4 +789,21 @@ fn resolve_layer(cx: &mut Cx<'_>, l: &RawLayer, span: Range<usize>) -> Option<La
             }))
         }
     }
+}
+
+/// A `compression` value; an unknown one is a spanned error (and `auto`).
+fn compression_value(cx: &mut Cx<'_>, v: &Sp<String>) -> LayerCompression {
+    let s = cx.s(v);
+    LayerCompression::parse(&s).unwrap_or_else(|| {
+        let nearest = LayerCompression::NAMES
+            .iter()
+            .min_by_key(|n| strsim::levenshtein(n, &s))
+            .expect("names");
+        cx.err(v.span(), format!("unknown compression `{s}`"))
+            .label("not a compression")
+            .help(format!(
+                "use one of `auto`, `gzip`, `zstd`, `none` (did you mean `{nearest}`?)"
+            ));
+        LayerCompression::Auto
+    })
 }
