@@ -251,6 +251,29 @@ fn a_second_push_after_a_code_change_uploads_one_layer_config_and_manifest() {
         ],
     ));
     ctx.write("app/main.py", "print('v2')\n");
+    // `strata plan --against registry:REF` reads the pushed history.
+    let plan: Value = serde_json::from_str(&ok(&strata(
+        &ctx,
+        &[
+            "plan",
+            "--format",
+            "json",
+            "--against",
+            &format!("registry:{SHARED}/{repo}:v1"),
+            ".",
+        ],
+    )))
+    .unwrap();
+    let status = |id: &str| {
+        plan["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == id)
+            .map(|l| l["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status("weights").as_deref(), Some("reused"), "{plan}");
+    assert_eq!(status("app").as_deref(), Some("rebuilt"), "{plan}");
     let before = log_len();
     let run = strata(
         &ctx,

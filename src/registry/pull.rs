@@ -240,3 +240,68 @@ pub fn fetch_image<'a>(
     }
     Ok(dir)
 }
+
+/// The config of the image `r` names for `platform` (an index is resolved
+/// to that platform's manifest); manifest and config are verified. Layers
+/// are not fetched: `strata plan --against registry:REF` reads only the
+/// history.
+pub fn fetch_config(reg: &Registry, r: &Reference, platform: &str) -> Result<serde_json::Value> {
+    let resolved = resolve(reg, r)?;
+    let manifest = resolved
+        .platforms
+        .get(platform)
+        .ok_or_else(|| RegistryError::InvalidImage {
+            registry: reg.host().to_owned(),
+            reference: r.whole(),
+            reason: format!(
+                "no image for {platform}; it has: {}",
+                resolved
+                    .platforms
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+    let (bytes, _) = reg.get_manifest(&repo_ref(r, manifest), &ACCEPTED)?;
+    if Digest::of(&bytes) != *manifest {
+        return Err(RegistryError::DigestMismatch {
+            registry: reg.host().to_owned(),
+            what: format!("manifest of {}", r.whole()),
+            expected: manifest.to_string(),
+            found: Digest::of(&bytes).to_string(),
+        });
+    }
+    let parsed: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidImage {
+            registry: reg.host().to_owned(),
+            reference: r.whole(),
+            reason: format!("not an image manifest: {e}"),
+        })?;
+    let mut config = Vec::new();
+    reg.get_blob(
+        &repo_ref(r, &parsed.config.digest),
+        parsed.config.digest.as_str(),
+        parsed.config.size,
+        &mut |chunk| {
+            match chunk {
+                None => config.clear(),
+                Some(c) => config.extend_from_slice(c),
+            }
+            Ok(())
+        },
+    )?;
+    if Digest::of(&config) != parsed.config.digest {
+        return Err(RegistryError::DigestMismatch {
+            registry: reg.host().to_owned(),
+            what: format!("config of {}", r.whole()),
+            expected: parsed.config.digest.to_string(),
+            found: Digest::of(&config).to_string(),
+        });
+    }
+    serde_json::from_slice(&config).map_err(|e| RegistryError::InvalidImage {
+        registry: reg.host().to_owned(),
+        reference: r.whole(),
+        reason: format!("bad config: {e}"),
+    })
+}
