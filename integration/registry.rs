@@ -846,3 +846,84 @@ fn per_layer_compression_changes_only_that_blob_and_never_depends_on_threads() {
     );
     assert!(err.contains("strata.toml:8:15"), "{err}");
 }
+
+#[test]
+fn a_multi_platform_push_is_an_index_of_one_manifest_per_platform() {
+    if !shared_registry() {
+        return;
+    }
+    let Some(skopeo) = tool("skopeo") else { return };
+    let ctx = Ctx::new();
+    ctx.spec(
+        "version = 1\n[image]\nfrom = \"scratch\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\n\
+         [[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"/app\" }]\n",
+    );
+    ctx.write("app/main.py", "print('multi')\n");
+    let reference = format!("{SHARED}/{}:v1", unique("multi"));
+    let run = strata(
+        &ctx,
+        &["build", "--output", &format!("registry:{reference}"), "."],
+    );
+    let digest = ok(&run);
+    let o = Command::new(&skopeo)
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reference}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&o.stdout))
+        ),
+        digest,
+        "stdout is the index digest"
+    );
+    let index: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    // Each platform's config says its architecture.
+    for arch in ["amd64", "arm64"] {
+        let o = Command::new(&skopeo)
+            .args([
+                "inspect",
+                "--tls-verify=false",
+                "--override-arch",
+                arch,
+                &format!("docker://{reference}"),
+            ])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["Architecture"], arch);
+    }
+    // The same layer blob serves both platforms: uploaded once.
+    assert_eq!(
+        run.stderr()
+            .lines()
+            .filter(|l| l.starts_with("app") && l.contains("uploaded"))
+            .count(),
+        1,
+        "{}",
+        run.stderr()
+    );
+}

@@ -8,7 +8,7 @@ use super::common::{cache_root, check_locked, human, refuse_run_layers, short};
 use super::{SpecArgs, output, registry};
 use crate::error::{Error, Result};
 use crate::oci::base::ImageRef;
-use crate::oci::build::{BuildRequest, build, load_base};
+use crate::oci::build::{BuildRequest, build, load_base, oci_platform};
 use crate::oci::compress::Compression;
 use crate::spec::BaseRef;
 
@@ -72,7 +72,9 @@ fn destination(args: &BuildArgs) -> Result<Dest> {
     }
 }
 
-/// Builds, prints the manifest digest on stdout and one line per layer on stderr.
+/// Builds, prints the manifest digest on stdout and one line per layer on
+/// stderr. A push of several platforms pushes each manifest and then an
+/// index under the tag, and prints the index digest.
 pub fn run(args: &BuildArgs) -> Result<()> {
     let dest = destination(args)?;
     let opts = registry::Options {
@@ -82,19 +84,94 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         crate::registry::parse_reference(r)?;
     }
     let loaded = args.spec.load()?;
-    if loaded.specs.len() > 1 {
-        return Err(Error::Usage(
-            "the embedded builder builds one platform at a time: pass --platform".into(),
-        ));
-    }
-    let spec = &loaded.specs[0];
-    refuse_run_layers(spec, &args.spec.spec_path(), &args.spec.context)?;
     let root = cache_root(args.cache_dir.as_ref());
+    let target = match dest {
+        Dest::Local(output) => {
+            if loaded.specs.len() > 1 {
+                return Err(Error::Usage(
+                    "the embedded builder writes one platform to a local output: pass --platform, or push several with --output registry:REF".into(),
+                ));
+            }
+            let outcome = build_one(args, &loaded.specs[0], &opts, &root, &output)?;
+            output::note(format!("wrote {output}"));
+            println!("{}", outcome.manifest.digest);
+            return Ok(());
+        }
+        Dest::Registry(target) => target,
+    };
+    // A push is built into a scratch layout in the cache root first.
+    let dir = root.join("tmp");
+    fs_err::create_dir_all(&dir).map_err(|e| Error::Io {
+        path: dir.clone(),
+        source: e,
+    })?;
+    let tmp = tempfile::Builder::new()
+        .prefix("push-")
+        .tempdir_in(&dir)
+        .map_err(|e| Error::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
+    let several = loaded.specs.len() > 1;
+    let mut built = Vec::new();
+    for spec in &loaded.specs {
+        if several {
+            output::note(format!("{}:", spec.platform));
+        }
+        let output = ImageRef::OciLayout {
+            path: tmp.path().to_owned(),
+            tag: Some(spec.platform.to_string().replace('/', "-")),
+        };
+        let outcome = build_one(args, spec, &opts, &root, &output)?;
+        built.push((spec, outcome));
+    }
+    let layout = crate::oci::layout::OciDir::open(tmp.path())?;
+    let r = crate::registry::parse_reference(&target)?;
+    let mut index = crate::oci::image::ImageIndex::default();
+    for (spec, outcome) in &built {
+        let base_layers = layout_layers(&layout, &outcome.manifest)? - outcome.layers.len();
+        let names: Vec<String> = (1..=base_layers)
+            .map(|i| format!("base layer {i}"))
+            .chain(outcome.layers.iter().map(|l| l.id.clone()))
+            .collect();
+        if !several {
+            let digest = registry::push(&layout, &outcome.manifest, &names, &target, &opts, &root)?;
+            println!("{digest}");
+            return Ok(());
+        }
+        // Each platform's manifest by digest; the tag moves with the index.
+        let by_digest = oci_client::Reference::with_digest(
+            r.registry().to_owned(),
+            r.repository().to_owned(),
+            outcome.manifest.digest.to_string(),
+        )
+        .whole();
+        output::note(format!("{}:", spec.platform));
+        registry::push(&layout, &outcome.manifest, &names, &by_digest, &opts, &root)?;
+        let mut desc = outcome.manifest.clone();
+        desc.annotations.clear();
+        desc.platform = Some(oci_platform(&spec.platform));
+        index.manifests.push(desc);
+    }
+    let digest = registry::push_index(&index, &target, &opts)?;
+    println!("{digest}");
+    Ok(())
+}
+
+/// Builds one platform into `output`, printing one line per layer.
+fn build_one(
+    args: &BuildArgs,
+    spec: &crate::spec::ResolvedSpec,
+    opts: &registry::Options,
+    root: &std::path::Path,
+    output: &ImageRef,
+) -> Result<crate::oci::build::BuildOutcome> {
+    refuse_run_layers(spec, &args.spec.spec_path(), &args.spec.context)?;
     let registry_base = if matches!(spec.image.from, BaseRef::Registry(_)) {
         if args.locked {
             check_locked(spec, None)?;
         }
-        registry::fetch_base(spec, &root, &opts)?
+        registry::fetch_base(spec, root, opts)?
     } else {
         None
     };
@@ -102,30 +179,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         let current = load_base(spec)?.and_then(|b| b.manifest_digest.map(|d| d.to_string()));
         check_locked(spec, current)?;
     }
-    // A push is built into a scratch layout in the cache root first.
-    let tmp;
-    let output = match &dest {
-        Dest::Local(o) => o.clone(),
-        Dest::Registry(_) => {
-            let dir = root.join("tmp");
-            fs_err::create_dir_all(&dir).map_err(|e| Error::Io {
-                path: dir.clone(),
-                source: e,
-            })?;
-            tmp = tempfile::Builder::new()
-                .prefix("push-")
-                .tempdir_in(&dir)
-                .map_err(|e| Error::Io {
-                    path: dir.clone(),
-                    source: e,
-                })?;
-            ImageRef::OciLayout {
-                path: tmp.path().to_owned(),
-                tag: Some("push".into()),
-            }
-        }
-    };
-    let plan = crate::plan::make_plan(spec, &root)?;
+    let plan = crate::plan::make_plan(spec, root)?;
     output::diagnostics(&plan.warnings);
     for w in &plan.cache_warnings {
         output::warn(w);
@@ -142,7 +196,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         spec,
         plan: &plan,
         output: output.clone(),
-        cache_root: root.clone(),
+        cache_root: root.to_owned(),
         source_date_epoch,
         compression: Compression::Auto,
         registry_base,
@@ -160,26 +214,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
             short(&l.layer.digest),
         ));
     }
-    let digest = match &dest {
-        Dest::Local(_) => {
-            output::note(format!("wrote {output}"));
-            outcome.manifest.digest.clone()
-        }
-        Dest::Registry(target) => {
-            let ImageRef::OciLayout { path, .. } = &output else {
-                unreachable!("a push builds into a layout")
-            };
-            let layout = crate::oci::layout::OciDir::open(path)?;
-            let base_layers = layout_layers(&layout, &outcome.manifest)? - outcome.layers.len();
-            let names: Vec<String> = (1..=base_layers)
-                .map(|i| format!("base layer {i}"))
-                .chain(outcome.layers.iter().map(|l| l.id.clone()))
-                .collect();
-            registry::push(&layout, &outcome.manifest, &names, target, &opts, &root)?
-        }
-    };
-    println!("{digest}");
-    Ok(())
+    Ok(outcome)
 }
 
 /// The number of layers of the manifest `desc` in `layout`.

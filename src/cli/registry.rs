@@ -181,3 +181,24 @@ pub fn push(
     ));
     Ok(pushed.digest)
 }
+
+/// Pushes an index (its manifests are in the repository already) under
+/// `target`'s tag; returns its digest.
+pub fn push_index(
+    index: &crate::oci::image::ImageIndex,
+    target: &str,
+    opts: &Options,
+) -> Result<Digest> {
+    let r = parse_reference(target)?;
+    let reg = connect(&r, opts)?;
+    let bytes = crate::oci::layout::canonical_json(index)?;
+    reg.login(&r, oci_client::RegistryOperation::Push)?;
+    reg.put_manifest(&r, &bytes, crate::oci::image::media::INDEX)?;
+    let digest = Digest::of(&bytes);
+    output::note(format!(
+        "pushed {} (index of {} platforms)",
+        r.whole(),
+        index.manifests.len()
+    ));
+    Ok(digest)
+}
