@@ -780,6 +780,25 @@ fn per_layer_compression_changes_only_that_blob_and_never_depends_on_threads() {
     assert!(!comments[0].contains("compression="), "{comments:?}");
     assert!(comments[1].ends_with(" compression=zstd"), "{comments:?}");
 
+    // A zstd image is a base like any other: its layers are read for the
+    // parent directories of a copy layer (`/app` comes from the zstd layer).
+    let on_top = Ctx::new();
+    on_top.spec(&format!(
+        "version = 1\n[image]\nfrom = \"oci-layout:{}:all\"\n\n\
+         [[layer]]\nname = \"extra\"\ncopy = [{{ from = \"extra.py\", to = \"/app/extra.py\" }}]\n",
+        out.display()
+    ));
+    on_top.write("extra.py", "x = 1\n");
+    ok(&strata(
+        &on_top,
+        &[
+            "build",
+            "--output",
+            &format!("oci-layout:{}:top", on_top.outside("top").display()),
+            ".",
+        ],
+    ));
+
     // One rayon thread, a fresh cache: byte-identical blobs.
     let one = ctx.outside("one");
     let run = ctx.strata_env(
@@ -926,4 +945,45 @@ fn a_multi_platform_push_is_an_index_of_one_manifest_per_platform() {
         "{}",
         run.stderr()
     );
+}
+
+#[test]
+fn zstd_layers_pull_on_docker_28_and_26_but_not_20_10() {
+    if !shared_registry() {
+        return;
+    }
+    let ctx = Ctx::new();
+    ctx.spec(
+        "version = 1\n[image]\nfrom = \"scratch\"\nplatforms = [\"linux/amd64\"]\ncompression = \"zstd\"\n\n\
+         [[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"/app\" }]\n",
+    );
+    ctx.write("app/main.py", "print('zstd')\n".repeat(100));
+    let reference = format!("{SHARED}/{}:v1", unique("zstd"));
+    let run = strata(
+        &ctx,
+        &["build", "--output", &format!("registry:{reference}"), "."],
+    );
+    let digest = ok(&run);
+    assert!(run.stderr().contains("Docker 20.10"), "{}", run.stderr());
+    let _engines = engine_lock();
+    let Some(docker) = tool("docker") else { return };
+    for (name, pulls) in [("d28", true), ("d26", true), ("d20", false)] {
+        let Some(host) = engine(name) else { continue };
+        let o = Command::new(&docker)
+            .args(["pull", &reference])
+            .env("DOCKER_HOST", &host)
+            .output()
+            .unwrap();
+        let _ = Command::new(&docker)
+            .args(["rmi", &reference])
+            .env("DOCKER_HOST", &host)
+            .output();
+        assert_eq!(
+            o.status.success(),
+            pulls,
+            "{name} pull of {digest}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }
