@@ -95,7 +95,8 @@ pub fn pick_platform(resolved: &pull::Resolved, reference: &str, platform: &str)
 
 /// Per-blob lines on stderr, and a bar per upload on a terminal.
 struct Lines {
-    bar: std::sync::Mutex<Option<ProgressBar>>,
+    bars: indicatif::MultiProgress,
+    open: std::sync::Mutex<std::collections::BTreeMap<String, ProgressBar>>,
 }
 
 impl Observer for Lines {
@@ -103,32 +104,42 @@ impl Observer for Lines {
         if !output::progress_enabled() {
             return Arc::new(|_| {});
         }
-        let bar = ProgressBar::new(blob.size);
+        let bar = self.bars.add(ProgressBar::new(blob.size));
         bar.set_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
                 .expect("static template")
                 .progress_chars("=> "),
         );
         bar.set_message(blob.what.clone());
-        *self.bar.lock().expect("bar lock") = Some(bar.clone());
+        self.open
+            .lock()
+            .expect("bars lock")
+            .insert(blob.digest.to_string(), bar.clone());
         Arc::new(move |n| bar.set_position(n))
     }
 
     fn done(&self, blob: &PushBlob, action: &BlobAction) {
-        if let Some(bar) = self.bar.lock().expect("bar lock").take() {
+        if let Some(bar) = self
+            .open
+            .lock()
+            .expect("bars lock")
+            .remove(blob.digest.as_str())
+        {
             bar.finish_and_clear();
+            self.bars.remove(&bar);
         }
         let from = match action {
             BlobAction::Mounted { from } => format!("  (from {from})"),
             _ => String::new(),
         };
-        output::note(format!(
+        let line = format!(
             "{}  {:<8}  {:>10}  {}{from}",
             blob.what,
             action.word(),
             human(blob.size),
             short(blob.digest.as_str()),
-        ));
+        );
+        self.bars.suspend(|| output::note(line));
     }
 }
 
@@ -155,7 +166,12 @@ pub fn push(
         .collect();
     let mut known = KnownRepos::load(cache_root, reg.host());
     let lines = Lines {
-        bar: std::sync::Mutex::new(None),
+        bars: indicatif::MultiProgress::with_draw_target(if output::progress_enabled() {
+            indicatif::ProgressDrawTarget::stderr()
+        } else {
+            indicatif::ProgressDrawTarget::hidden()
+        }),
+        open: std::sync::Mutex::new(std::collections::BTreeMap::new()),
     };
     let pushed = push_image(
         &reg,

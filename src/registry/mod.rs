@@ -26,7 +26,6 @@ pub mod pull;
 pub mod push;
 
 use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +47,22 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// Bytes read from disk per upload chunk (the client sends them as PATCH
 /// requests of at most its own chunk size).
 pub const READ_CHUNK: usize = 4 << 20;
+
+/// Blobs uploaded at the same time.
+pub const UPLOADS: usize = 3;
+
+/// A blob to upload.
+#[derive(Clone)]
+pub struct Upload {
+    /// Its digest, `sha256:…`.
+    pub digest: String,
+    /// Its size.
+    pub size: u64,
+    /// The file holding it.
+    pub path: std::path::PathBuf,
+    /// Called with the bytes sent so far.
+    pub progress: Arc<dyn Fn(u64) + Send + Sync>,
+}
 
 /// Connection options from the command line.
 #[derive(Clone, Debug, Default)]
@@ -177,26 +192,41 @@ impl Registry {
     /// appears in the repository only when the last request commits it with
     /// its digest, so a failure never leaves a wrong blob behind.
     /// `progress` is called with the bytes read so far.
-    pub fn upload_blob(
-        &self,
-        r: &Reference,
-        digest: &str,
-        size: u64,
-        path: &Path,
-        progress: Arc<dyn Fn(u64) + Send + Sync>,
-    ) -> Result<()> {
+    pub fn upload_blob(&self, r: &Reference, blob: &Upload) -> Result<()> {
+        self.rt.block_on(self.upload(r, blob))
+    }
+
+    /// Uploads several blobs, [`UPLOADS`] at a time (as Docker does);
+    /// returns each one's result, in the order given.
+    pub fn upload_blobs(&self, r: &Reference, blobs: &[Upload]) -> Vec<Result<()>> {
+        use futures_util::stream::{self, StreamExt as _};
+        self.rt.block_on(
+            stream::iter(blobs.iter().map(|b| self.upload(r, b)))
+                .buffered(UPLOADS)
+                .collect(),
+        )
+    }
+
+    async fn upload(&self, r: &Reference, blob: &Upload) -> Result<()> {
+        let Upload {
+            digest,
+            size,
+            path,
+            progress,
+        } = blob;
         fs_err::metadata(path).map_err(|e| RegistryError::Io {
             path: path.to_owned(),
             source: e,
         })?;
-        self.call(&format!("upload of blob {digest}"), async || {
+        self.attempt(&format!("upload of blob {digest}"), async || {
             let file = fs_err::File::open(path).map_err(OciDistributionError::IoError)?;
             let stream = file_stream(file, progress.clone());
             self.client
-                .push_blob_stream(r, stream, digest, Some(size))
+                .push_blob_stream(r, stream, digest, Some(*size))
                 .await
                 .map(|_| ())
         })
+        .await
     }
 
     /// Puts a manifest or index under `r`'s tag or digest.
@@ -260,23 +290,29 @@ impl Registry {
     fn call<T>(
         &self,
         action: &str,
+        f: impl AsyncFnMut() -> Result<T, OciDistributionError>,
+    ) -> Result<T> {
+        self.rt.block_on(self.attempt(action, f))
+    }
+
+    async fn attempt<T>(
+        &self,
+        action: &str,
         mut f: impl AsyncFnMut() -> Result<T, OciDistributionError>,
     ) -> Result<T> {
-        self.rt.block_on(async {
-            let mut wait = FIRST_BACKOFF;
-            let mut attempt = 1;
-            loop {
-                match f().await {
-                    Ok(v) => return Ok(v),
-                    Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
-                        tokio::time::sleep(wait).await;
-                        wait *= 2;
-                        attempt += 1;
-                    }
-                    Err(e) => return Err(self.map_error(action, attempt, e)),
+        let mut wait = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    attempt += 1;
                 }
+                Err(e) => return Err(self.map_error(action, attempt, e)),
             }
-        })
+        }
     }
 
     fn map_error(&self, action: &str, attempts: u32, e: OciDistributionError) -> RegistryError {

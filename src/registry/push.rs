@@ -11,7 +11,7 @@ use std::sync::Arc;
 use oci_client::{Reference, RegistryOperation};
 
 use super::known::KnownRepos;
-use super::{Registry, RegistryError, Result};
+use super::{Registry, RegistryError, Result, Upload};
 use crate::oci::Digest;
 use crate::oci::image::{Descriptor, ImageManifest};
 use crate::oci::layout::OciDir;
@@ -124,36 +124,79 @@ pub fn push_image(
     observer: &dyn Observer,
 ) -> Result<Pushed> {
     reg.login(target, RegistryOperation::Push)?;
+    let result =
+        push_blobs_then_manifest(reg, target, blobs, manifest, media_type, known, observer);
+    // What the registry holds now is worth remembering even after a failure.
+    known.save();
+    result
+}
+
+fn push_blobs_then_manifest(
+    reg: &Registry,
+    target: &Reference,
+    blobs: &[PushBlob],
+    manifest: &[u8],
+    media_type: &str,
+    known: &mut KnownRepos,
+    observer: &dyn Observer,
+) -> Result<Pushed> {
     let repo = target.repository().to_owned();
-    let mut done = Vec::new();
-    // Each blob once (a base and a strata layer can share a digest).
+    // First what the repository has or can mount, in order; then the
+    // uploads, several at a time.
+    let mut actions: Vec<Option<BlobAction>> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
+    let mut unique = Vec::new();
     for b in blobs {
+        // Each blob once (a base and a strata layer can share a digest).
         if !seen.insert(b.digest.clone()) {
             continue;
         }
         let digest = b.digest.as_str();
         let action = if reg.blob_exists(target, digest)? {
-            BlobAction::Exists
-        } else if let Some(from) = known
-            .sources(digest, &repo)
-            .into_iter()
-            .take(3)
-            .find(|from| {
-                let source =
-                    Reference::with_tag(reg.host().to_owned(), from.clone(), "latest".into());
-                reg.mount_blob(target, &source, digest)
-            })
-        {
-            BlobAction::Mounted { from }
+            Some(BlobAction::Exists)
         } else {
-            let progress = observer.uploading(b);
-            reg.upload_blob(target, digest, b.size, &b.path, progress)?;
-            BlobAction::Uploaded
+            known
+                .sources(digest, &repo)
+                .into_iter()
+                .take(3)
+                .find(|from| {
+                    let source =
+                        Reference::with_tag(reg.host().to_owned(), from.clone(), "latest".into());
+                    reg.mount_blob(target, &source, digest)
+                })
+                .map(|from| BlobAction::Mounted { from })
         };
-        known.add(digest, &repo);
-        observer.done(b, &action);
-        done.push((b.clone(), action));
+        if let Some(a) = &action {
+            known.add(digest, &repo);
+            observer.done(b, a);
+        }
+        actions.push(action);
+        unique.push(b);
+    }
+    let uploads: Vec<Upload> = unique
+        .iter()
+        .zip(&actions)
+        .filter(|(_, a)| a.is_none())
+        .map(|(b, _)| Upload {
+            digest: b.digest.to_string(),
+            size: b.size,
+            path: b.path.clone(),
+            progress: observer.uploading(b),
+        })
+        .collect();
+    let mut results = reg.upload_blobs(target, &uploads).into_iter();
+    let mut done = Vec::new();
+    for (b, a) in unique.into_iter().zip(actions) {
+        let a = match a {
+            Some(a) => a,
+            None => {
+                results.next().expect("one result per upload")?;
+                known.add(b.digest.as_str(), &repo);
+                observer.done(b, &BlobAction::Uploaded);
+                BlobAction::Uploaded
+            }
+        };
+        done.push((b.clone(), a));
     }
     let digest = Digest::of(manifest);
     if let Some(d) = target.digest()
@@ -168,7 +211,6 @@ pub fn push_image(
         });
     }
     reg.put_manifest(target, manifest, media_type)?;
-    known.save();
     Ok(Pushed {
         digest,
         blobs: done,
