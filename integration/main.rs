@@ -14,6 +14,7 @@ mod ignore;
 mod llb;
 mod matrix;
 mod persistence;
+mod registry;
 mod remote;
 mod stages;
 #[allow(dead_code)] // shared helpers; not every test module uses all of them

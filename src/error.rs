@@ -8,6 +8,7 @@ use crate::frontend::FrontendError;
 use crate::oci::OciError;
 use crate::plan::PlanError;
 use crate::plan::lock::LockError;
+use crate::registry::RegistryError;
 use crate::spec::SpecError;
 
 /// Any error a command can end with.
@@ -25,6 +26,9 @@ pub enum Error {
     /// The lock file could not be read or written.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// A registry operation failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// The command line is wrong in a way clap cannot see.
     #[error("{0}")]
     Usage(String),
@@ -65,6 +69,7 @@ impl Error {
             Error::Lock(_) => 1,
             Error::Input(_) | Error::Different => 1,
             Error::Diff(_) => 2,
+            Error::Registry(e) => e.exit_code(),
             Error::Usage(_) | Error::Io { .. } | Error::Frontend(_) => 2,
         }
     }

@@ -6,6 +6,7 @@
 //! - [`plan`]: walk the context, digest inputs, partition layers, and yield each
 //!   layer's ordered entries with their final metadata;
 //! - [`oci`]: the embedded builder's deterministic tar, blobs and OCI layouts;
+//! - [`registry`]: push to and pull from registries (above `oci`, below `cli`);
 //! - [`frontend`]: strata as a BuildKit gateway frontend (the only async code);
 //! - [`diff`]: compare two images down to tar entries (`strata diff`);
 //! - [`cli`]: one module per subcommand.
@@ -22,6 +23,7 @@ pub mod llb;
 pub mod oci;
 pub mod plan;
 mod proto;
+pub mod registry;
 pub mod spec;
 
 pub use oci_spec;

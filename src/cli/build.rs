@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::common::{cache_root, check_locked, human, refuse_run_layers, short};
-use super::{SpecArgs, output};
+use super::{SpecArgs, output, registry};
 use crate::error::{Error, Result};
 use crate::oci::base::ImageRef;
-use crate::oci::build::{BuildRequest, build, load_base};
+use crate::oci::build::{BuildRequest, build, load_base, oci_platform};
 use crate::oci::compress::Compression;
+use crate::spec::BaseRef;
 
 /// `strata build` flags.
 #[derive(Debug, Clone, Args)]
@@ -17,10 +18,21 @@ pub struct BuildArgs {
     /// The spec and context.
     #[command(flatten)]
     pub spec: SpecArgs,
-    /// Where the image goes: `oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]`
-    /// or `docker-archive:FILE[:NAME:TAG]`.
+    /// Where the image goes: `oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+    /// `docker-archive:FILE[:NAME:TAG]` or `registry:REF` (a push).
     #[arg(short, long, value_name = "DEST")]
-    pub output: String,
+    pub output: Option<String>,
+    /// The image reference to push to (with --push, the same as
+    /// `--output registry:REF`).
+    #[arg(short = 't', long, value_name = "REF")]
+    pub tag: Option<String>,
+    /// Push the image to the --tag reference.
+    #[arg(long, requires = "tag")]
+    pub push: bool,
+    /// Reach this registry (`host[:port]`) over plain HTTP; repeatable.
+    /// Loopback registries (localhost, 127.0.0.1) always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
     /// The cache root [default: $STRATA_CACHE_DIR, $XDG_CACHE_HOME/strata, ~/.cache/strata].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -29,26 +41,145 @@ pub struct BuildArgs {
     pub locked: bool,
 }
 
-/// Builds, prints the manifest digest on stdout and one line per layer on stderr.
-pub fn run(args: &BuildArgs) -> Result<()> {
-    let output: ImageRef = args
-        .output
-        .parse()
-        .map_err(|e| Error::Usage(format!("--output: {e}")))?;
-    let loaded = args.spec.load()?;
-    if loaded.specs.len() > 1 {
-        return Err(Error::Usage(
-            "the embedded builder builds one platform at a time: pass --platform".into(),
-        ));
+/// Where a build goes.
+enum Dest {
+    /// A local layout or archive.
+    Local(ImageRef),
+    /// A registry reference to push to.
+    Registry(String),
+}
+
+fn destination(args: &BuildArgs) -> Result<Dest> {
+    match (&args.output, &args.tag, args.push) {
+        (Some(_), Some(_), _) => Err(Error::Usage(
+            "give either --output or --tag REF --push, not both".into(),
+        )),
+        (Some(o), None, _) => match o.strip_prefix("registry:") {
+            Some("") => Err(Error::Usage("--output registry: needs a reference".into())),
+            Some(r) => Ok(Dest::Registry(r.to_owned())),
+            None => Ok(Dest::Local(
+                o.parse()
+                    .map_err(|e| Error::Usage(format!("--output: {e}")))?,
+            )),
+        },
+        (None, Some(t), true) => Ok(Dest::Registry(t.clone())),
+        (None, Some(_), false) => Err(Error::Usage(
+            "--tag names a registry image: add --push (the embedded builder has no local image store)".into(),
+        )),
+        (None, None, _) => Err(Error::Usage(
+            "where should the image go? give --output DEST or --tag REF --push".into(),
+        )),
     }
-    let spec = &loaded.specs[0];
+}
+
+/// Builds, prints the manifest digest on stdout and one line per layer on
+/// stderr. A push of several platforms pushes each manifest and then an
+/// index under the tag, and prints the index digest.
+pub fn run(args: &BuildArgs) -> Result<()> {
+    let dest = destination(args)?;
+    let opts = registry::Options {
+        insecure: args.insecure_registry.clone(),
+    };
+    if let Dest::Registry(r) = &dest {
+        crate::registry::parse_reference(r)?;
+    }
+    let loaded = args.spec.load()?;
+    let root = cache_root(args.cache_dir.as_ref());
+    let target = match dest {
+        Dest::Local(output) => {
+            if loaded.specs.len() > 1 {
+                return Err(Error::Usage(
+                    "the embedded builder writes one platform to a local output: pass --platform, or push several with --output registry:REF".into(),
+                ));
+            }
+            let outcome = build_one(args, &loaded.specs[0], &opts, &root, &output)?;
+            output::note(format!("wrote {output}"));
+            println!("{}", outcome.manifest.digest);
+            return Ok(());
+        }
+        Dest::Registry(target) => target,
+    };
+    // A push is built into a scratch layout in the cache root first.
+    let dir = root.join("tmp");
+    fs_err::create_dir_all(&dir).map_err(|e| Error::Io {
+        path: dir.clone(),
+        source: e,
+    })?;
+    let tmp = tempfile::Builder::new()
+        .prefix("push-")
+        .tempdir_in(&dir)
+        .map_err(|e| Error::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
+    let several = loaded.specs.len() > 1;
+    let mut built = Vec::new();
+    for spec in &loaded.specs {
+        if several {
+            output::note(format!("{}:", spec.platform));
+        }
+        let output = ImageRef::OciLayout {
+            path: tmp.path().to_owned(),
+            tag: Some(spec.platform.to_string().replace('/', "-")),
+        };
+        let outcome = build_one(args, spec, &opts, &root, &output)?;
+        built.push((spec, outcome));
+    }
+    let layout = crate::oci::layout::OciDir::open(tmp.path())?;
+    let r = crate::registry::parse_reference(&target)?;
+    let mut index = crate::oci::image::ImageIndex::default();
+    for (spec, outcome) in &built {
+        let base_layers = layout_layers(&layout, &outcome.manifest)? - outcome.layers.len();
+        let names: Vec<String> = (1..=base_layers)
+            .map(|i| format!("base layer {i}"))
+            .chain(outcome.layers.iter().map(|l| l.id.clone()))
+            .collect();
+        if !several {
+            let digest = registry::push(&layout, &outcome.manifest, &names, &target, &opts, &root)?;
+            println!("{digest}");
+            return Ok(());
+        }
+        // Each platform's manifest by digest; the tag moves with the index.
+        let by_digest = oci_client::Reference::with_digest(
+            r.registry().to_owned(),
+            r.repository().to_owned(),
+            outcome.manifest.digest.to_string(),
+        )
+        .whole();
+        output::note(format!("{}:", spec.platform));
+        registry::push(&layout, &outcome.manifest, &names, &by_digest, &opts, &root)?;
+        let mut desc = outcome.manifest.clone();
+        desc.annotations.clear();
+        desc.platform = Some(oci_platform(&spec.platform));
+        index.manifests.push(desc);
+    }
+    let digest = registry::push_index(&index, &target, &opts)?;
+    println!("{digest}");
+    Ok(())
+}
+
+/// Builds one platform into `output`, printing one line per layer.
+fn build_one(
+    args: &BuildArgs,
+    spec: &crate::spec::ResolvedSpec,
+    opts: &registry::Options,
+    root: &std::path::Path,
+    output: &ImageRef,
+) -> Result<crate::oci::build::BuildOutcome> {
     refuse_run_layers(spec, &args.spec.spec_path(), &args.spec.context)?;
-    if args.locked {
+    let registry_base = if matches!(spec.image.from, BaseRef::Registry(_)) {
+        if args.locked {
+            check_locked(spec, None)?;
+        }
+        registry::fetch_base(spec, root, opts)?
+    } else {
+        None
+    };
+    if args.locked && registry_base.is_none() {
         let current = load_base(spec)?.and_then(|b| b.manifest_digest.map(|d| d.to_string()));
         check_locked(spec, current)?;
     }
-    let root = cache_root(args.cache_dir.as_ref());
-    let plan = crate::plan::make_plan(spec, &root)?;
+    let plan = crate::plan::make_plan(spec, root)?;
     output::diagnostics(&plan.warnings);
     for w in &plan.cache_warnings {
         output::warn(w);
@@ -65,9 +196,10 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         spec,
         plan: &plan,
         output: output.clone(),
-        cache_root: root,
+        cache_root: root.to_owned(),
         source_date_epoch,
         compression: Compression::Auto,
+        registry_base,
     })?;
     for w in &outcome.warnings {
         output::warn(w);
@@ -82,7 +214,14 @@ pub fn run(args: &BuildArgs) -> Result<()> {
             short(&l.layer.digest),
         ));
     }
-    output::note(format!("wrote {output}"));
-    println!("{}", outcome.manifest.digest);
-    Ok(())
+    Ok(outcome)
+}
+
+/// The number of layers of the manifest `desc` in `layout`.
+fn layout_layers(
+    layout: &crate::oci::layout::OciDir,
+    desc: &crate::oci::image::Descriptor,
+) -> Result<usize> {
+    let m: crate::oci::image::ImageManifest = layout.read_json_blob(&desc.digest)?;
+    Ok(m.layers.len())
 }

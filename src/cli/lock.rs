@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use clap::Args;
 
-use super::{SpecArgs, output};
+use super::{SpecArgs, output, registry};
 use crate::error::Result;
 use crate::oci::build::load_base;
 use crate::plan::lock::{Lock, Pin};
@@ -20,6 +20,9 @@ pub struct LockArgs {
     /// Re-resolve references that are pinned already.
     #[arg(long)]
     pub update: bool,
+    /// Reach this registry (`host[:port]`) over plain HTTP; repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
 }
 
 /// Writes or updates the lock; prints its path on stderr.
@@ -29,6 +32,10 @@ pub fn run(args: &LockArgs) -> Result<()> {
     let old = Lock::read(&path)?;
     let mut lock = old.clone().unwrap_or_else(Lock::new);
     let mut pins: BTreeMap<String, Pin> = BTreeMap::new();
+    let mut resolved = BTreeMap::new();
+    let opts = registry::Options {
+        insecure: args.insecure_registry.clone(),
+    };
     for spec in &loaded.specs {
         // The image's base, then the stages' image bases (contracts §5).
         let mut bases = vec![spec.image.from.clone()];
@@ -54,12 +61,25 @@ pub fn run(args: &LockArgs) -> Result<()> {
             });
             match &from {
                 BaseRef::Registry(_) => {
-                    // Registry resolution comes with the registry client; until
-                    // then a reference is recorded as local (no digest).
-                    pin.local = true;
-                    output::warn(format!(
-                        "`{reference}` is not resolved against a registry yet: pinned as local"
-                    ));
+                    let resolved = resolved
+                        .entry(reference.clone())
+                        .or_insert_with(|| resolve(&reference, &opts));
+                    match resolved {
+                        Ok(res) => {
+                            pin.local = false;
+                            pin.digest = Some(res.digest.to_string());
+                            let platform = spec.platform.to_string();
+                            let d = registry::pick_platform(res, &reference, &platform)?;
+                            pin.platforms.insert(platform, d.to_string());
+                        }
+                        // An image only a daemon's store has (contracts §5).
+                        Err(e) => {
+                            pin.local = true;
+                            output::warn(format!(
+                                "`{reference}` cannot be resolved ({e}): pinned as local, without a digest"
+                            ));
+                        }
+                    }
                 }
                 _ => {
                     let base = load_base(spec)?.expect("non-scratch base");
@@ -84,4 +104,11 @@ pub fn run(args: &LockArgs) -> Result<()> {
         output::note(format!("wrote {}", path.display()));
     }
     Ok(())
+}
+
+/// Resolves a registry reference (index and per-platform manifest digests).
+fn resolve(reference: &str, opts: &registry::Options) -> Result<crate::registry::pull::Resolved> {
+    let r = crate::registry::parse_reference(reference)?;
+    let reg = registry::connect(&r, opts)?;
+    Ok(crate::registry::pull::resolve(&reg, &r)?)
 }

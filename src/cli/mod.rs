@@ -10,6 +10,7 @@ mod llb;
 mod lock;
 pub mod output;
 mod plan;
+mod registry;
 mod schema;
 
 use std::collections::BTreeMap;

@@ -12,7 +12,8 @@ use super::common::{cache_root, check_locked, human, short};
 use super::{SpecArgs, output};
 use crate::error::{Error, Result};
 use crate::oci::base::{ImageRef, import_base};
-use crate::oci::build::{base_dirs, last_record, layer_keys, load_base, oci_platform};
+use crate::oci::build::{base_dirs, last_record, layer_keys, load_base_from, oci_platform};
+use crate::oci::image::HistoryEntry;
 use crate::plan::{Plan, PlannedKind, make_plan};
 use crate::spec::ResolvedSpec;
 
@@ -33,9 +34,12 @@ pub struct PlanArgs {
     pub spec: SpecArgs,
     /// Compare with this image's history instead of the last build:
     /// `oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`,
-    /// `docker-daemon:NAME[:TAG]`.
+    /// `docker-daemon:NAME[:TAG]`, `registry:REF`.
     #[arg(long, value_name = "IMAGE")]
     pub against: Option<String>,
+    /// Reach this registry (`host[:port]`) over plain HTTP; repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -121,7 +125,14 @@ pub fn run(args: &PlanArgs) -> Result<()> {
     let root = cache_root(args.cache_dir.as_ref());
     let mut docs = Vec::new();
     for spec in &loaded.specs {
-        let base = load_base(spec).ok().flatten();
+        let opts = super::registry::Options {
+            insecure: args.insecure_registry.clone(),
+        };
+        // A registry base: from the cache root by its pin (fetched if need be).
+        let registry_base = super::registry::fetch_base(spec, &root, &opts)
+            .ok()
+            .flatten();
+        let base = load_base_from(spec, registry_base.as_ref()).ok().flatten();
         if args.locked {
             check_locked(
                 spec,
@@ -142,7 +153,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
             Err(_) => vec![None; plan.layers.len()],
         };
         let (against, earlier) = match &args.against {
-            Some(image) => (Some(image.clone()), Some(from_image(image, spec)?)),
+            Some(image) => (Some(image.clone()), Some(from_image(image, spec, &opts)?)),
             None => match last_record(spec, &root) {
                 Some(r) => (
                     Some("last build".to_string()),
@@ -350,7 +361,24 @@ fn print_table(doc: &PlanDoc) {
 }
 
 /// Reads the strata history entries of an image (contracts §5).
-fn from_image(image: &str, spec: &ResolvedSpec) -> Result<BTreeMap<String, Earlier>> {
+fn from_image(
+    image: &str,
+    spec: &ResolvedSpec,
+    opts: &super::registry::Options,
+) -> Result<BTreeMap<String, Earlier>> {
+    if let Some(reference) = image.strip_prefix("registry:") {
+        let r = crate::registry::parse_reference(reference)?;
+        let reg = super::registry::connect(&r, opts)?;
+        let config = crate::registry::pull::fetch_config(&reg, &r, &spec.platform.to_string())?;
+        let history: Vec<HistoryEntry> = config
+            .get("history")
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| Error::Input(format!("`{image}` has a malformed history: {e}")))?
+            .unwrap_or_default();
+        return strata_history(image, &history);
+    }
     let mut _tmp = None;
     let r: ImageRef = if let Some(name) = image.strip_prefix("docker-daemon:") {
         let dir = tempfile::tempdir().map_err(|e| Error::Io {
@@ -381,8 +409,13 @@ fn from_image(image: &str, spec: &ResolvedSpec) -> Result<BTreeMap<String, Earli
             .map_err(|e| Error::Usage(format!("--against: {e}")))?
     };
     let img = import_base(&r, &oci_platform(&spec.platform))?;
+    strata_history(image, &img.history)
+}
+
+/// The strata entries of a history, by layer ID.
+fn strata_history(image: &str, history: &[HistoryEntry]) -> Result<BTreeMap<String, Earlier>> {
     let mut out = BTreeMap::new();
-    for h in &img.history {
+    for h in history {
         let (Some(by), Some(comment)) = (&h.created_by, &h.comment) else {
             continue;
         };

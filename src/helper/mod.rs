@@ -159,6 +159,8 @@ impl CopyJob {
                 uid: self.owner[0],
                 gid: self.owner[1],
             },
+            // BuildKit's exporter compresses the frontend's layers.
+            compression: None,
         }
     }
 

@@ -900,18 +900,13 @@ pub fn base_paths(layers: &[BaseLayer], paths: &[Vec<u8>]) -> Result<BTreeMap<Ve
         .map(|p| (p.clone(), BasePath::Absent))
         .collect();
     for layer in layers {
-        let location = format!("layer {}", layer.descriptor.digest);
         let mut reader = BufReader::with_capacity(1 << 20, layer.open()?);
         let packing = sniff(&mut reader).at(&layer.source.path)?;
         let tar_reader: Box<dyn Read> = match packing {
             Packing::Tar => Box::new(reader),
             Packing::Gzip => Box::new(MultiGzDecoder::new(reader)),
             Packing::Zstd => {
-                return Err(OciError::Unsupported {
-                    what: "layer compression",
-                    value: "zstd".to_owned(),
-                    location,
-                });
+                Box::new(zstd::stream::read::Decoder::with_buffer(reader).at(&layer.source.path)?)
             }
         };
         // This layer's own entries, applied over the lower state at the end,

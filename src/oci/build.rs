@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::base::{BaseImage, BasePath, ImageRef, base_paths, import_base};
 use super::cache::{CachedLayer, LayerCache, hex_id};
-use super::compress::{Compression, write_layer};
+use super::compress::{Compression, blob_key, write_layer};
 use super::digest::Digest;
 use super::error::{OciError, Result};
 use super::image::{
@@ -41,6 +41,9 @@ pub struct BuildRequest<'a> {
     pub source_date_epoch: Option<u64>,
     /// Layer compression.
     pub compression: Compression,
+    /// Where a registry base (`from = "REF"`) was fetched to by the caller
+    /// (`registry::pull`); `None` for other bases.
+    pub registry_base: Option<ImageRef>,
 }
 
 /// What happened to one layer.
@@ -137,6 +140,20 @@ pub fn base_location(spec: &ResolvedSpec) -> Result<Option<ImageRef>> {
 
 /// Imports the base for the spec's platform.
 pub fn load_base(spec: &ResolvedSpec) -> Result<Option<BaseImage>> {
+    load_base_from(spec, None)
+}
+
+/// Imports the base for the spec's platform; a registry base is read from
+/// `registry_base`, where the caller fetched it.
+pub fn load_base_from(
+    spec: &ResolvedSpec,
+    registry_base: Option<&ImageRef>,
+) -> Result<Option<BaseImage>> {
+    if let (BaseRef::Registry(r), Some(loc)) = (&spec.image.from, registry_base) {
+        let mut base = import_base(loc, &oci_platform(&spec.platform))?;
+        base.location = r.clone();
+        return Ok(Some(base));
+    }
     let Some(loc) = base_location(spec)? else {
         return Ok(None);
     };
@@ -224,11 +241,17 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
         });
     }
     let cache = LayerCache::open(&req.cache_root)?;
-    let base = load_base(spec)?;
+    let base = load_base_from(spec, req.registry_base.as_ref())?;
     let base_layers = base.as_ref().map_or(0, |b| b.layers.len());
     check_layer_budget(base_layers, req.plan.layers.len())?;
     let dirs = base_dirs(spec, base.as_ref(), req.plan)?;
     let keys = layer_keys(spec, req.plan, &dirs);
+    let comps: Vec<Compression> = req
+        .plan
+        .layers
+        .iter()
+        .map(|l| layer_compression(spec, l, req.compression))
+        .collect();
 
     // Every layer: from the cache by key, else written (in parallel).
     let results: Vec<Result<(LayerOutcome, Vec<String>)>> = req
@@ -236,10 +259,14 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
         .layers
         .par_iter()
         .zip(keys.par_iter())
-        .map(|(layer, key)| {
+        .zip(comps.par_iter())
+        .map(|((layer, key), comp)| {
             let key = key.as_ref().ok_or_else(|| run_layer_error(layer))?;
             let mut warnings = Vec::new();
-            if let Some(hit) = cache.get(key.hex(), &mut warnings) {
+            // The blob's cache key: the layer key, plus an explicit
+            // compression choice (oci::compress::blob_key).
+            let bkey = blob_key(key, *comp);
+            if let Some(hit) = cache.get(bkey.hex(), &mut warnings) {
                 return Ok((
                     LayerOutcome {
                         id: layer.id.clone(),
@@ -254,8 +281,8 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
                 return Err(run_layer_error(layer));
             };
             let entries = layer_entries(&layer.id, files, *owner, spec.image.timestamp, &dirs)?;
-            let blob = write_layer(&entries, &cache.blobs_dir(), req.compression)?;
-            let stored = cache.put(key.hex(), &blob)?;
+            let blob = write_layer(&entries, &cache.blobs_dir(), *comp)?;
+            let stored = cache.put(bkey.hex(), &blob)?;
             Ok((
                 LayerOutcome {
                     id: layer.id.clone(),
@@ -299,7 +326,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
             descriptors.push(l.descriptor.clone());
         }
     }
-    for (l, p) in layers.iter().zip(&req.plan.layers) {
+    for ((l, p), comp) in layers.iter().zip(&req.plan.layers).zip(&comps) {
         let digest: Digest = l.layer.digest.parse()?;
         if !link_blob(&work, &cache, &digest, l.layer.size)? {
             // `strata cache prune` removed the cached blob meanwhile
@@ -309,7 +336,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
                 return Err(run_layer_error(p));
             };
             let entries = layer_entries(&p.id, files, *owner, spec.image.timestamp, &dirs)?;
-            let blob = write_layer(&entries, &work.blobs_dir(), req.compression)?;
+            let blob = write_layer(&entries, &work.blobs_dir(), *comp)?;
             if blob.digest != digest {
                 return Err(OciError::DigestMismatch {
                     what: format!("layer `{}` written again after a cache prune", p.id),
@@ -327,11 +354,20 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
         .layers
         .iter()
         .zip(&layers)
-        .map(|(p, l)| HistoryEntry {
+        .zip(&comps)
+        .map(|((p, l), comp)| HistoryEntry {
             created: Some(rfc3339(created)),
             created_by: Some(format!("strata layer {}", p.id)),
             author: None,
-            comment: Some(format!("strata/v1 key={} inputs={}", l.key, p.inputs)),
+            comment: Some(match comp {
+                Compression::Auto => format!("strata/v1 key={} inputs={}", l.key, p.inputs),
+                c => format!(
+                    "strata/v1 key={} inputs={} compression={}",
+                    l.key,
+                    p.inputs,
+                    c.name()
+                ),
+            }),
             empty_layer: false,
         })
         .collect();
@@ -384,6 +420,21 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
         layers,
         warnings,
     })
+}
+
+/// A planned layer's compression: its spec layer's `compression`, else
+/// `[image] compression` when set, else `default`.
+pub fn layer_compression(
+    spec: &ResolvedSpec,
+    l: &PlannedLayer,
+    default: Compression,
+) -> Compression {
+    let image = spec.image.compression;
+    match copy_of(spec, l).and_then(|c| c.compression) {
+        Some(c) => Compression::from_spec(c),
+        None if image != crate::spec::LayerCompression::Auto => Compression::from_spec(image),
+        None => default,
+    }
 }
 
 fn run_layer_error(layer: &PlannedLayer) -> OciError {

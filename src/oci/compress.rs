@@ -20,6 +20,17 @@
 //! [`MIN_SAVING_PERCENT`]%, the layer is written uncompressed with media type
 //! `application/vnd.oci.image.layer.v1.tar` (its digest is then its diffID).
 //! The sample is a function of the files' content only, so the choice is too.
+//!
+//! zstd ([`Compression::Zstd`], the spec's `compression = "zstd"`): libzstd
+//! through the `zstd` crate (version pinned by `Cargo.lock`, see
+//! [`ZSTD_CODEC`]), level [`ZSTD_LEVEL`], single-threaded (no
+//! `zstdmt`), one frame, no checksum, no content size, no dictionary;
+//! media type `application/vnd.oci.image.layer.v1.tar+zstd`. Each blob is
+//! written by one thread whatever the rayon pool size, so the bytes never
+//! depend on the thread count (layers are compressed in parallel, each on
+//! its own). Explicit choices are part of the blob's cache key
+//! ([`blob_key`]), so changing one layer's compression rewrites only that
+//! layer's blob; its diffID stays.
 
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -46,6 +57,13 @@ pub const SMALL_LAYER: u64 = 1 << 20;
 pub const SAMPLE_WINDOWS: u64 = 64;
 /// A layer is compressed only if the sample shrinks by more than this.
 pub const MIN_SAVING_PERCENT: u64 = 10;
+/// The zstd level of every zstd layer.
+pub const ZSTD_LEVEL: i32 = 3;
+/// The codecs' identity in explicit blob keys: a change of level, library
+/// or settings must change this string (and the golden digests below).
+pub const GZIP_CODEC: &str = "gzip/miniz_oxide-0.9/level-3/os-255";
+/// See [`GZIP_CODEC`].
+pub const ZSTD_CODEC: &str = "zstd/libzstd-1.5.7/level-3/single-frame/no-checksum";
 
 /// How to store a layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +74,59 @@ pub enum Compression {
     None,
     /// Gzip unless the sample rule says the content is incompressible.
     Auto,
+    /// Always zstd.
+    Zstd,
+}
+
+impl Compression {
+    /// The spec's choice.
+    pub fn from_spec(c: crate::spec::LayerCompression) -> Self {
+        use crate::spec::LayerCompression as L;
+        match c {
+            L::Auto => Self::Auto,
+            L::Gzip => Self::Gzip,
+            L::Zstd => Self::Zstd,
+            L::None => Self::None,
+        }
+    }
+
+    /// The name in history comments: `gzip`, `zstd`, `none` or `auto`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+            Self::None => "none",
+        }
+    }
+}
+
+/// The cache key of a layer's blob: the layer key itself under
+/// [`Compression::Auto`] (so existing keys and digests stay), else the
+/// layer key with the explicit choice and its codec identity.
+pub fn blob_key(layer_key: &Digest, c: Compression) -> Digest {
+    let codec = match c {
+        Compression::Auto => return layer_key.clone(),
+        Compression::Gzip => GZIP_CODEC,
+        Compression::Zstd => ZSTD_CODEC,
+        Compression::None => "none",
+    };
+    let doc = serde_json::json!({
+        "kind": "strata.blob-key/v1",
+        "layer": layer_key.to_string(),
+        "compression": c.name(),
+        "codec": codec,
+    });
+    Digest::of(doc.to_string().as_bytes())
+}
+
+/// A zstd encoder with strata's fixed settings.
+pub fn zstd_encoder<W: Write>(w: W) -> std::io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut enc = zstd::stream::write::Encoder::new(w, ZSTD_LEVEL)?;
+    enc.include_checksum(false)?;
+    enc.include_contentsize(false)?;
+    enc.include_dictid(false)?;
+    Ok(enc)
 }
 
 /// A written layer blob.
@@ -65,7 +136,7 @@ pub struct LayerBlob {
     pub digest: Digest,
     /// Size of the blob as stored.
     pub size: u64,
-    /// `…layer.v1.tar+gzip` or `…layer.v1.tar`.
+    /// `…layer.v1.tar+gzip`, `…layer.v1.tar+zstd` or `…layer.v1.tar`.
     pub media_type: &'static str,
     /// sha256 of the uncompressed tar.
     pub diff_id: Digest,
@@ -99,9 +170,16 @@ pub fn write_layer(
         Compression::Gzip => true,
         Compression::None => false,
         Compression::Auto => is_compressible(entries)?,
+        Compression::Zstd => false,
     };
     let out = BufWriter::with_capacity(1 << 20, BlobWriter::new(blobs_dir)?);
-    let (blob, info, media_type): (Blob, _, _) = if gzip {
+    let (blob, info, media_type): (Blob, _, _) = if compression == Compression::Zstd {
+        let enc = zstd_encoder(out).at(blobs_dir)?;
+        let (enc, info) = write_layer_tar(entries, enc, blobs_dir)?;
+        let out = enc.finish().at(blobs_dir)?;
+        let blob = out.into_inner().map_err(|e| e.into_error()).at(blobs_dir)?;
+        (blob.complete()?, info, media::LAYER_ZSTD)
+    } else if gzip {
         let (gz, info) = write_layer_tar(entries, gzip_encoder(out), blobs_dir)?;
         let out = gz.finish().at(blobs_dir)?;
         let blob = out.into_inner().map_err(|e| e.into_error()).at(blobs_dir)?;
@@ -233,6 +311,54 @@ mod tests {
             layer.digest.as_str(),
             "sha256:30b31ab1be84f0854b7a9ac7ac1657330e416b34ea1ae18244c29201fb2c5479"
         );
+    }
+
+    /// Pins the zstd and uncompressed bytes of the golden tar, and shows
+    /// that all three choices share the diffID.
+    #[test]
+    fn golden_zstd_and_none_layer_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = dir.path().join("blobs");
+        fs_err::create_dir(&blobs).unwrap();
+        let entries = fixture(dir.path());
+        let (tar, info) = layer_tar(&entries);
+        let z = write_layer(&entries, &blobs, Compression::Zstd).unwrap();
+        assert_eq!(z.media_type, media::LAYER_ZSTD);
+        assert_eq!(z.diff_id, info.diff_id);
+        let stored = fs_err::read(blobs.join(z.digest.hex())).unwrap();
+        // zstd frame magic, then a header with no checksum flag.
+        assert_eq!(stored[..4], [0x28, 0xb5, 0x2f, 0xfd]);
+        assert_eq!(stored[4] & 0x04, 0, "no checksum");
+        assert_eq!(zstd::decode_all(&stored[..]).unwrap(), tar);
+        assert_eq!(
+            z.digest.as_str(),
+            "sha256:c5739db2a08e8f340209195fbacbc7046a564f50a04ba1aea1ab435356ea2a4b"
+        );
+        let n = write_layer(&entries, &blobs, Compression::None).unwrap();
+        assert_eq!(n.diff_id, info.diff_id);
+        assert_eq!(n.digest, info.diff_id);
+        assert_eq!(
+            n.digest.as_str(),
+            "sha256:52196da0c035b9405e4229d518b95ece131151c5a8235247c3e5b7c3ccdb6710"
+        );
+        let g = write_layer(&entries, &blobs, Compression::Gzip).unwrap();
+        assert_eq!(g.diff_id, info.diff_id);
+    }
+
+    #[test]
+    fn explicit_compression_changes_the_blob_key_not_auto() {
+        let k = Digest::of(b"layer");
+        assert_eq!(blob_key(&k, Compression::Auto), k);
+        let keys: std::collections::BTreeSet<Digest> = [
+            Compression::Auto,
+            Compression::Gzip,
+            Compression::Zstd,
+            Compression::None,
+        ]
+        .into_iter()
+        .map(|c| blob_key(&k, c))
+        .collect();
+        assert_eq!(keys.len(), 4);
     }
 
     #[test]

@@ -167,6 +167,9 @@ pub struct RawImage {
     pub max_layers: Option<Sp<i64>>,
     /// Namespace of cache mount ids (contracts §4).
     pub cache_namespace: Option<Sp<String>>,
+    /// Default layer compression: `auto` (the default), `gzip`, `zstd` or
+    /// `none` (embedded builder).
+    pub compression: Option<Sp<String>>,
 }
 
 /// `[image.healthcheck]`, as Docker's `HEALTHCHECK`.
@@ -197,6 +200,9 @@ pub struct RawLayer {
     pub split: Option<Sp<String>>,
     /// Size threshold of `split`, e.g. `32MiB` (the default).
     pub split_min: Option<Sp<String>>,
+    /// This copy layer's compression: `auto`, `gzip`, `zstd` or `none`
+    /// (default: `[image] compression`; embedded builder).
+    pub compression: Option<Sp<String>>,
     /// Owner of every entry, `uid[:gid]` (default `0:0`).
     pub owner: Option<Sp<String>>,
     /// Command(s) to run (a run layer); a list is joined with `&&`.

@@ -384,6 +384,25 @@ pub fn resolve(
             s
         }
     };
+    let compression = match &image.compression {
+        None => LayerCompression::Auto,
+        Some(c) => {
+            let c = compression_value(&mut cx, c);
+            if c == LayerCompression::Zstd {
+                let span = image.compression.as_ref().map(Sp::span);
+                cx.diags.push(
+                    Diag::warning(
+                        cx.src,
+                        span,
+                        "zstd layers cannot be pulled by Docker 20.10 or containerd before 1.5",
+                    )
+                    .label("every layer zstd")
+                    .help("use zstd where every engine that pulls the image is Docker 23+ (containerd 1.5+, BuildKit 0.10+, Podman 3+), or set it per layer"),
+                );
+            }
+            c
+        }
+    };
     let mut img = Image {
         from,
         from_span,
@@ -401,6 +420,7 @@ pub fn resolve(
         max_layers,
         max_layers_span,
         cache_namespace,
+        compression,
     };
 
     // Target overrides.
@@ -674,10 +694,12 @@ fn resolve_layer(cx: &mut Cx<'_>, l: &RawLayer, span: Range<usize>) -> Option<La
                     })
                 }
             };
+            let compression = l.compression.as_ref().map(|c| compression_value(cx, c));
             Some(LayerKind::Copy(CopyLayer {
                 entries,
                 split,
                 owner,
+                compression,
             }))
         }
         (None, Some(run)) => {
@@ -685,6 +707,7 @@ fn resolve_layer(cx: &mut Cx<'_>, l: &RawLayer, span: Range<usize>) -> Option<La
                 (l.split.is_some(), "split"),
                 (l.split_min.is_some(), "split_min"),
                 (l.owner.is_some(), "owner"),
+                (l.compression.is_some(), "compression"),
             ] {
                 if present {
                     cx.err(
@@ -1086,4 +1109,21 @@ fn resolve_stages(
     let needed = closure(&mut layers.iter().flat_map(|l| l.stages_used()));
     stages.retain(|s| needed.contains(&s.name));
     (stages, bases)
+}
+
+/// A `compression` value; an unknown one is a spanned error (and `auto`).
+fn compression_value(cx: &mut Cx<'_>, v: &Sp<String>) -> LayerCompression {
+    let s = cx.s(v);
+    LayerCompression::parse(&s).unwrap_or_else(|| {
+        let nearest = LayerCompression::NAMES
+            .iter()
+            .min_by_key(|n| strsim::levenshtein(n, &s))
+            .expect("names");
+        cx.err(v.span(), format!("unknown compression `{s}`"))
+            .label("not a compression")
+            .help(format!(
+                "use one of `auto`, `gzip`, `zstd`, `none` (did you mean `{nearest}`?)"
+            ));
+        LayerCompression::Auto
+    })
 }

@@ -178,6 +178,48 @@ pub struct Image {
     pub max_layers_span: Range<usize>,
     /// Cache mount namespace (contracts §4).
     pub cache_namespace: String,
+    /// Default layer compression (`[image] compression`).
+    pub compression: LayerCompression,
+}
+
+/// How the embedded builder stores a copy layer's blob (`compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerCompression {
+    /// gzip, unless the content does not compress (then uncompressed).
+    #[default]
+    Auto,
+    /// Always gzip.
+    Gzip,
+    /// Always zstd (`+zstd` media type).
+    Zstd,
+    /// Never compressed.
+    None,
+}
+
+impl LayerCompression {
+    /// Every spelling, for messages.
+    pub const NAMES: [&str; 4] = ["auto", "gzip", "zstd", "none"];
+
+    /// Parses a spec value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "auto" => Self::Auto,
+            "gzip" => Self::Gzip,
+            "zstd" => Self::Zstd,
+            "none" => Self::None,
+            _ => return None,
+        })
+    }
+
+    /// The spec spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+            Self::None => "none",
+        }
+    }
 }
 
 /// Docker's health check; durations in nanoseconds.
@@ -226,6 +268,8 @@ pub struct CopyLayer {
     pub split: Option<Split>,
     /// Owner of every entry.
     pub owner: Owner,
+    /// This layer's `compression`, when it sets one.
+    pub compression: Option<LayerCompression>,
 }
 
 /// `split = "file"`.

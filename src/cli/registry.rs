@@ -1,0 +1,220 @@
+//! Registry pieces several subcommands share: fetching a registry base for
+//! the embedded builder (by its `strata.lock` pin when there is one,
+//! contracts §5), and pushing a built image with per-blob lines and, on a
+//! terminal, progress bars.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::common::{human, short};
+use super::output;
+use crate::error::{Error, Result};
+use crate::oci::Digest;
+use crate::oci::base::ImageRef;
+use crate::oci::image::Descriptor;
+use crate::oci::layout::OciDir;
+use crate::plan::lock::Lock;
+pub use crate::registry::Options;
+use crate::registry::known::KnownRepos;
+use crate::registry::push::{BlobAction, Observer, PushBlob, image_blobs, push_image};
+use crate::registry::{self, Registry, parse_reference, pull};
+use crate::spec::{BaseRef, ResolvedSpec};
+
+/// Opens a client for `r`'s registry, printing its credential warnings.
+pub fn connect(r: &oci_client::Reference, opts: &Options) -> Result<Registry> {
+    let reg = Registry::new(r, opts)?;
+    for w in &reg.warnings {
+        output::warn(w);
+    }
+    Ok(reg)
+}
+
+/// For a spec whose base is a registry reference: the pinned (or, without
+/// a pin, freshly resolved) manifest for the spec's platform, fetched into
+/// the cache root. `None` for other bases.
+pub fn fetch_base(
+    spec: &ResolvedSpec,
+    cache_root: &Path,
+    opts: &Options,
+) -> Result<Option<ImageRef>> {
+    let BaseRef::Registry(reference) = &spec.image.from else {
+        return Ok(None);
+    };
+    let r = parse_reference(reference)?;
+    let platform = spec.platform.to_string();
+    let lock = Lock::read(&Lock::path_for(spec.source.path()))?.unwrap_or_default();
+    let pinned = lock
+        .get(reference)
+        .filter(|p| !p.local)
+        .and_then(|p| p.platforms.get(&platform))
+        .map(|d| d.parse::<Digest>())
+        .transpose()?;
+    let reg: std::cell::OnceCell<Registry> = std::cell::OnceCell::new();
+    let manifest = match pinned {
+        Some(d) => d,
+        None => {
+            let _ = reg.set(connect(&r, opts)?);
+            let client = reg.get().expect("just set");
+            let resolved = pull::resolve(client, &r)?;
+            let d = pick_platform(&resolved, reference, &platform)?;
+            output::warn(format!(
+                "`{reference}` has no pin in strata.lock: built from {d}; run `strata lock` to pin it"
+            ));
+            d
+        }
+    };
+    let mut connect_once = || -> registry::Result<&Registry> {
+        if reg.get().is_none() {
+            let _ = reg.set(Registry::new(&r, opts)?);
+        }
+        Ok(reg.get().expect("just set"))
+    };
+    let dir = pull::fetch_image(&mut connect_once, &r, &manifest, cache_root)?;
+    Ok(Some(ImageRef::OciLayout {
+        path: dir,
+        tag: None,
+    }))
+}
+
+/// The manifest digest of `platform` in a resolved reference.
+pub fn pick_platform(resolved: &pull::Resolved, reference: &str, platform: &str) -> Result<Digest> {
+    resolved.platforms.get(platform).cloned().ok_or_else(|| {
+        Error::Input(format!(
+            "`{reference}` has no image for {platform}; it has: {}",
+            resolved
+                .platforms
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+/// Per-blob lines on stderr, and a bar per upload on a terminal.
+struct Lines {
+    bars: indicatif::MultiProgress,
+    open: std::sync::Mutex<std::collections::BTreeMap<String, ProgressBar>>,
+}
+
+impl Observer for Lines {
+    fn uploading(&self, blob: &PushBlob) -> Arc<dyn Fn(u64) + Send + Sync> {
+        if !output::progress_enabled() {
+            return Arc::new(|_| {});
+        }
+        let bar = self.bars.add(ProgressBar::new(blob.size));
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(blob.what.clone());
+        self.open
+            .lock()
+            .expect("bars lock")
+            .insert(blob.digest.to_string(), bar.clone());
+        Arc::new(move |n| bar.set_position(n))
+    }
+
+    fn done(&self, blob: &PushBlob, action: &BlobAction) {
+        if let Some(bar) = self
+            .open
+            .lock()
+            .expect("bars lock")
+            .remove(blob.digest.as_str())
+        {
+            bar.finish_and_clear();
+            self.bars.remove(&bar);
+        }
+        let from = match action {
+            BlobAction::Mounted { from } => format!("  (from {from})"),
+            _ => String::new(),
+        };
+        let line = format!(
+            "{}  {:<8}  {:>10}  {}{from}",
+            blob.what,
+            action.word(),
+            human(blob.size),
+            short(blob.digest.as_str()),
+        );
+        self.bars.suspend(|| output::note(line));
+    }
+}
+
+/// Pushes the manifest `desc` of `layout` to `target`; `names` label the
+/// layers, bottom first. Returns the pushed manifest digest.
+pub fn push(
+    layout: &OciDir,
+    desc: &Descriptor,
+    names: &[String],
+    target: &str,
+    opts: &Options,
+    cache_root: &Path,
+) -> Result<Digest> {
+    let r = parse_reference(target)?;
+    let reg = connect(&r, opts)?;
+    let (blobs, manifest) = image_blobs(layout, desc, names)?;
+    let width = blobs.iter().map(|b| b.what.len()).max().unwrap_or(0);
+    let blobs: Vec<PushBlob> = blobs
+        .into_iter()
+        .map(|mut b| {
+            b.what = format!("{:<width$}", b.what);
+            b
+        })
+        .collect();
+    let mut known = KnownRepos::load(cache_root, reg.host());
+    let lines = Lines {
+        bars: indicatif::MultiProgress::with_draw_target(if output::progress_enabled() {
+            indicatif::ProgressDrawTarget::stderr()
+        } else {
+            indicatif::ProgressDrawTarget::hidden()
+        }),
+        open: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+    };
+    let pushed = push_image(
+        &reg,
+        &r,
+        &blobs,
+        &manifest,
+        &desc.media_type,
+        &mut known,
+        &lines,
+    )?;
+    let (mut up, mut up_bytes) = (0, 0);
+    for (b, a) in &pushed.blobs {
+        if *a == BlobAction::Uploaded {
+            up += 1;
+            up_bytes += b.size;
+        }
+    }
+    output::note(format!(
+        "pushed {} ({up} blob{} uploaded, {})",
+        r.whole(),
+        if up == 1 { "" } else { "s" },
+        human(up_bytes)
+    ));
+    Ok(pushed.digest)
+}
+
+/// Pushes an index (its manifests are in the repository already) under
+/// `target`'s tag; returns its digest.
+pub fn push_index(
+    index: &crate::oci::image::ImageIndex,
+    target: &str,
+    opts: &Options,
+) -> Result<Digest> {
+    let r = parse_reference(target)?;
+    let reg = connect(&r, opts)?;
+    let bytes = crate::oci::layout::canonical_json(index)?;
+    reg.login(&r, oci_client::RegistryOperation::Push)?;
+    reg.put_manifest(&r, &bytes, crate::oci::image::media::INDEX)?;
+    let digest = Digest::of(&bytes);
+    output::note(format!(
+        "pushed {} (index of {} platforms)",
+        r.whole(),
+        index.manifests.len()
+    ));
+    Ok(digest)
+}

@@ -1,0 +1,307 @@
+//! Registry bases: resolve a reference to its index and per-platform
+//! manifest digests (what `strata lock` pins, contracts §5), and fetch one
+//! platform's image into the cache root, verified, content-addressed.
+//!
+//! Blobs go to the cache root's `blobs/sha256/` (the same store as strata's
+//! layers; each is written to a temp file, checked against its digest and
+//! size, then renamed). Each fetched manifest gets a small OCI layout
+//! `registry/images/<manifest hex>/` whose `blobs` is a symlink to that
+//! store, so the embedded builder imports it like any `oci-layout:` base and
+//! verifies it again. A build with a pinned digest whose blobs are all
+//! present makes no request at all.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use oci_client::{Reference, RegistryOperation};
+
+use super::{Registry, RegistryError, Result};
+use crate::oci::Digest;
+use crate::oci::blob::BlobWriter;
+use crate::oci::image::{Descriptor, ImageIndex, ImageManifest, media};
+use crate::oci::layout::OciDir;
+
+/// The media types strata accepts for a manifest or index.
+pub const ACCEPTED: [&str; 4] = [
+    media::INDEX,
+    media::MANIFEST,
+    media::DOCKER_LIST,
+    media::DOCKER_MANIFEST,
+];
+
+/// A reference resolved against its registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// The digest of what the reference names (an index or a manifest).
+    pub digest: Digest,
+    /// Per platform (`linux/amd64`), the manifest digest. A single
+    /// manifest is listed under the platform its config declares.
+    pub platforms: BTreeMap<String, Digest>,
+}
+
+/// Resolves `r`: fetches its index or manifest (verifying a digest the
+/// reference names) and lists the platforms.
+pub fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
+    reg.login(r, RegistryOperation::Pull)?;
+    let (bytes, media_type) = reg.get_manifest(r, &ACCEPTED)?;
+    let digest = Digest::of(&bytes);
+    if let Some(want) = r.digest()
+        && want != digest.as_str()
+    {
+        return Err(RegistryError::DigestMismatch {
+            registry: reg.host().to_owned(),
+            what: format!("manifest {}", r.whole()),
+            expected: want.to_owned(),
+            found: digest.to_string(),
+        });
+    }
+    let invalid = |reason: String| RegistryError::InvalidImage {
+        registry: reg.host().to_owned(),
+        reference: r.whole(),
+        reason,
+    };
+    let kind = media_type_of(&bytes, &media_type);
+    let mut platforms = BTreeMap::new();
+    if kind == media::INDEX || kind == media::DOCKER_LIST {
+        let index: ImageIndex =
+            serde_json::from_slice(&bytes).map_err(|e| invalid(format!("bad index: {e}")))?;
+        for m in &index.manifests {
+            // Attestation manifests are listed as unknown/unknown.
+            if let Some(p) = &m.platform
+                && p.os != "unknown"
+            {
+                platforms
+                    .entry(p.to_string())
+                    .or_insert_with(|| m.digest.clone());
+            }
+        }
+    } else if kind == media::MANIFEST || kind == media::DOCKER_MANIFEST {
+        let manifest: ImageManifest =
+            serde_json::from_slice(&bytes).map_err(|e| invalid(format!("bad manifest: {e}")))?;
+        let repo = repo_ref(r, &manifest.config.digest);
+        let mut config = Vec::new();
+        reg.get_blob(
+            &repo,
+            manifest.config.digest.as_str(),
+            manifest.config.size,
+            &mut |chunk| {
+                match chunk {
+                    None => config.clear(),
+                    Some(c) => config.extend_from_slice(c),
+                }
+                Ok(())
+            },
+        )?;
+        let found = Digest::of(&config);
+        if found != manifest.config.digest {
+            return Err(RegistryError::DigestMismatch {
+                registry: reg.host().to_owned(),
+                what: format!("config of {}", r.whole()),
+                expected: manifest.config.digest.to_string(),
+                found: found.to_string(),
+            });
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&config).map_err(|e| invalid(format!("bad config: {e}")))?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
+        let mut p = format!("{}/{}", s("os"), s("architecture"));
+        if !s("variant").is_empty() {
+            p.push('/');
+            p.push_str(s("variant"));
+        }
+        platforms.insert(p, digest.clone());
+    } else {
+        return Err(invalid(format!("unsupported media type `{kind}`")));
+    }
+    Ok(Resolved { digest, platforms })
+}
+
+/// The manifest's media type: the body's `mediaType`, else the header's.
+fn media_type_of(bytes: &[u8], header: &str) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| header.split(';').next().unwrap_or("").trim().to_owned())
+}
+
+/// `r`'s repository at `digest`.
+fn repo_ref(r: &Reference, digest: &Digest) -> Reference {
+    Reference::with_digest(
+        r.resolve_registry().to_owned(),
+        r.repository().to_owned(),
+        digest.to_string(),
+    )
+}
+
+/// The layout directory of a fetched manifest in the cache root.
+pub fn image_dir(cache_root: &Path, manifest: &Digest) -> PathBuf {
+    cache_root.join("registry/images").join(manifest.hex())
+}
+
+/// Makes the image with manifest `manifest` (from `r`'s repository)
+/// available as an OCI layout in the cache root and returns its directory.
+/// `connect` is called only when a blob is missing locally.
+pub fn fetch_image<'a>(
+    connect: &mut dyn FnMut() -> Result<&'a Registry>,
+    r: &Reference,
+    manifest: &Digest,
+    cache_root: &Path,
+) -> Result<PathBuf> {
+    let store = cache_root.join("blobs/sha256");
+    let io = |path: &Path, e: std::io::Error| RegistryError::Io {
+        path: path.to_owned(),
+        source: e,
+    };
+    fs_err::create_dir_all(&store).map_err(|e| io(&store, e))?;
+    let have = |d: &Digest| store.join(d.hex()).is_file();
+    if !have(manifest) {
+        // A manifest comes from the manifests endpoint, by digest.
+        let reg = connect()?;
+        let (bytes, _) = reg.get_manifest(&repo_ref(r, manifest), &ACCEPTED)?;
+        let found = Digest::of(&bytes);
+        if found != *manifest {
+            return Err(RegistryError::DigestMismatch {
+                registry: reg.host().to_owned(),
+                what: format!("manifest of {}", r.whole()),
+                expected: manifest.to_string(),
+                found: found.to_string(),
+            });
+        }
+        let mut w = BlobWriter::new(&store)?;
+        w.write_all(&bytes).map_err(|e| io(&store, e))?;
+        w.complete_verified(manifest, Some(bytes.len() as u64))?;
+    }
+    let mut fetch = |d: &Digest, size: Option<u64>| -> Result<()> {
+        if have(d) {
+            return Ok(());
+        }
+        let reg = connect()?;
+        let mut writer: Option<BlobWriter> = None;
+        reg.get_blob(
+            &repo_ref(r, d),
+            d.as_str(),
+            size.unwrap_or(0),
+            &mut |chunk| {
+                match chunk {
+                    // A new attempt: drop the partial temp file, start over.
+                    None => writer = Some(BlobWriter::new(&store).map_err(std::io::Error::other)?),
+                    Some(c) => writer.as_mut().expect("started").write_all(c)?,
+                }
+                Ok(())
+            },
+        )?;
+        writer
+            .expect("get_blob called the writer")
+            .complete_verified(d, size)?;
+        Ok(())
+    };
+    let mpath = store.join(manifest.hex());
+    let bytes = fs_err::read(&mpath).map_err(|e| io(&mpath, e))?;
+    let parsed: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidImage {
+            registry: r.resolve_registry().to_owned(),
+            reference: format!("{}@{manifest}", r.repository()),
+            reason: format!("not an image manifest: {e}"),
+        })?;
+    fetch(&parsed.config.digest, Some(parsed.config.size))?;
+    for l in &parsed.layers {
+        fetch(&l.digest, Some(l.size))?;
+    }
+    let dir = image_dir(cache_root, manifest);
+    if !dir.join("index.json").is_file() {
+        let parent = dir.parent().expect("images dir");
+        fs_err::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempdir_in(parent)
+            .map_err(|e| io(parent, e))?;
+        let link = tmp.path().join("blobs");
+        std::os::unix::fs::symlink("../../../blobs", &link).map_err(|e| io(&link, e))?;
+        let layout = OciDir::create(tmp.path())?;
+        let mut index = ImageIndex::default();
+        let kind = media_type_of(&bytes, media::MANIFEST);
+        index
+            .manifests
+            .push(Descriptor::new(&kind, manifest.clone(), bytes.len() as u64));
+        layout.write_index(&index)?;
+        let tmp = tmp.keep();
+        if let Err(e) = fs_err::rename(&tmp, &dir) {
+            let _ = fs_err::remove_dir_all(&tmp);
+            // Another build put it there first: as good as ours.
+            if !dir.join("index.json").is_file() {
+                return Err(io(&dir, e));
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// The config of the image `r` names for `platform` (an index is resolved
+/// to that platform's manifest); manifest and config are verified. Layers
+/// are not fetched: `strata plan --against registry:REF` reads only the
+/// history.
+pub fn fetch_config(reg: &Registry, r: &Reference, platform: &str) -> Result<serde_json::Value> {
+    let resolved = resolve(reg, r)?;
+    let manifest = resolved
+        .platforms
+        .get(platform)
+        .ok_or_else(|| RegistryError::InvalidImage {
+            registry: reg.host().to_owned(),
+            reference: r.whole(),
+            reason: format!(
+                "no image for {platform}; it has: {}",
+                resolved
+                    .platforms
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+    let (bytes, _) = reg.get_manifest(&repo_ref(r, manifest), &ACCEPTED)?;
+    if Digest::of(&bytes) != *manifest {
+        return Err(RegistryError::DigestMismatch {
+            registry: reg.host().to_owned(),
+            what: format!("manifest of {}", r.whole()),
+            expected: manifest.to_string(),
+            found: Digest::of(&bytes).to_string(),
+        });
+    }
+    let parsed: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidImage {
+            registry: reg.host().to_owned(),
+            reference: r.whole(),
+            reason: format!("not an image manifest: {e}"),
+        })?;
+    let mut config = Vec::new();
+    reg.get_blob(
+        &repo_ref(r, &parsed.config.digest),
+        parsed.config.digest.as_str(),
+        parsed.config.size,
+        &mut |chunk| {
+            match chunk {
+                None => config.clear(),
+                Some(c) => config.extend_from_slice(c),
+            }
+            Ok(())
+        },
+    )?;
+    if Digest::of(&config) != parsed.config.digest {
+        return Err(RegistryError::DigestMismatch {
+            registry: reg.host().to_owned(),
+            what: format!("config of {}", r.whole()),
+            expected: parsed.config.digest.to_string(),
+            found: Digest::of(&config).to_string(),
+        });
+    }
+    serde_json::from_slice(&config).map_err(|e| RegistryError::InvalidImage {
+        registry: reg.host().to_owned(),
+        reference: r.whole(),
+        reason: format!("bad config: {e}"),
+    })
+}
