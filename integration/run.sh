@@ -27,7 +27,9 @@ if [ "$(id -u)" = 0 ] && [ "${STRATA_NO_ENGINES:-}" != 1 ]; then
   # result under an existing cache key, and BuildKit then picks either one,
   # so results of earlier runs must not leak into this one.
   for e in d28 d26 d20 d28g d28b d26b d26r; do
-    DOCKER_HOST=$(bash integration/env.sh host "$e") docker builder prune -af >/dev/null
+    # Under the tests' engine lock, so no other checkout's build is cut short.
+    DOCKER_HOST=$(bash integration/env.sh host "$e") \
+      flock /tmp/strata-engines.lock docker builder prune -af >/dev/null
   done
 fi
 
