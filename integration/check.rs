@@ -6,7 +6,7 @@ use crate::util::Ctx;
 const HEAD: &str = "version = 1\n[image]\nfrom = \"scratch\"\n";
 
 /// Runs `strata check` on `spec` (after creating `files`) and returns the run.
-fn check(spec: &str, files: &[(&str, &str)]) -> crate::util::Run {
+pub(crate) fn check(spec: &str, files: &[(&str, &str)]) -> crate::util::Run {
     let ctx = Ctx::new();
     for (p, c) in files {
         ctx.write(p, c);
@@ -17,7 +17,13 @@ fn check(spec: &str, files: &[(&str, &str)]) -> crate::util::Run {
 
 /// Asserts a failed check whose error mentions `message` at `line:col`.
 #[track_caller]
-fn assert_error(spec: &str, files: &[(&str, &str)], message: &str, line: usize, col: usize) {
+pub(crate) fn assert_error(
+    spec: &str,
+    files: &[(&str, &str)],
+    message: &str,
+    line: usize,
+    col: usize,
+) {
     let run = check(spec, files);
     let err = run.stderr();
     assert_eq!(run.code(), 1, "exit status; stderr:\n{err}");

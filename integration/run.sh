@@ -38,7 +38,10 @@ fi
 faults=target/tmp/engine-faults.log
 rm -f "$faults"
 status=0
-cargo test --locked "$@" || status=$?
+# Release: the suite runs, and builds its frontend images from, the one
+# static release binary (target/x86_64-unknown-linux-gnu/release/strata,
+# `.cargo/config.toml`), the same one `integration/frontend-image.sh` packs.
+cargo test --release --locked "$@" || status=$?
 if [ -s "$faults" ]; then
   echo "integration/run.sh: $(wc -l <"$faults") engine fault(s), each retried once:" >&2
   cat "$faults" >&2

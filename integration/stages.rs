@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::check::check;
 use crate::util::Ctx;
 
 /// Lines 1-3; a stage starts on line 4.
@@ -13,26 +14,12 @@ const HEAD: &str = "version = 1\n[image]\nfrom = \"scratch\"\n";
 /// A stage `build` on lines 4-9 (name on 5, from on 6, step run on 9).
 const BUILD_STAGE: &str = "[[stage]]\nname = \"build\"\nfrom = \"debian:bookworm\"\nworkdir = \"/src\"\n[[stage.step]]\nrun = \"mkdir -p /wheels && touch /wheels/a.whl\"\n";
 
-/// Runs `strata check` on `spec` after writing `files`.
-fn check(spec: &str, files: &[(&str, &str)]) -> crate::util::Run {
-    let ctx = Ctx::new();
-    for (p, c) in files {
-        ctx.write(p, c);
-    }
-    ctx.spec(spec);
-    ctx.strata(&["check"])
-}
-
-/// Asserts a failed check whose error mentions `message` at `line:col`.
+/// Asserts a failed check whose error mentions `message` at `line:col`,
+/// with a help line.
 #[track_caller]
 fn assert_error(spec: &str, message: &str, line: usize, col: usize) {
-    let run = check(spec, &[]);
-    let err = run.stderr();
-    assert_eq!(run.code(), 1, "exit status; stderr:\n{err}");
-    assert_eq!(run.stdout(), "", "stdout must stay empty");
-    assert!(err.contains(message), "`{message}` not in:\n{err}");
-    let at = format!("strata.toml:{line}:{col}]");
-    assert!(err.contains(&at), "`{at}` not in:\n{err}");
+    crate::check::assert_error(spec, &[], message, line, col);
+    let err = check(spec, &[]).stderr();
     assert!(err.contains("help:"), "a help line:\n{err}");
 }
 

@@ -459,16 +459,7 @@ async fn build_platform<G: Gateway>(
                     out
                 };
                 copy_outs.push((layer.name.clone(), out.clone()));
-                let state = if modern {
-                    out.clone()
-                } else {
-                    chain = chain.copy(
-                        llb::Copy::new(&out, "/", "/")
-                            .dir_copy_contents()
-                            .allow_wildcard(true),
-                    );
-                    chain.clone()
-                };
+                let state = stack_copy(modern, &mut chain, &out);
                 layers.push((layer.name.clone(), state, LayerNote::Copy(meta)));
             }
             LayerKind::Copy(copy) => {
@@ -502,16 +493,7 @@ async fn build_platform<G: Gateway>(
                         out
                     };
                     copy_outs.push((id.clone(), out.clone()));
-                    let state = if modern {
-                        out.clone()
-                    } else {
-                        chain = chain.copy(
-                            llb::Copy::new(&out, "/", "/")
-                                .dir_copy_contents()
-                                .allow_wildcard(true),
-                        );
-                        chain.clone()
-                    };
+                    let state = stack_copy(modern, &mut chain, &out);
                     layers.push((id, state, LayerNote::Copy(meta)));
                 }
             }
@@ -796,6 +778,21 @@ async fn stage_states<G: Gateway>(
         pending = later;
     }
     Ok(done)
+}
+
+/// A copy layer's state in the image: the helper's output as is where
+/// MergeOp stacks the layers, else that output copied onto the linear chain
+/// (contracts §4 fallback), which becomes the new chain.
+fn stack_copy(modern: bool, chain: &mut State, out: &State) -> State {
+    if modern {
+        return out.clone();
+    }
+    *chain = chain.copy(
+        llb::Copy::new(out, "/", "/")
+            .dir_copy_contents()
+            .allow_wildcard(true),
+    );
+    chain.clone()
 }
 
 /// What the history needs of a layer.
