@@ -108,6 +108,11 @@ def cmd_progress(log, contender):
     print(int(sum(ctx.values())), f"{len(ran)}({runs}run)")
 
 
+def steps(s):
+    m = re.match(r"(\d+)\((\d+)run\)", s or "")
+    return f"{m.group(1)} ({m.group(2)} RUN)" if m else "-"
+
+
 def human(n):
     if n in ("-", "", None):
         return "-"
@@ -135,7 +140,7 @@ CONT = {
     "strata": "strata (frontend)",
     "embedded": "strata build (embedded)",
     "plan": "strata plan",
-    "targz": "tar -c | gzip -6",
+    "targz": "`tar -c \\| gzip -6`",
 }
 
 
@@ -191,7 +196,7 @@ def cmd_report(d):
                 out.append(
                     f"| {SCEN[s]} | {CONT[c]} | {x['median_s']:.2f} ({x['min_s']:.2f}–{x['max_s']:.2f}) | "
                     f"{x['changed_layers']}/{x['layers']} | {human(x['new_blob_bytes'])} | {human(x['uploaded_bytes'])} | "
-                    f"{human(x['context_bytes'])} | {x['steps_executed']} | {x['layers_same_as_main_engine']} |"
+                    f"{human(x['context_bytes'])} | {steps(x['steps_executed'])} | {x['layers_same_as_main_engine']} |"
                 )
     emb = [x for x in summary if x["contender"] in ("embedded", "plan", "targz")]
     if emb:
