@@ -693,11 +693,15 @@ fn a_layer_copied_from_a_stage_is_identical_on_two_fresh_builders() {
     let tag = "stages-it-fresh:1";
     let ta = buildx(&a, &dir, tag, &[]);
     let tb = buildx(&b, &dir, tag, &[]);
+    // The stage runs on both (its inputs carry a nonce). The copy step may
+    // be cached: its key is the content of the stage's /wheels, which is
+    // deterministic, so an earlier test that built the same wheel on this
+    // engine already wrote that layer.
     for (name, text) in [("d26", &ta), ("d26b", &tb)] {
         let r = ran(text);
         assert!(
-            r.contains("stage build") && r.contains("layer wheels"),
-            "{name} ran the stage and the copy: {r:?}\n{text}"
+            r.contains("stage build"),
+            "{name} ran the stage: {r:?}\n{text}"
         );
     }
     let diff_ids = |host: &str| -> Vec<String> {
