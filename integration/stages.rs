@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use crate::check::check;
+use crate::frontend::{BASE, docker};
 use crate::util::Ctx;
 
 /// Lines 1-3; a stage starts on line 4.
@@ -422,14 +423,6 @@ fn plan_json_with_stages_is_pinned() {
 // ------------------------------------------------------- end to end, Docker 26
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
-const BASE: &str = "strata-test/debian:bookworm";
-
-fn docker(host: &str) -> std::process::Command {
-    let mut c = std::process::Command::new("docker");
-    c.env("DOCKER_HOST", host)
-        .env("BUILDX_NO_DEFAULT_ATTESTATIONS", "1");
-    c
-}
 
 /// `docker buildx build --load -t TAG` of `dir` with the frontend under
 /// test; returns the plain progress output, or panics with it.
@@ -704,20 +697,10 @@ fn a_layer_copied_from_a_stage_is_identical_on_two_fresh_builders() {
             "{name} ran the stage: {r:?}\n{text}"
         );
     }
-    let diff_ids = |host: &str| -> Vec<String> {
-        let out = docker(host)
-            .args([
-                "image",
-                "inspect",
-                tag,
-                "--format",
-                "{{json .RootFS.Layers}}",
-            ])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let (la, lb) = (diff_ids(&a), diff_ids(&b));
+    let (la, lb) = (
+        crate::frontend::layers(&a, tag),
+        crate::frontend::layers(&b, tag),
+    );
     assert_eq!(la.last(), lb.last(), "the stage copy layer differs");
     assert_eq!(la.len(), lb.len());
     let (ok, out) = in_image(&a, tag, "ls -l --time-style=+%s /opt/wheels");
