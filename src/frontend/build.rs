@@ -463,38 +463,27 @@ async fn build_platform<G: Gateway>(
                 layers.push((layer.name.clone(), state, LayerNote::Copy(meta)));
             }
             LayerKind::Copy(copy) => {
-                let ids = copy_layer_ids(gw, env, &solve_opts, &ctx_key, &layer.name, copy, ignore)
-                    .await?;
-                for (id, include, extra_excludes) in ids {
+                let parts =
+                    copy_parts(gw, env, &solve_opts, &ctx_key, &layer.name, copy, ignore).await?;
+                for part in parts {
                     let job = job_for(
-                        &id,
+                        &part.id,
                         &layer.name,
                         copy,
                         ignore,
                         spec.image.timestamp,
                         &base_dirs,
                     );
-                    let excludes: Vec<String> =
-                        ignore.iter().cloned().chain(extra_excludes).collect();
-                    let (out, meta) = helper_exec(
-                        env,
-                        helper_image,
-                        &ctx_key,
-                        &id,
-                        &job,
-                        &include,
-                        &excludes,
-                        &spec_map,
-                        &range,
-                    )?;
+                    let (out, meta) =
+                        helper_exec(env, helper_image, &ctx_key, &part, &job, &spec_map, &range)?;
                     let out = if skip_cache(&layer.name) {
                         out.ignore_cache()
                     } else {
                         out
                     };
-                    copy_outs.push((id.clone(), out.clone()));
+                    copy_outs.push((part.id.clone(), out.clone()));
                     let state = stack_copy(modern, &mut chain, &out);
-                    layers.push((id, state, LayerNote::Copy(meta)));
+                    layers.push((part.id, state, LayerNote::Copy(meta)));
                 }
             }
             LayerKind::Run(run) => {
@@ -803,10 +792,29 @@ enum LayerNote {
     Run,
 }
 
-/// The layer IDs of a copy layer with the include patterns of each: one
-/// layer without a split; with `split = "file"`, the context is listed to
-/// find the files of at least `split_min` bytes (contracts §1).
-async fn copy_layer_ids<G: Gateway>(
+/// One layer of a copy layer: its ID and where its helper reads from.
+struct CopyPart {
+    id: String,
+    source: PartSource,
+}
+
+/// The source a copy layer's helper mounts at `/src`.
+enum PartSource {
+    /// A local source of its own with these include and exclude patterns.
+    Local {
+        include: Vec<String>,
+        exclude: Vec<String>,
+    },
+    /// One split file (context path) of the listing source, mounted with a
+    /// selector: the file crosses the session once, in the listing, and
+    /// BuildKit keys the helper by that file's content only.
+    Listed { list: State, path: String },
+}
+
+/// The layers of a copy layer: one without a split; with `split = "file"`,
+/// the context is listed to find the files of at least `split_min` bytes
+/// (contracts §1), each its own layer read from the listing, and the rest.
+async fn copy_parts<G: Gateway>(
     gw: &G,
     env: &FrontendEnv,
     opts: &SolveOptions,
@@ -814,21 +822,25 @@ async fn copy_layer_ids<G: Gateway>(
     name: &str,
     copy: &CopyLayer,
     ignore: &[String],
-) -> Result<Vec<(String, Vec<String>, Vec<String>)>, Failure> {
+) -> Result<Vec<CopyPart>, Failure> {
     let includes: Vec<String> = copy.entries.iter().map(|e| e.from.clone()).collect();
     let Some(split) = &copy.split else {
-        return Ok(vec![(name.to_string(), includes, Vec::new())]);
+        return Ok(vec![CopyPart {
+            id: name.to_string(),
+            source: PartSource::Local {
+                include: includes,
+                exclude: ignore.to_vec(),
+            },
+        }]);
     };
-    let def = llb::local(ctx_key)
+    let list = llb::local(ctx_key)
         .session_id(&env.session_id)
         .shared_key_hint(format!("strata/{name}"))
         .include_patterns(includes.clone())
         .exclude_patterns(ignore.to_vec())
         .custom_name(format!("[strata] list {name}"))
-        .build()
-        .marshal()
-        .to_bytes();
-    let r = gw.solve(&def, opts).await?;
+        .build();
+    let r = gw.solve(&list.marshal().to_bytes(), opts).await?;
     let ignore_m = Matcher::new(ignore).map_err(|e| protocol(e.to_string()))?;
     let mut files: Vec<LayerFile> = Vec::new();
     for e in &copy.entries {
@@ -839,65 +851,91 @@ async fn copy_layer_ids<G: Gateway>(
             files.push(layer_file(&dest, root.is_file(), root.size.max(0) as u64));
             continue;
         }
-        let mut stack = vec![String::new()];
-        while let Some(rel) = stack.pop() {
-            let dir = if rel.is_empty() {
-                e.from.clone()
-            } else {
-                format!("{}/{rel}", e.from)
-            };
-            for st in gw.read_dir(&r, &dir, None).await? {
-                let child = if rel.is_empty() {
-                    st.path.clone()
+        // One directory level at a time, each level's listings at once.
+        let mut level = vec![String::new()];
+        while !level.is_empty() {
+            let listings = futures_util::future::try_join_all(level.iter().map(|rel| {
+                let dir = if rel.is_empty() {
+                    e.from.clone()
                 } else {
-                    format!("{rel}/{}", st.path)
+                    format!("{}/{rel}", e.from)
                 };
-                let ctx_path = if e.from == "." {
-                    child.clone()
-                } else {
-                    format!("{}/{child}", e.from)
-                };
-                if ignore_m.excluded(ctx_path.as_bytes(), st.is_dir())
-                    || excl.excluded(child.as_bytes(), st.is_dir())
-                {
-                    continue;
-                }
-                let dest = if e.to == "/" {
-                    format!("/{child}")
-                } else {
-                    format!("{}/{child}", e.to)
-                };
-                if st.is_dir() {
-                    stack.push(child);
-                    files.push(LayerFile {
-                        dest: dest.as_bytes()[1..].to_vec(),
-                        kind: LayerFileKind::Dir,
-                    });
-                } else {
-                    files.push(layer_file(&dest, st.is_file(), st.size.max(0) as u64));
+                let r = &r;
+                async move { gw.read_dir(r, &dir, None).await }
+            }))
+            .await?;
+            let mut next = Vec::new();
+            for (rel, listing) in level.iter().zip(listings) {
+                for st in listing {
+                    let child = if rel.is_empty() {
+                        st.path.clone()
+                    } else {
+                        format!("{rel}/{}", st.path)
+                    };
+                    let ctx_path = if e.from == "." {
+                        child.clone()
+                    } else {
+                        format!("{}/{child}", e.from)
+                    };
+                    if ignore_m.excluded(ctx_path.as_bytes(), st.is_dir())
+                        || excl.excluded(child.as_bytes(), st.is_dir())
+                    {
+                        continue;
+                    }
+                    let dest = if e.to == "/" {
+                        format!("/{child}")
+                    } else {
+                        format!("{}/{child}", e.to)
+                    };
+                    if st.is_dir() {
+                        next.push(child);
+                        files.push(LayerFile {
+                            dest: dest.as_bytes()[1..].to_vec(),
+                            kind: LayerFileKind::Dir,
+                        });
+                    } else {
+                        files.push(layer_file(&dest, st.is_file(), st.size.max(0) as u64));
+                    }
                 }
             }
+            level = next;
         }
     }
     files.sort_by(|a, b| crate::plan::entries::path_order(&a.dest, &b.dest));
     let mut out = Vec::new();
     let mut split_sources = Vec::new();
+    let mut rest = None;
     for (id, _) in split_layer(name, Some(split.min), files) {
         match id.split_once('@') {
             Some((_, dest)) => {
                 // The one source file of this layer, as a context path.
-                let src = source_of(copy, dest).unwrap_or_else(|| includes[0].clone());
-                split_sources.push(escape_pattern(&src));
-                out.push((id, vec![src], Vec::new()));
+                let path = source_of(copy, dest).unwrap_or_else(|| includes[0].clone());
+                split_sources.push(escape_pattern(&path));
+                out.push(CopyPart {
+                    id,
+                    source: PartSource::Listed {
+                        list: list.clone(),
+                        path,
+                    },
+                });
             }
-            None => out.push((id, includes.clone(), Vec::new())),
+            None => {
+                rest = Some(out.len());
+                out.push(CopyPart {
+                    id,
+                    source: PartSource::Local {
+                        include: includes.clone(),
+                        exclude: Vec::new(),
+                    },
+                });
+            }
         }
     }
     // The rest layer never reads the split files: their changes leave it cached.
-    for (id, _, excludes) in &mut out {
-        if !id.contains('@') {
-            *excludes = split_sources.clone();
-        }
+    if let Some(i) = rest
+        && let PartSource::Local { exclude, .. } = &mut out[i].source
+    {
+        *exclude = ignore.iter().cloned().chain(split_sources).collect();
     }
     Ok(out)
 }
@@ -1000,33 +1038,33 @@ fn stage_copy_exec(
     helper_run(helper_image, name, &job, mounts, map, range)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The helper exec of a context copy layer (contracts §2).
 fn helper_exec(
     env: &FrontendEnv,
     helper_image: &State,
     ctx_key: &str,
-    id: &str,
+    part: &CopyPart,
     job: &CopyJob,
-    include: &[String],
-    ignore: &[String],
     map: &llb::SourceMap,
     range: &[llb::SourceRange],
 ) -> Result<(State, State), Failure> {
-    let src = llb::local(ctx_key)
-        .session_id(&env.session_id)
-        .shared_key_hint(format!("strata/{id}"))
-        .include_patterns(include.to_vec())
-        .exclude_patterns(ignore.to_vec())
-        .custom_name(format!("[strata] context for {id}"))
-        .build();
-    helper_run(
-        helper_image,
-        id,
-        job,
-        vec![Mount::bind("/src", &src).readonly()],
-        map,
-        range,
-    )
+    let id = &part.id;
+    let mount = match &part.source {
+        PartSource::Local { include, exclude } => {
+            let src = llb::local(ctx_key)
+                .session_id(&env.session_id)
+                .shared_key_hint(format!("strata/{id}"))
+                .include_patterns(include.clone())
+                .exclude_patterns(exclude.clone())
+                .custom_name(format!("[strata] context for {id}"))
+                .build();
+            Mount::bind("/src", &src).readonly()
+        }
+        PartSource::Listed { list, path } => Mount::bind(format!("/src/{path}"), list)
+            .selector(path)
+            .readonly(),
+    };
+    helper_run(helper_image, id, job, vec![mount], map, range)
 }
 
 /// The helper exec of one copy layer with its sources mounted under `/src`:
