@@ -104,12 +104,16 @@ async fn read_spec<G: Gateway>(
     }
     let def = local.build().marshal().to_bytes();
     let r = gw.solve(&def, &SolveOptions::default()).await?;
-    let spec = gw.read_file(&r, &filename, None).await?;
+    let (spec, ignore, lock) = tokio::join!(
+        gw.read_file(&r, &filename, None),
+        read_optional(gw, &r, &ignore_name),
+        read_optional(gw, &r, &lock_path),
+    );
     Ok(SpecFiles {
-        ignore: read_optional(gw, &r, &ignore_name).await,
-        lock: read_optional(gw, &r, &lock_path).await,
+        spec: spec?,
+        ignore,
+        lock,
         filename,
-        spec,
     })
 }
 
@@ -191,17 +195,17 @@ fn resolve_options(env: &FrontendEnv, caps: &Caps) -> Result<ResolveOptions, Fai
 
 async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, Failure> {
     let caps = gw.ping().await?;
-    let files = read_spec(gw, env, &caps).await?;
+    // The spec's files and the context's `.dockerignore` (used when the
+    // spec has no ignore file of its own), at once.
+    let (files, context_ignore) =
+        tokio::try_join!(read_spec(gw, env, &caps), read_context_ignore(gw, env))?;
     let source =
         crate::spec::parse::source_from_bytes(Path::new(&files.filename), files.spec.clone())
             .map_err(|e| Failure::Spec(spec_status(&files, &e)))?;
     let opts = resolve_options(env, &caps)?;
     let loaded = crate::spec::resolve_all(&source, &opts)
         .map_err(|e| Failure::Spec(spec_status(&files, &e)))?;
-    let ignore_bytes = match &files.ignore {
-        Some(b) => Some(b.clone()),
-        None => read_context_ignore(gw, env).await?,
-    };
+    let ignore_bytes = files.ignore.clone().or(context_ignore);
     let ignore = match &ignore_bytes {
         Some(b) => Matcher::parse_ignore_file(b, ".dockerignore")
             .map_err(|e| protocol(e.to_string()))?
@@ -351,71 +355,44 @@ async fn build_platform<G: Gateway>(
         evaluate: false,
     };
 
-    // The base image, pinned by strata.lock where it has a pin (contracts §5).
-    let (base, base_config) = match &spec.image.from {
-        BaseRef::Scratch => (llb::scratch(), None),
-        BaseRef::Registry(reference) => {
-            let (state, config) = image_base(gw, env, spec, lock, reference, "base").await?;
-            (state, Some(config))
-        }
-        other => {
-            return Err(protocol(format!(
-                "`{other}` is a base for the embedded builder (`strata build`); through BuildKit, use an image reference"
-            )));
-        }
-    };
-
-    // Build stages: one exec chain each, on its own base (issue 11).
-    let stages = stage_states(gw, env, caps, spec, lock, &spec_map).await?;
-
-    // Base metadata for every copy destination and its ancestors (contracts §1).
-    let mut queries: Vec<String> = spec
-        .layers
-        .iter()
-        .filter_map(|l| match &l.kind {
-            LayerKind::Copy(c) => Some(base_queries(c)),
-            LayerKind::Run(_) => None,
-        })
-        .flatten()
-        .collect();
-    queries.sort();
-    queries.dedup();
-    let mut base_dirs = BaseDirs::new();
-    if !base.is_scratch() && !queries.is_empty() {
-        let base_ref = gw.solve(&base.marshal().to_bytes(), &solve_opts).await?;
-        for q in &queries {
-            // StatFile resolves symlinks, so list the parent (lstat entries).
-            let (parent, name) = q.rsplit_once('/').unwrap_or(("", q));
-            let parent = if parent.is_empty() { "/" } else { parent };
-            let above = base_dirs.get(parent).cloned();
-            let entry = if matches!(
-                above,
-                Some(BaseEntry::Absent | BaseEntry::Other | BaseEntry::Symlink { .. })
-            ) {
-                BaseEntry::Absent
-            } else {
-                let listed = gw
-                    .read_dir(&base_ref, parent, Some(name))
-                    .await
-                    .unwrap_or_default();
-                match listed.into_iter().find(|st| st.path == name) {
-                    Some(st) if st.is_symlink() => BaseEntry::Symlink {
-                        target: st.linkname.clone(),
-                    },
-                    Some(st) if st.is_dir() => BaseEntry::Dir {
-                        mode: st.permissions(),
-                        uid: u64::from(st.uid),
-                        gid: u64::from(st.gid),
-                    },
-                    Some(_) => BaseEntry::Other,
-                    None => BaseEntry::Absent,
-                }
-            };
-            base_dirs.insert(q.clone(), entry);
-        }
-    }
-
     let ctx_key = env.opt("contextkey").unwrap_or("context").to_string();
+
+    // What the graph needs from the gateway, all at once: the base and its
+    // directories' metadata, the stages' bases, the split layers' listings.
+    let base_fut = async {
+        // The base image, pinned by strata.lock where it has a pin (contracts §5).
+        let (base, base_config) = match &spec.image.from {
+            BaseRef::Scratch => (llb::scratch(), None),
+            BaseRef::Registry(reference) => {
+                let (state, config) = image_base(gw, env, spec, lock, reference, "base").await?;
+                (state, Some(config))
+            }
+            other => {
+                return Err(protocol(format!(
+                    "`{other}` is a base for the embedded builder (`strata build`); through BuildKit, use an image reference"
+                )));
+            }
+        };
+        let base_dirs = base_dirs(gw, spec, &base, &solve_opts).await?;
+        Ok((base, base_config, base_dirs))
+    };
+    // Build stages: one exec chain each, on its own base (issue 11).
+    let stages_fut = stage_states(gw, env, caps, spec, lock, &spec_map);
+    let parts_fut = futures_util::future::try_join_all(spec.layers.iter().map(|layer| {
+        let (solve_opts, ctx_key) = (&solve_opts, &ctx_key);
+        async move {
+            match &layer.kind {
+                LayerKind::Copy(copy) if copy.entries.iter().all(|e| e.stage.is_none()) => {
+                    copy_parts(gw, env, solve_opts, ctx_key, &layer.name, copy, ignore).await
+                }
+                _ => Ok(Vec::new()),
+            }
+        }
+    }));
+    let ((base, base_config, base_dirs), stages, parts) =
+        tokio::try_join!(base_fut, stages_fut, parts_fut)?;
+    let mut parts = parts.into_iter();
+
     let no_cache: Option<Vec<String>> = env.opt("no-cache").map(|v| {
         v.split(',')
             .map(str::trim)
@@ -431,10 +408,11 @@ async fn build_platform<G: Gateway>(
 
     // Layers.
     let mut layers: Vec<(String, State, LayerNote)> = Vec::new();
-    let mut copy_outs: Vec<(String, State)> = Vec::new();
+    let mut copy_outs: Vec<CopyOut> = Vec::new();
     let mut run_parent = base.clone();
     let mut chain = base.clone();
     for layer in &spec.layers {
+        let layer_parts = parts.next().unwrap_or_default();
         // The whole `[[layer]]` table, so a failing op marks its lines.
         let end = layer.span.end.saturating_sub(1).max(layer.span.start);
         let range = [llb::SourceRange::lines(
@@ -458,14 +436,12 @@ async fn build_platform<G: Gateway>(
                 } else {
                     out
                 };
-                copy_outs.push((layer.name.clone(), out.clone()));
+                copy_outs.push(CopyOut::new(&layer.name, &layer.name, copy, &out));
                 let state = stack_copy(modern, &mut chain, &out);
                 layers.push((layer.name.clone(), state, LayerNote::Copy(meta)));
             }
             LayerKind::Copy(copy) => {
-                let parts =
-                    copy_parts(gw, env, &solve_opts, &ctx_key, &layer.name, copy, ignore).await?;
-                for part in parts {
+                for part in layer_parts {
                     let job = job_for(
                         &part.id,
                         &layer.name,
@@ -481,7 +457,7 @@ async fn build_platform<G: Gateway>(
                     } else {
                         out
                     };
-                    copy_outs.push((part.id.clone(), out.clone()));
+                    copy_outs.push(CopyOut::new(&part.id, &layer.name, copy, &out));
                     let state = stack_copy(modern, &mut chain, &out);
                     layers.push((part.id, state, LayerNote::Copy(meta)));
                 }
@@ -566,43 +542,56 @@ async fn build_platform<G: Gateway>(
 
     // No two copy layers write one path (what `strata check` and the plan
     // reject): the helper compares the written trees, cached like any exec.
-    if copy_outs.len() > 1 {
-        let check = overlaps_exec(helper_image, &copy_outs)?;
-        gw.solve(
-            &check.marshal().to_bytes(),
-            &SolveOptions {
-                cache_imports: cache_imports.clone(),
-                evaluate: true,
-            },
-        )
-        .await?;
-    }
+    // Only layers whose destinations nest can write one path; the check
+    // runs beside the records below.
+    let suspects = overlap_suspects(&copy_outs);
+    let check = async {
+        if suspects.len() > 1 {
+            let check = overlaps_exec(helper_image, &suspects)?;
+            gw.solve(
+                &check.marshal().to_bytes(),
+                &SolveOptions {
+                    cache_imports: cache_imports.clone(),
+                    evaluate: true,
+                },
+            )
+            .await?;
+        }
+        Ok::<_, Failure>(())
+    };
 
     // History: one entry per layer, with the helper's record (contracts §5).
     let created = env
         .opt("build-arg:SOURCE_DATE_EPOCH")
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(spec.image.timestamp);
-    let mut history = Vec::new();
-    for (id, _, note) in &layers {
-        let comment = match note {
-            LayerNote::Copy(meta) => {
-                let r = gw.solve(&meta.marshal().to_bytes(), &solve_opts).await?;
-                let bytes = gw.read_file(&r, "record.json", None).await?;
-                let rec: CopyRecord = serde_json::from_slice(&bytes)
-                    .map_err(|e| protocol(format!("helper record of `{id}`: {e}")))?;
-                format!("strata/v1 key={} inputs={}", rec.key, rec.inputs)
-            }
-            LayerNote::Run => "strata/v1 run".to_string(),
-        };
-        history.push(crate::oci::image::HistoryEntry {
+    let records = futures_util::future::try_join_all(layers.iter().map(|(id, _, note)| {
+        let solve_opts = &solve_opts;
+        async move {
+            Ok::<_, Failure>(match note {
+                LayerNote::Copy(meta) => {
+                    let r = gw.solve(&meta.marshal().to_bytes(), solve_opts).await?;
+                    let bytes = gw.read_file(&r, "record.json", None).await?;
+                    let rec: CopyRecord = serde_json::from_slice(&bytes)
+                        .map_err(|e| protocol(format!("helper record of `{id}`: {e}")))?;
+                    format!("strata/v1 key={} inputs={}", rec.key, rec.inputs)
+                }
+                LayerNote::Run => "strata/v1 run".to_string(),
+            })
+        }
+    }));
+    let ((), comments) = tokio::try_join!(check, records)?;
+    let history: Vec<_> = layers
+        .iter()
+        .zip(comments)
+        .map(|((id, _, _), comment)| crate::oci::image::HistoryEntry {
             created: Some(crate::oci::image::rfc3339(created)),
             created_by: Some(format!("strata layer {id}")),
             author: None,
             comment: Some(comment),
             empty_layer: false,
-        });
-    }
+        })
+        .collect();
     // `label:NAME` options (`docker buildx build --label`) over the spec's.
     let mut spec = spec.clone();
     for (k, v) in &env.opts {
@@ -612,6 +601,79 @@ async fn build_platform<G: Gateway>(
     }
     let config = image_config(&spec, base_config.as_ref(), created, &history, &layers)?;
     Ok((r, config))
+}
+
+/// The base's metadata for every copy destination and its ancestors
+/// (contracts §1): all read at once (StatFile
+/// resolves symlinks, so each query lists its parent for lstat entries).
+async fn base_dirs<G: Gateway>(
+    gw: &G,
+    spec: &ResolvedSpec,
+    base: &State,
+    opts: &SolveOptions,
+) -> Result<BaseDirs, Failure> {
+    let mut queries: Vec<String> = spec
+        .layers
+        .iter()
+        .filter_map(|l| match &l.kind {
+            LayerKind::Copy(c) => Some(base_queries(c)),
+            LayerKind::Run(_) => None,
+        })
+        .flatten()
+        .collect();
+    queries.sort();
+    queries.dedup();
+    let mut dirs = BaseDirs::new();
+    if base.is_scratch() || queries.is_empty() {
+        return Ok(dirs);
+    }
+    let base_ref = gw.solve(&base.marshal().to_bytes(), opts).await?;
+    let split = |q: &str| -> (String, String) {
+        let (parent, name) = q.rsplit_once('/').unwrap_or(("", q));
+        let parent = if parent.is_empty() { "/" } else { parent };
+        (parent.to_string(), name.to_string())
+    };
+    let listings = futures_util::future::join_all(queries.iter().map(|q| {
+        let (parent, name) = split(q);
+        let base_ref = &base_ref;
+        async move {
+            gw.read_dir(base_ref, &parent, Some(&name))
+                .await
+                .unwrap_or_default()
+        }
+    }))
+    .await;
+    let listed: BTreeMap<&str, Vec<crate::frontend::gateway::Stat>> =
+        queries.iter().map(String::as_str).zip(listings).collect();
+    // Sorted, so a directory is decided before anything under it.
+    for q in &queries {
+        let (parent, name) = split(q);
+        let above = dirs.get(&parent).cloned();
+        let entry = if matches!(
+            above,
+            Some(BaseEntry::Absent | BaseEntry::Other | BaseEntry::Symlink { .. })
+        ) {
+            BaseEntry::Absent
+        } else {
+            match listed
+                .get(q.as_str())
+                .and_then(|l| l.iter().find(|st| st.path == name))
+            {
+                Some(st) if st.is_symlink() => BaseEntry::Symlink {
+                    target: st.linkname.clone(),
+                },
+                Some(st) if st.is_dir() => BaseEntry::Dir {
+                    mode: st.permissions(),
+                    uid: u64::from(st.uid),
+                    gid: u64::from(st.gid),
+                },
+                Some(_) => BaseEntry::Other,
+                None => BaseEntry::Absent,
+            }
+        };
+        dirs.insert(q.clone(), entry);
+    }
+    Ok(dirs)
 }
 
 /// Resolves an image reference for the spec's platform, pinned by
@@ -1115,6 +1177,82 @@ fn helper_run(
     Ok((out, meta))
 }
 
+/// A copy layer's helper output, for the overlap check.
+#[derive(Clone)]
+struct CopyOut {
+    id: String,
+    /// The spec layer it belongs to (split layers share it).
+    layer: String,
+    /// Destination roots: everything it writes is at or under one of them.
+    roots: Vec<String>,
+    state: State,
+}
+
+impl CopyOut {
+    fn new(id: &str, layer: &str, copy: &CopyLayer, state: &State) -> CopyOut {
+        let roots = match id.split_once('@') {
+            Some((_, dest)) => vec![dest.to_string()],
+            None => copy
+                .entries
+                .iter()
+                .map(|e| match e.to.trim_end_matches('/') {
+                    "" => "/".to_string(),
+                    to => to.to_string(),
+                })
+                .collect(),
+        };
+        CopyOut {
+            id: id.to_string(),
+            layer: layer.to_string(),
+            roots,
+            state: state.clone(),
+        }
+    }
+}
+
+/// Whether one root is the other or an ancestor of it.
+fn nested(a: &str, b: &str) -> bool {
+    let under =
+        |x: &str, y: &str| x == "/" || y.strip_prefix(x).is_some_and(|r| r.starts_with('/'));
+    a == b || under(a, b) || under(b, a)
+}
+
+/// The copy outputs that may write a path another one writes, in layer
+/// order: those with nested destination roots. Two layers whose roots do
+/// not nest share at most ancestor directories, which every layer may
+/// write (contracts §1); the layers split from one spec layer are disjoint
+/// by construction unless that layer's own entries nest.
+fn overlap_suspects(outs: &[CopyOut]) -> Vec<(String, State)> {
+    let self_nested = |layer: &str| {
+        let roots: Vec<&String> = outs
+            .iter()
+            .filter(|o| o.layer == layer && !o.id.contains('@'))
+            .flat_map(|o| &o.roots)
+            .collect();
+        roots
+            .iter()
+            .enumerate()
+            .any(|(i, a)| roots[i + 1..].iter().any(|b| nested(a, b)))
+    };
+    let mut suspect = vec![false; outs.len()];
+    for (i, a) in outs.iter().enumerate() {
+        for (j, b) in outs.iter().enumerate().skip(i + 1) {
+            if a.layer == b.layer && !self_nested(&a.layer) {
+                continue;
+            }
+            if a.roots.iter().any(|x| b.roots.iter().any(|y| nested(x, y))) {
+                suspect[i] = true;
+                suspect[j] = true;
+            }
+        }
+    }
+    outs.iter()
+        .zip(suspect)
+        .filter(|(_, s)| *s)
+        .map(|(o, _)| (o.id.clone(), o.state.clone()))
+        .collect()
+}
+
 /// The exec that fails when two copy layers' trees (mounted read-only, in
 /// layer order) write the same path: `strata helper overlaps`.
 fn overlaps_exec(helper_image: &State, outs: &[(String, State)]) -> Result<State, Failure> {
@@ -1491,6 +1629,73 @@ mod tests {
 
     /// The LLB of a spec with two independent stages, one built on
     /// another, and an unused one, lowered offline; digests pinned.
+    /// The overlap check runs only for copy layers whose destinations nest.
+    #[test]
+    fn overlap_check_covers_nested_destinations_only() {
+        let out = |id: &str, layer: &str, roots: &[&str]| CopyOut {
+            id: id.into(),
+            layer: layer.into(),
+            roots: roots.iter().map(|r| r.to_string()).collect(),
+            state: llb::scratch(),
+        };
+        let ids = |outs: &[CopyOut]| -> Vec<String> {
+            overlap_suspects(outs)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        };
+        let models = || {
+            [
+                out(
+                    "models",
+                    "models",
+                    &["/app/models/vocos", "/app/models/whisper"],
+                ),
+                out(
+                    "models@/app/models/vocos/a.bin",
+                    "models",
+                    &["/app/models/vocos/a.bin"],
+                ),
+            ]
+        };
+        // A split layer, a file and a directory beside it, siblings that
+        // share a prefix: nothing nests, no check.
+        let mut outs = models().to_vec();
+        outs.push(out(
+            "runtime",
+            "runtime",
+            &["/app/entrypoint.sh", "/app/src2"],
+        ));
+        outs.push(out("app", "app", &["/app/src"]));
+        assert!(ids(&outs).is_empty(), "{:?}", ids(&outs));
+        // A layer into /app nests with every other one.
+        outs.push(out("code", "code", &["/app"]));
+        assert_eq!(
+            ids(&outs),
+            [
+                "models",
+                "models@/app/models/vocos/a.bin",
+                "runtime",
+                "app",
+                "code"
+            ]
+        );
+        // Into `/`: likewise; a file written where a directory is copied.
+        let outs = [out("all", "all", &["/"]), out("app", "app", &["/app/src"])];
+        assert_eq!(ids(&outs), ["all", "app"]);
+        let outs = [
+            out("a", "a", &["/app/src"]),
+            out("b", "b", &["/app/src/x.py"]),
+        ];
+        assert_eq!(ids(&outs), ["a", "b"]);
+        // One spec layer whose own entries nest: its split parts are checked.
+        let outs = [
+            out("m", "m", &["/app/m", "/app/m/sub"]),
+            out("m@/app/m/sub/w.bin", "m", &["/app/m/sub/w.bin"]),
+        ];
+        assert_eq!(ids(&outs), ["m", "m@/app/m/sub/w.bin"]);
+    }
+
     #[test]
     fn stages_lower_to_independent_exec_chains() {
         use prost::Message;
