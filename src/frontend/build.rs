@@ -443,23 +443,22 @@ async fn build_platform<G: Gateway>(
         )];
         match &layer.kind {
             LayerKind::Copy(copy) if copy.entries.iter().any(|e| e.stage.is_some()) => {
-                let (out, meta) = stage_copy_exec(
-                    helper_image,
-                    &layer.name,
-                    copy,
-                    &stages,
-                    spec.image.timestamp,
-                    &base_dirs,
-                    &spec_map,
-                    &range,
-                )?;
-                let out = if skip_cache(&layer.name) {
-                    out.ignore_cache()
-                } else {
-                    out
+                let exec = |mode: HelperMode<'_>| {
+                    stage_copy_exec(
+                        helper_image,
+                        &layer.name,
+                        copy,
+                        &stages,
+                        spec.image.timestamp,
+                        &base_dirs,
+                        mode,
+                        &spec_map,
+                        &range,
+                    )
                 };
-                copy_outs.push((layer.name.clone(), out.clone()));
-                let state = stack_copy(modern, &mut chain, &out);
+                let (state, out, meta) =
+                    copy_on(caps, modern, &mut chain, skip_cache(&layer.name), exec)?;
+                copy_outs.push((layer.name.clone(), out));
                 layers.push((layer.name.clone(), state, LayerNote::Copy(meta)));
             }
             LayerKind::Copy(copy) => {
@@ -476,24 +475,23 @@ async fn build_platform<G: Gateway>(
                     );
                     let excludes: Vec<String> =
                         ignore.iter().cloned().chain(extra_excludes).collect();
-                    let (out, meta) = helper_exec(
-                        env,
-                        helper_image,
-                        &ctx_key,
-                        &id,
-                        &job,
-                        &include,
-                        &excludes,
-                        &spec_map,
-                        &range,
-                    )?;
-                    let out = if skip_cache(&layer.name) {
-                        out.ignore_cache()
-                    } else {
-                        out
+                    let exec = |mode: HelperMode<'_>| {
+                        helper_exec(
+                            env,
+                            helper_image,
+                            &ctx_key,
+                            &id,
+                            &job,
+                            &include,
+                            &excludes,
+                            mode,
+                            &spec_map,
+                            &range,
+                        )
                     };
-                    copy_outs.push((id.clone(), out.clone()));
-                    let state = stack_copy(modern, &mut chain, &out);
+                    let (state, out, meta) =
+                        copy_on(caps, modern, &mut chain, skip_cache(&layer.name), exec)?;
+                    copy_outs.push((id.clone(), out));
                     layers.push((id, state, LayerNote::Copy(meta)));
                 }
             }
@@ -780,19 +778,51 @@ async fn stage_states<G: Gateway>(
     Ok(done)
 }
 
-/// A copy layer's state in the image: the helper's output as is where
-/// MergeOp stacks the layers, else that output copied onto the linear chain
-/// (contracts §4 fallback), which becomes the new chain.
-fn stack_copy(modern: bool, chain: &mut State, out: &State) -> State {
+/// Where a helper exec writes its tree.
+#[derive(Debug, Clone, Copy)]
+enum HelperMode<'a> {
+    /// Into a scratch `/out`: the layer alone, which MergeOp stacks.
+    Scratch,
+    /// Onto the linear chain mounted writable at `/out` (contracts §4
+    /// fallback): that output is the chain with the layer on it. With
+    /// `true`, the mount is marked to be keyed by its definition only
+    /// (where the engine has `exec.mount.cache.content`).
+    Chain(&'a State, bool),
+    /// The record only, and the layer's paths into a scratch `/out` for
+    /// the overlap check (`--paths-only`; the fallback's record step).
+    Record,
+}
+
+/// A copy layer's (state in the image, tree for the overlap check, record),
+/// from `exec` run in the given [`HelperMode`]. With MergeOp the helper's
+/// scratch output is the layer as is. Without it (contracts §4 fallback),
+/// the helper writes onto the chain, which becomes the new chain: one exec
+/// keyed by the chain and the layer's sources only (the chain is a
+/// writable mount, which BuildKit keys by its definition, not its content),
+/// so a builder importing an inline cache finds it without running
+/// anything first, where a copy of a scratch output onto the chain is keyed
+/// by that output's content and needs the helper to run. The record comes
+/// from a second exec on the same sources that writes no content: the
+/// first exec's other outputs are not in an inline cache (min mode holds
+/// only the image's own chain), so reading them would re-run the copy.
+fn copy_on(
+    caps: &Caps,
+    modern: bool,
+    chain: &mut State,
+    ignore_cache: bool,
+    exec: impl Fn(HelperMode<'_>) -> Result<(State, State), Failure>,
+) -> Result<(State, State, State), Failure> {
+    let skip = |s: State| if ignore_cache { s.ignore_cache() } else { s };
     if modern {
-        return out.clone();
+        let (out, meta) = exec(HelperMode::Scratch)?;
+        let out = skip(out);
+        return Ok((out.clone(), out, meta));
     }
-    *chain = chain.copy(
-        llb::Copy::new(out, "/", "/")
-            .dir_copy_contents()
-            .allow_wildcard(true),
-    );
-    chain.clone()
+    let by_definition = caps.has_llb(cap::EXEC_MOUNT_CONTENT_CACHE);
+    let (layer, _) = exec(HelperMode::Chain(chain, by_definition))?;
+    let (paths, meta) = exec(HelperMode::Record)?;
+    *chain = skip(layer);
+    Ok((chain.clone(), skip(paths), meta))
 }
 
 /// What the history needs of a layer.
@@ -971,6 +1001,7 @@ fn stage_copy_exec(
     stages: &BTreeMap<String, StageState>,
     timestamp: u64,
     base_dirs: &BaseDirs,
+    mode: HelperMode<'_>,
     map: &llb::SourceMap,
     range: &[llb::SourceRange],
 ) -> Result<(State, State), Failure> {
@@ -997,7 +1028,7 @@ fn stage_copy_exec(
         e.from = rel;
     }
     let job = job_for(name, name, &local, &[], timestamp, base_dirs);
-    helper_run(helper_image, name, &job, mounts, map, range)
+    helper_run(helper_image, name, &job, mounts, mode, map, range)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1009,6 +1040,7 @@ fn helper_exec(
     job: &CopyJob,
     include: &[String],
     ignore: &[String],
+    mode: HelperMode<'_>,
     map: &llb::SourceMap,
     range: &[llb::SourceRange],
 ) -> Result<(State, State), Failure> {
@@ -1024,47 +1056,73 @@ fn helper_exec(
         id,
         job,
         vec![Mount::bind("/src", &src).readonly()],
+        mode,
         map,
         range,
     )
 }
 
 /// The helper exec of one copy layer with its sources mounted under `/src`:
-/// its `/out` (the layer) and `/meta` (the record) outputs.
+/// its `/out` (the layer, see [`HelperMode`]) and `/meta` (the record)
+/// outputs.
 fn helper_run(
     helper_image: &State,
     id: &str,
     job: &CopyJob,
     sources: Vec<Mount>,
+    mode: HelperMode<'_>,
     map: &llb::SourceMap,
     range: &[llb::SourceRange],
 ) -> Result<(State, State), Failure> {
     let job_json = serde_json::to_string(job).map_err(|e| protocol(e.to_string()))?;
-    let mut exec = llb::Exec::new(
-        helper_image,
-        [
-            IMAGE_BINARY,
-            "helper",
-            "copy",
-            "--src",
-            "/src",
-            "--out",
-            "/out",
-            "--record",
-            "/meta/record.json",
-            &job_json,
-        ],
-    )
-    .env("PATH", "/")
-    .readonly_root()
-    .network(llb::NetMode::None);
+    let mut args = vec![
+        IMAGE_BINARY,
+        "helper",
+        "copy",
+        "--src",
+        "/src",
+        "--out",
+        "/out",
+        "--record",
+        "/meta/record.json",
+    ];
+    if matches!(mode, HelperMode::Record) {
+        args.push("--paths-only");
+    }
+    args.push(&job_json);
+    let (out, title) = match mode {
+        HelperMode::Scratch => (
+            Mount::bind("/out", &llb::scratch()),
+            format!("[strata] layer {id}"),
+        ),
+        HelperMode::Chain(chain, by_definition) => {
+            // A writable mount that is not `/` is keyed by its content on
+            // BuildKit >= 0.12 (0.8 keys it by definition): that would
+            // hash the whole chain at every layer.
+            let m = Mount::bind("/out", chain);
+            let m = if by_definition {
+                m.no_content_cache()
+            } else {
+                m
+            };
+            (m, format!("[strata] layer {id}"))
+        }
+        HelperMode::Record => (
+            Mount::bind("/out", &llb::scratch()),
+            format!("[strata] record {id}"),
+        ),
+    };
+    let mut exec = llb::Exec::new(helper_image, args)
+        .env("PATH", "/")
+        .readonly_root()
+        .network(llb::NetMode::None);
     for m in sources {
         exec = exec.mount(m);
     }
     let exec = exec
-        .mount(Mount::bind("/out", &llb::scratch()))
+        .mount(out)
         .mount(Mount::bind("/meta", &llb::scratch()))
-        .custom_name(format!("[strata] layer {id}"))
+        .custom_name(title)
         .location(map, range)
         .build()
         .map_err(|e| protocol(e.to_string()))?;
