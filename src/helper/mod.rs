@@ -592,6 +592,87 @@ mod tests {
         assert_eq!(l.mtime(), 315_619_200);
     }
 
+    /// Writing into an existing tree (the fallback's chain): an existing
+    /// directory takes the entry's metadata and keeps its other files; a
+    /// file or symlink there is replaced, a symlink never followed; and
+    /// `write_paths` writes the same paths, empty.
+    #[test]
+    fn write_tree_onto_an_existing_tree_replaces_and_never_follows() {
+        use std::os::unix::fs::MetadataExt;
+        let src = tempfile::tempdir().unwrap();
+        fs_err::write(src.path().join("f"), b"hello").unwrap();
+        let entry = |path: &str, kind: EntryKind, mode: u32| Entry {
+            path: path.as_bytes().to_vec(),
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: 315_619_200,
+        };
+        let entries = vec![
+            entry("tmp", EntryKind::Dir, 0o1777),
+            entry(
+                "tmp/f",
+                EntryKind::File {
+                    source: src.path().join("f"),
+                    size: 5,
+                },
+                0o644,
+            ),
+            entry(
+                "tmp/l",
+                EntryKind::Symlink {
+                    target: b"f".to_vec(),
+                },
+                0o777,
+            ),
+        ];
+        let out = tempfile::tempdir().unwrap();
+        let root = out.path().join("root");
+        fs_err::create_dir_all(root.join("tmp")).unwrap();
+        fs_err::write(root.join("tmp/keep"), b"base").unwrap();
+        fs_err::write(out.path().join("outside"), b"not mine").unwrap();
+        std::os::unix::fs::symlink("../../outside", root.join("tmp/f")).unwrap();
+        fs_err::write(root.join("tmp/l"), b"old").unwrap();
+        write_tree(&entries, &root).unwrap();
+        let d = fs_err::symlink_metadata(root.join("tmp")).unwrap();
+        assert_eq!((d.mode() & 0o7777, d.mtime()), (0o1777, 315_619_200));
+        assert_eq!(fs_err::read(root.join("tmp/keep")).unwrap(), b"base");
+        let f = fs_err::symlink_metadata(root.join("tmp/f")).unwrap();
+        assert!(f.file_type().is_file());
+        assert_eq!(fs_err::read(root.join("tmp/f")).unwrap(), b"hello");
+        assert_eq!(
+            fs_err::read(out.path().join("outside")).unwrap(),
+            b"not mine"
+        );
+        assert_eq!(
+            fs_err::read_link(root.join("tmp/l")).unwrap(),
+            Path::new("f")
+        );
+
+        // A directory where the layer has a file is an error naming it.
+        let bad = out.path().join("bad");
+        fs_err::create_dir_all(bad.join("tmp/f")).unwrap();
+        let err = write_tree(&entries, &bad).unwrap_err().to_string();
+        assert!(err.contains("tmp/f"), "{err}");
+
+        let paths = out.path().join("paths");
+        fs_err::create_dir(&paths).unwrap();
+        write_paths(&entries, &paths).unwrap();
+        assert!(fs_err::metadata(paths.join("tmp")).unwrap().is_dir());
+        for name in ["tmp/f", "tmp/l"] {
+            let m = fs_err::symlink_metadata(paths.join(name)).unwrap();
+            assert!(m.is_file() && m.len() == 0, "{name}");
+        }
+        let found = find_overlaps(&[
+            ("a".to_string(), paths.clone()),
+            ("b".to_string(), root.clone()),
+        ])
+        .unwrap();
+        let found: Vec<&str> = found.iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(found, ["/tmp/f", "/tmp/l"]);
+    }
+
     /// Two trees writing one file, or a file where the other has a
     /// directory, overlap; shared parent directories do not.
     #[test]
