@@ -1650,4 +1650,129 @@ mod tests {
             )
         );
     }
+
+    /// The fallback (BuildKit 0.8): each copy layer is one helper exec that
+    /// writes onto the chain mounted writable at `/out` (no FileOp), and a
+    /// record step on the same source writes the record and the paths to
+    /// scratch outputs; with MergeOp the helper's `/out` is scratch.
+    #[test]
+    fn the_fallback_writes_each_copy_layer_onto_the_chain() {
+        use prost::Message;
+
+        use crate::frontend::offline::{EngineCaps, OfflineGateway};
+        use crate::proto::pb;
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |p: &str, c: &str| {
+            let path = dir.path().join(p);
+            fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+            fs_err::write(path, c).unwrap();
+        };
+        write("data/a.txt", "a\n");
+        write("src/app.py", "print(1)\n");
+        write(
+            "strata.toml",
+            "version = 1\n[image]\nfrom = \"debian:bookworm\"\n\
+             [[layer]]\nname = \"data\"\ncopy = [{ from = \"data\", to = \"/data\" }]\n\
+             [[layer]]\nname = \"deps\"\nrun = \"true\"\n\
+             [[layer]]\nname = \"app\"\ncopy = [{ from = \"src\", to = \"/app\" }]\n",
+        );
+        let lower = |caps: EngineCaps| {
+            let gw = OfflineGateway::new(
+                caps,
+                BTreeMap::from([
+                    ("dockerfile".to_string(), dir.path().to_path_buf()),
+                    ("context".to_string(), dir.path().to_path_buf()),
+                ]),
+            );
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(run_with(
+                &gw,
+                &env(&[("source", "strata:dev"), ("platform", "linux/amd64")]),
+            ))
+            .unwrap();
+            gw.outcome().unwrap();
+            gw.solved()
+        };
+        // (description, exec op, input digests) of every op solved.
+        let ops_of = |solved: Vec<Vec<u8>>| {
+            let mut all = Vec::new();
+            for bytes in &solved {
+                let def = Definition::from_bytes(bytes).unwrap();
+                let raw = pb::Definition::decode(bytes.as_slice()).unwrap();
+                all.extend(def.ops().unwrap().into_iter().enumerate().map(|(i, o)| {
+                    let op = pb::Op::decode(raw.def[i].as_slice()).unwrap();
+                    let exec = match op.op {
+                        Some(pb::op::Op::Exec(e)) => Some(e),
+                        Some(pb::op::Op::File(_))
+                            if !o
+                                .description
+                                .as_deref()
+                                .is_some_and(|d| d.starts_with("[strata] WARNING")) =>
+                        {
+                            panic!("a FileOp: {:?}", o.description)
+                        }
+                        _ => None,
+                    };
+                    let inputs: Vec<String> = op.inputs.iter().map(|i| i.digest.clone()).collect();
+                    (o.description.unwrap_or_default(), o.digest, exec, inputs)
+                }));
+            }
+            all
+        };
+        let ops = ops_of(lower(EngineCaps::V08));
+        let find = |prefix: &str| {
+            ops.iter()
+                .find(|(d, ..)| d.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no op named {prefix}"))
+        };
+        let out_mount =
+            |e: &pb::ExecOp| e.mounts.iter().find(|m| m.dest == "/out").unwrap().clone();
+        let (_, deps_digest, ..) = find("[strata] layer deps:");
+        let (_, _, app, app_inputs) = find("[strata] layer app");
+        let app = app.as_ref().unwrap();
+        let out = out_mount(app);
+        assert!(
+            !out.readonly && out.output >= 0,
+            "the chain, writable, an output"
+        );
+        assert_eq!(
+            &app_inputs[out.input as usize], deps_digest,
+            "the app layer is written onto the run layer's result"
+        );
+        let root = app.mounts.iter().find(|m| m.dest == "/").unwrap();
+        assert!(root.readonly, "the root is the frontend image, read-only");
+        let (_, _, record, _) = find("[strata] record app");
+        let record = record.as_ref().unwrap();
+        assert!(
+            record
+                .meta
+                .as_ref()
+                .unwrap()
+                .args
+                .iter()
+                .any(|a| a == "--paths-only")
+        );
+        assert_eq!(
+            out_mount(record).input,
+            -1,
+            "the record step writes to scratch"
+        );
+        // The first copy layer is written onto the base.
+        let (_, _, data, data_inputs) = find("[strata] layer data");
+        let data_out = out_mount(data.as_ref().unwrap());
+        let (_, base_digest, ..) = find("[strata] base debian:bookworm");
+        assert_eq!(&data_inputs[data_out.input as usize], base_digest);
+
+        // With MergeOp, the helper writes to scratch and no record step exists.
+        let ops = ops_of(lower(EngineCaps::Modern));
+        assert!(!ops.iter().any(|(d, ..)| d.starts_with("[strata] record ")));
+        let (_, _, app, _) = ops
+            .iter()
+            .find(|(d, ..)| d.starts_with("[strata] layer app"))
+            .unwrap();
+        assert_eq!(out_mount(app.as_ref().unwrap()).input, -1);
+    }
 }
