@@ -51,8 +51,9 @@ type Effect = (&'static [&'static str], &'static [&'static str]);
 /// helper's record step (`[strata] record ID`, not counted here) depends on
 /// the layer's inputs only and stays cached. Before, a helper wrote to a
 /// scratch output, cached on its inputs alone, and an unnamed FileOp copied
-/// it onto the chain again; it re-ran on a fresh builder importing an
-/// inline cache, which this layout avoids (`persistence::inline_cache_on_docker_20`).
+/// it onto the chain again (re-writing the same bytes, as the copy steps
+/// here do); on a fresh builder importing an inline cache every helper ran
+/// again, to give its record (`persistence::inline_cache_on_docker_20`).
 ///
 /// Run layers re-run on a new base and on a new input; what they write
 /// carries build-time mtimes, so a re-run always gives a new digest. Copy
@@ -203,17 +204,22 @@ fn frontend_build(host: &str, dir: &Path, base: &str, tag: &str, extra: &[&str])
 }
 
 /// The layers whose step BuildKit ran (a `[strata] layer ID` vertex that
-/// is not reported `CACHED`) and those it reported `CACHED`, from
-/// `--progress=plain` output.
+/// is not reported `CACHED`, or that finished running, `#N DONE`, even if
+/// reported `CACHED` first: a step cached for the image can still run when
+/// a later solve needs its other output) and those it only reported
+/// `CACHED`, from `--progress=plain` output.
 pub(crate) fn steps(progress: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut names: Vec<(String, String)> = Vec::new();
     let mut cached = BTreeSet::new();
+    let mut done = BTreeSet::new();
     for line in progress.lines() {
         let Some((num, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else {
             continue;
         };
         if rest == "CACHED" {
             cached.insert(num.to_string());
+        } else if rest.starts_with("DONE") {
+            done.insert(num.to_string());
         } else if let Some(name) = rest.strip_prefix("[strata] layer ") {
             let id = name.split_once(": ").map_or(name, |(id, _)| id);
             if !names.iter().any(|(n, _)| n == num) {
@@ -221,7 +227,9 @@ pub(crate) fn steps(progress: &str) -> (BTreeSet<String>, BTreeSet<String>) {
             }
         }
     }
-    let (hit, ran): (Vec<_>, Vec<_>) = names.into_iter().partition(|(n, _)| cached.contains(n));
+    let (hit, ran): (Vec<_>, Vec<_>) = names
+        .into_iter()
+        .partition(|(n, _)| cached.contains(n) && !done.contains(n));
     (
         ran.into_iter().map(|(_, id)| id).collect(),
         hit.into_iter().map(|(_, id)| id).collect(),

@@ -301,15 +301,10 @@ fn inline_cache_on_docker_20() {
         &dir,
         &[&format!("--cache-from={image}"), "-t", "strata-it-inline:2"],
     );
+    // No layer step runs, not even after being reported CACHED for the
+    // image (the earlier layout re-ran every copy helper to read its record,
+    // re-copying its layer: `steps` counts that as a run).
     assert_reused(&progress, "inline cache on d20", true);
-    // A step reported CACHED for the image can still run later, when the
-    // frontend reads its record (the earlier layout: each helper ran again
-    // then, re-copying its layer); `steps` counts it as cached.
-    let done = layer_steps_done(&progress);
-    assert!(
-        done.is_empty(),
-        "layer steps ran after the image was solved: {done:?}\n{progress}"
-    );
     let (_, cached) = steps(&progress);
     assert_eq!(
         cached,
@@ -331,30 +326,6 @@ fn inline_cache_on_docker_20() {
         records(&h20, &image),
         "the same history records from the inline cache"
     );
-}
-
-/// The layers whose `[strata] layer ID` vertex finished running (a
-/// `#N DONE` line) in `--progress=plain` output, even if the same vertex
-/// was also reported `CACHED`.
-fn layer_steps_done(progress: &str) -> BTreeSet<String> {
-    let mut names = std::collections::BTreeMap::new();
-    let mut done = BTreeSet::new();
-    for line in progress.lines() {
-        let Some((num, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else {
-            continue;
-        };
-        if let Some(name) = rest.strip_prefix("[strata] layer ") {
-            let id = name.split_once(": ").map_or(name, |(id, _)| id);
-            names.insert(num.to_string(), id.to_string());
-        } else if rest.starts_with("DONE") {
-            done.insert(num.to_string());
-        }
-    }
-    names
-        .into_iter()
-        .filter(|(num, _)| done.contains(num))
-        .map(|(_, id)| id)
-        .collect()
 }
 
 /// Each history entry's `created_by` and comment (the strata records),

@@ -797,14 +797,14 @@ enum HelperMode<'a> {
 /// from `exec` run in the given [`HelperMode`]. With MergeOp the helper's
 /// scratch output is the layer as is. Without it (contracts §4 fallback),
 /// the helper writes onto the chain, which becomes the new chain: one exec
-/// keyed by the chain and the layer's sources only (the chain is a
-/// writable mount, which BuildKit keys by its definition, not its content),
-/// so a builder importing an inline cache finds it without running
-/// anything first, where a copy of a scratch output onto the chain is keyed
-/// by that output's content and needs the helper to run. The record comes
-/// from a second exec on the same sources that writes no content: the
-/// first exec's other outputs are not in an inline cache (min mode holds
-/// only the image's own chain), so reading them would re-run the copy.
+/// (one snapshot of the layer, no FileOp) keyed by the chain and the
+/// layer's sources only (the chain is a writable mount, which BuildKit keys
+/// by its definition, not its content), so a builder importing an inline
+/// cache finds it without running anything. The record and the paths for
+/// the overlap check come from a second exec on the same sources that
+/// writes no content: an inline cache holds only the image's own chain
+/// (min mode), so reading another output of the copy exec would re-run it
+/// (as the helpers re-ran, re-copying, when the records were their `/meta`).
 fn copy_on(
     caps: &Caps,
     modern: bool,
