@@ -43,11 +43,17 @@ type Effect = (&'static [&'static str], &'static [&'static str]);
 /// embedded builder on the copy-only variant (layer IDs whose digest
 /// changes; it has no run layers, and its base is a `docker-archive:` file).
 ///
-/// The fallback's column equals the modern one for this project because
-/// its run layers come before its copy layers; what the fallback loses
-/// (`docs/frontend.md`) is a run layer placed after a copy layer re-running
-/// when that copy layer changes, and copy steps that are re-applied (the
-/// helper that writes each layer stays cached, as asserted here).
+/// The fallback's layer digests change as the modern ones do; its steps
+/// differ. It writes each copy layer with one helper exec onto the chain
+/// (contracts §4, `docs/frontend.md`), keyed by the chain and the layer's
+/// inputs: so a changed layer re-runs every copy step after it in the
+/// chain, and those steps write the same bytes again (same digests). The
+/// helper's record step (`[strata] record ID`, not counted here) depends on
+/// the layer's inputs only and stays cached. Before, a helper wrote to a
+/// scratch output, cached on its inputs alone, and an unnamed FileOp copied
+/// it onto the chain again (re-writing the same bytes, as the copy steps
+/// here do); on a fresh builder importing an inline cache every helper ran
+/// again, to give its record (`persistence::inline_cache_on_docker_20`).
 ///
 /// Run layers re-run on a new base and on a new input; what they write
 /// carries build-time mtimes, so a re-run always gives a new digest. Copy
@@ -65,22 +71,37 @@ const MATRIX: &[(Change, Effect, Effect, &[&str])] = &[
     (
         Change::Requirements,
         (&["python-deps"], &["python-deps"]),
-        (&["python-deps"], &["python-deps"]),
+        (&["python-deps"], &TTS_LAYERS_AFTER_SYSTEM),
         &[],
     ),
     (
         Change::OneShard,
         (&[SHARD], &[SHARD]),
-        (&[SHARD], &[SHARD]),
+        (&[SHARD], &[SHARD, SHARD_3, "runtime", "app"]),
         &[SHARD],
     ),
     (Change::TouchAll, (&[], &[]), (&[], &[]), &[]),
     (
         Change::Base,
         (&["system", "python-deps"], &["system", "python-deps"]),
-        (&["system", "python-deps"], &["system", "python-deps"]),
+        (&["system", "python-deps"], TTS_LAYERS),
         &[],
     ),
+];
+
+/// The shard after [`SHARD`] in the chain.
+const SHARD_3: &str = "models@/app/models/whisper/model-00003-of-00003.safetensors";
+
+/// Every layer of examples/tts but the first (`system`), in chain order.
+const TTS_LAYERS_AFTER_SYSTEM: [&str; 8] = [
+    "python-deps",
+    "models",
+    "models@/app/models/vocos/pytorch_model.bin",
+    "models@/app/models/whisper/model-00001-of-00003.safetensors",
+    SHARD,
+    SHARD_3,
+    "runtime",
+    "app",
 ];
 
 /// A value new to this test run, so that changed content is new to the
@@ -183,17 +204,22 @@ fn frontend_build(host: &str, dir: &Path, base: &str, tag: &str, extra: &[&str])
 }
 
 /// The layers whose step BuildKit ran (a `[strata] layer ID` vertex that
-/// is not reported `CACHED`) and those it reported `CACHED`, from
-/// `--progress=plain` output.
+/// is not reported `CACHED`, or that finished running, `#N DONE`, even if
+/// reported `CACHED` first: a step cached for the image can still run when
+/// a later solve needs its other output) and those it only reported
+/// `CACHED`, from `--progress=plain` output.
 pub(crate) fn steps(progress: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut names: Vec<(String, String)> = Vec::new();
     let mut cached = BTreeSet::new();
+    let mut done = BTreeSet::new();
     for line in progress.lines() {
         let Some((num, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else {
             continue;
         };
         if rest == "CACHED" {
             cached.insert(num.to_string());
+        } else if rest.starts_with("DONE") {
+            done.insert(num.to_string());
         } else if let Some(name) = rest.strip_prefix("[strata] layer ") {
             let id = name.split_once(": ").map_or(name, |(id, _)| id);
             if !names.iter().any(|(n, _)| n == num) {
@@ -201,7 +227,9 @@ pub(crate) fn steps(progress: &str) -> (BTreeSet<String>, BTreeSet<String>) {
             }
         }
     }
-    let (hit, ran): (Vec<_>, Vec<_>) = names.into_iter().partition(|(n, _)| cached.contains(n));
+    let (hit, ran): (Vec<_>, Vec<_>) = names
+        .into_iter()
+        .partition(|(n, _)| cached.contains(n) && !done.contains(n));
     (
         ran.into_iter().map(|(_, id)| id).collect(),
         hit.into_iter().map(|(_, id)| id).collect(),
@@ -229,6 +257,11 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
 fn frontend_matrix(name: &str, fallback: bool) {
     let _engines = crate::util::engine_lock();
     let Some(host) = engine(name) else { return };
+    assert_eq!(
+        TTS_LAYERS_AFTER_SYSTEM,
+        TTS_LAYERS[1..],
+        "the table's layer list"
+    );
     let other = other_base(&host);
     let (_tmp, dir) = tts();
     let mut base = BASE.to_string();

@@ -31,6 +31,11 @@ pub enum HelperCommand {
         /// Where the layer's record (input digest, key) is written.
         #[arg(long)]
         record: PathBuf,
+        /// Write only the tree's paths (directories, and empty files for
+        /// the rest), no content and no metadata: the fallback's record
+        /// step (contracts §4), which feeds the overlap check.
+        #[arg(long)]
+        paths_only: bool,
         /// The job, as JSON.
         job: String,
     },
@@ -49,9 +54,10 @@ pub fn run(args: &HelperArgs) -> Result<()> {
             src,
             out,
             record,
+            paths_only,
             job,
         } => {
-            let rec = crate::helper::run_copy(job, src, out, record)
+            let rec = crate::helper::run_copy(job, src, out, record, *paths_only)
                 .map_err(|e| Error::Input(format!("helper: {e}")))?;
             super::output::note(format!("{}: inputs {}", rec.layer, rec.inputs));
             Ok(())

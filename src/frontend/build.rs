@@ -421,23 +421,22 @@ async fn build_platform<G: Gateway>(
         )];
         match &layer.kind {
             LayerKind::Copy(copy) if copy.entries.iter().any(|e| e.stage.is_some()) => {
-                let (out, meta) = stage_copy_exec(
-                    helper_image,
-                    &layer.name,
-                    copy,
-                    &stages,
-                    spec.image.timestamp,
-                    &base_dirs,
-                    &spec_map,
-                    &range,
-                )?;
-                let out = if skip_cache(&layer.name) {
-                    out.ignore_cache()
-                } else {
-                    out
+                let exec = |mode: HelperMode<'_>| {
+                    stage_copy_exec(
+                        helper_image,
+                        &layer.name,
+                        copy,
+                        &stages,
+                        spec.image.timestamp,
+                        &base_dirs,
+                        mode,
+                        &spec_map,
+                        &range,
+                    )
                 };
+                let (state, out, meta) =
+                    copy_on(caps, modern, &mut chain, skip_cache(&layer.name), exec)?;
                 copy_outs.push(CopyOut::new(&layer.name, &layer.name, copy, &out));
-                let state = stack_copy(modern, &mut chain, &out);
                 layers.push((layer.name.clone(), state, LayerNote::Copy(meta)));
             }
             LayerKind::Copy(copy) => {
@@ -450,15 +449,21 @@ async fn build_platform<G: Gateway>(
                         spec.image.timestamp,
                         &base_dirs,
                     );
-                    let (out, meta) =
-                        helper_exec(env, helper_image, &ctx_key, &part, &job, &spec_map, &range)?;
-                    let out = if skip_cache(&layer.name) {
-                        out.ignore_cache()
-                    } else {
-                        out
+                    let exec = |mode: HelperMode<'_>| {
+                        helper_exec(
+                            env,
+                            helper_image,
+                            &ctx_key,
+                            &part,
+                            &job,
+                            mode,
+                            &spec_map,
+                            &range,
+                        )
                     };
+                    let (state, out, meta) =
+                        copy_on(caps, modern, &mut chain, skip_cache(&layer.name), exec)?;
                     copy_outs.push(CopyOut::new(&part.id, &layer.name, copy, &out));
-                    let state = stack_copy(modern, &mut chain, &out);
                     layers.push((part.id, state, LayerNote::Copy(meta)));
                 }
             }
@@ -831,19 +836,51 @@ async fn stage_states<G: Gateway>(
     Ok(done)
 }
 
-/// A copy layer's state in the image: the helper's output as is where
-/// MergeOp stacks the layers, else that output copied onto the linear chain
-/// (contracts §4 fallback), which becomes the new chain.
-fn stack_copy(modern: bool, chain: &mut State, out: &State) -> State {
+/// Where a helper exec writes its tree.
+#[derive(Debug, Clone, Copy)]
+enum HelperMode<'a> {
+    /// Into a scratch `/out`: the layer alone, which MergeOp stacks.
+    Scratch,
+    /// Onto the linear chain mounted writable at `/out` (contracts §4
+    /// fallback): that output is the chain with the layer on it. With
+    /// `true`, the mount is marked to be keyed by its definition only
+    /// (where the engine has `exec.mount.cache.content`).
+    Chain(&'a State, bool),
+    /// The record only, and the layer's paths into a scratch `/out` for
+    /// the overlap check (`--paths-only`; the fallback's record step).
+    Record,
+}
+
+/// A copy layer's (state in the image, tree for the overlap check, record),
+/// from `exec` run in the given [`HelperMode`]. With MergeOp the helper's
+/// scratch output is the layer as is. Without it (contracts §4 fallback),
+/// the helper writes onto the chain, which becomes the new chain: one exec
+/// (one snapshot of the layer, no FileOp) keyed by the chain and the
+/// layer's sources only (the chain is a writable mount, which BuildKit keys
+/// by its definition, not its content), so a builder importing an inline
+/// cache finds it without running anything. The record and the paths for
+/// the overlap check come from a second exec on the same sources that
+/// writes no content: an inline cache holds only the image's own chain
+/// (min mode), so reading another output of the copy exec would re-run it
+/// (as the helpers re-ran, re-copying, when the records were their `/meta`).
+fn copy_on(
+    caps: &Caps,
+    modern: bool,
+    chain: &mut State,
+    ignore_cache: bool,
+    exec: impl Fn(HelperMode<'_>) -> Result<(State, State), Failure>,
+) -> Result<(State, State, State), Failure> {
+    let skip = |s: State| if ignore_cache { s.ignore_cache() } else { s };
     if modern {
-        return out.clone();
+        let (out, meta) = exec(HelperMode::Scratch)?;
+        let out = skip(out);
+        return Ok((out.clone(), out, meta));
     }
-    *chain = chain.copy(
-        llb::Copy::new(out, "/", "/")
-            .dir_copy_contents()
-            .allow_wildcard(true),
-    );
-    chain.clone()
+    let by_definition = caps.has_llb(cap::EXEC_MOUNT_CONTENT_CACHE);
+    let (layer, _) = exec(HelperMode::Chain(chain, by_definition))?;
+    let (paths, meta) = exec(HelperMode::Record)?;
+    *chain = skip(layer);
+    Ok((chain.clone(), skip(paths), meta))
 }
 
 /// What the history needs of a layer.
@@ -1071,6 +1108,7 @@ fn stage_copy_exec(
     stages: &BTreeMap<String, StageState>,
     timestamp: u64,
     base_dirs: &BaseDirs,
+    mode: HelperMode<'_>,
     map: &llb::SourceMap,
     range: &[llb::SourceRange],
 ) -> Result<(State, State), Failure> {
@@ -1097,7 +1135,7 @@ fn stage_copy_exec(
         e.from = rel;
     }
     let job = job_for(name, name, &local, &[], timestamp, base_dirs);
-    helper_run(helper_image, name, &job, mounts, map, range)
+    helper_run(helper_image, name, &job, mounts, mode, map, range)
 }
 
 /// The helper exec of a context copy layer (contracts §2).
@@ -1107,6 +1145,7 @@ fn helper_exec(
     ctx_key: &str,
     part: &CopyPart,
     job: &CopyJob,
+    mode: HelperMode<'_>,
     map: &llb::SourceMap,
     range: &[llb::SourceRange],
 ) -> Result<(State, State), Failure> {
@@ -1126,45 +1165,70 @@ fn helper_exec(
             .selector(path)
             .readonly(),
     };
-    helper_run(helper_image, id, job, vec![mount], map, range)
+    helper_run(helper_image, id, job, vec![mount], mode, map, range)
 }
 
 /// The helper exec of one copy layer with its sources mounted under `/src`:
-/// its `/out` (the layer) and `/meta` (the record) outputs.
+/// its `/out` (the layer, see [`HelperMode`]) and `/meta` (the record)
+/// outputs.
 fn helper_run(
     helper_image: &State,
     id: &str,
     job: &CopyJob,
     sources: Vec<Mount>,
+    mode: HelperMode<'_>,
     map: &llb::SourceMap,
     range: &[llb::SourceRange],
 ) -> Result<(State, State), Failure> {
     let job_json = serde_json::to_string(job).map_err(|e| protocol(e.to_string()))?;
-    let mut exec = llb::Exec::new(
-        helper_image,
-        [
-            IMAGE_BINARY,
-            "helper",
-            "copy",
-            "--src",
-            "/src",
-            "--out",
-            "/out",
-            "--record",
-            "/meta/record.json",
-            &job_json,
-        ],
-    )
-    .env("PATH", "/")
-    .readonly_root()
-    .network(llb::NetMode::None);
+    let mut args = vec![
+        IMAGE_BINARY,
+        "helper",
+        "copy",
+        "--src",
+        "/src",
+        "--out",
+        "/out",
+        "--record",
+        "/meta/record.json",
+    ];
+    if matches!(mode, HelperMode::Record) {
+        args.push("--paths-only");
+    }
+    args.push(&job_json);
+    let (out, title) = match mode {
+        HelperMode::Scratch => (
+            Mount::bind("/out", &llb::scratch()),
+            format!("[strata] layer {id}"),
+        ),
+        HelperMode::Chain(chain, by_definition) => {
+            // A writable mount that is not `/` is keyed by its content on
+            // BuildKit >= 0.12 (0.8 keys it by definition): that would
+            // hash the whole chain at every layer.
+            let m = Mount::bind("/out", chain);
+            let m = if by_definition {
+                m.no_content_cache()
+            } else {
+                m
+            };
+            (m, format!("[strata] layer {id}"))
+        }
+        HelperMode::Record => (
+            Mount::bind("/out", &llb::scratch()),
+            format!("[strata] record {id}"),
+        ),
+    };
+    let mut exec = llb::Exec::new(helper_image, args)
+        .env("PATH", "/")
+        .readonly_root()
+        .network(llb::NetMode::None);
     for m in sources {
         exec = exec.mount(m);
     }
     let exec = exec
-        .mount(Mount::bind("/out", &llb::scratch()))
+        .mount(out)
         .mount(Mount::bind("/meta", &llb::scratch()))
-        .custom_name(format!("[strata] layer {id}"))
+        .custom_name(title)
         .location(map, range)
         .build()
         .map_err(|e| protocol(e.to_string()))?;
@@ -1834,5 +1898,130 @@ mod tests {
                 "sha256:c4318e5ba8724cf43826734f902838d33d70f20732efe667498d46fc8171899b"
             )
         );
+    }
+
+    /// The fallback (BuildKit 0.8): each copy layer is one helper exec that
+    /// writes onto the chain mounted writable at `/out` (no FileOp), and a
+    /// record step on the same source writes the record and the paths to
+    /// scratch outputs; with MergeOp the helper's `/out` is scratch.
+    #[test]
+    fn the_fallback_writes_each_copy_layer_onto_the_chain() {
+        use prost::Message;
+
+        use crate::frontend::offline::{EngineCaps, OfflineGateway};
+        use crate::proto::pb;
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |p: &str, c: &str| {
+            let path = dir.path().join(p);
+            fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+            fs_err::write(path, c).unwrap();
+        };
+        write("data/a.txt", "a\n");
+        write("src/app.py", "print(1)\n");
+        write(
+            "strata.toml",
+            "version = 1\n[image]\nfrom = \"debian:bookworm\"\n\
+             [[layer]]\nname = \"data\"\ncopy = [{ from = \"data\", to = \"/data\" }]\n\
+             [[layer]]\nname = \"deps\"\nrun = \"true\"\n\
+             [[layer]]\nname = \"app\"\ncopy = [{ from = \"src\", to = \"/app\" }]\n",
+        );
+        let lower = |caps: EngineCaps| {
+            let gw = OfflineGateway::new(
+                caps,
+                BTreeMap::from([
+                    ("dockerfile".to_string(), dir.path().to_path_buf()),
+                    ("context".to_string(), dir.path().to_path_buf()),
+                ]),
+            );
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(run_with(
+                &gw,
+                &env(&[("source", "strata:dev"), ("platform", "linux/amd64")]),
+            ))
+            .unwrap();
+            gw.outcome().unwrap();
+            gw.solved()
+        };
+        // (description, exec op, input digests) of every op solved.
+        let ops_of = |solved: Vec<Vec<u8>>| {
+            let mut all = Vec::new();
+            for bytes in &solved {
+                let def = Definition::from_bytes(bytes).unwrap();
+                let raw = pb::Definition::decode(bytes.as_slice()).unwrap();
+                all.extend(def.ops().unwrap().into_iter().enumerate().map(|(i, o)| {
+                    let op = pb::Op::decode(raw.def[i].as_slice()).unwrap();
+                    let exec = match op.op {
+                        Some(pb::op::Op::Exec(e)) => Some(e),
+                        Some(pb::op::Op::File(_))
+                            if !o
+                                .description
+                                .as_deref()
+                                .is_some_and(|d| d.starts_with("[strata] WARNING")) =>
+                        {
+                            panic!("a FileOp: {:?}", o.description)
+                        }
+                        _ => None,
+                    };
+                    let inputs: Vec<String> = op.inputs.iter().map(|i| i.digest.clone()).collect();
+                    (o.description.unwrap_or_default(), o.digest, exec, inputs)
+                }));
+            }
+            all
+        };
+        let ops = ops_of(lower(EngineCaps::V08));
+        let find = |prefix: &str| {
+            ops.iter()
+                .find(|(d, ..)| d.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no op named {prefix}"))
+        };
+        let out_mount =
+            |e: &pb::ExecOp| e.mounts.iter().find(|m| m.dest == "/out").unwrap().clone();
+        let (_, deps_digest, ..) = find("[strata] layer deps:");
+        let (_, _, app, app_inputs) = find("[strata] layer app");
+        let app = app.as_ref().unwrap();
+        let out = out_mount(app);
+        assert!(
+            !out.readonly && out.output >= 0,
+            "the chain, writable, an output"
+        );
+        assert_eq!(
+            &app_inputs[out.input as usize], deps_digest,
+            "the app layer is written onto the run layer's result"
+        );
+        let root = app.mounts.iter().find(|m| m.dest == "/").unwrap();
+        assert!(root.readonly, "the root is the frontend image, read-only");
+        let (_, _, record, _) = find("[strata] record app");
+        let record = record.as_ref().unwrap();
+        assert!(
+            record
+                .meta
+                .as_ref()
+                .unwrap()
+                .args
+                .iter()
+                .any(|a| a == "--paths-only")
+        );
+        assert_eq!(
+            out_mount(record).input,
+            -1,
+            "the record step writes to scratch"
+        );
+        // The first copy layer is written onto the base.
+        let (_, _, data, data_inputs) = find("[strata] layer data");
+        let data_out = out_mount(data.as_ref().unwrap());
+        let (_, base_digest, ..) = find("[strata] base debian:bookworm");
+        assert_eq!(&data_inputs[data_out.input as usize], base_digest);
+
+        // With MergeOp, the helper writes to scratch and no record step exists.
+        let ops = ops_of(lower(EngineCaps::Modern));
+        assert!(!ops.iter().any(|(d, ..)| d.starts_with("[strata] record ")));
+        let (_, _, app, _) = ops
+            .iter()
+            .find(|(d, ..)| d.starts_with("[strata] layer app"))
+            .unwrap();
+        assert_eq!(out_mount(app.as_ref().unwrap()).input, -1);
     }
 }

@@ -65,6 +65,12 @@ impl OfflineGateway {
             .ok_or_else(|| "the frontend returned no result".to_string())
     }
 
+    /// Every Definition solved so far, in order (the image's, the records'
+    /// and the checks').
+    pub fn solved(&self) -> Vec<Vec<u8>> {
+        self.solved.lock().expect("lock").clone()
+    }
+
     fn definition(&self, r: &Ref) -> Option<Vec<u8>> {
         let i: usize = r.id.strip_prefix("offline-")?.parse().ok()?;
         self.solved.lock().expect("lock").get(i).cloned()

@@ -214,13 +214,16 @@ impl CopyJob {
     }
 }
 
-/// Runs a job: plans from `src`, writes the tree under `out` and the record
-/// as JSON at `record`.
+/// Runs a job: plans from `src`, writes the tree under `out` (with
+/// `paths_only`, only its paths: [`write_paths`]) and the record as JSON at
+/// `record`. `out` may already hold a tree (the fallback's chain, contracts
+/// §4): existing directories take the entry's metadata, files are replaced.
 pub fn run_copy(
     job_json: &str,
     src: &Path,
     out: &Path,
     record: &Path,
+    paths_only: bool,
 ) -> Result<CopyRecord, HelperError> {
     let job: CopyJob =
         serde_json::from_str(job_json).map_err(|e| HelperError::Job(e.to_string()))?;
@@ -231,7 +234,11 @@ pub fn run_copy(
         )));
     }
     let (entries, rec) = job.plan(src)?;
-    write_tree(&entries, out)?;
+    if paths_only {
+        write_paths(&entries, out)?;
+    } else {
+        write_tree(&entries, out)?;
+    }
     let io = |source| HelperError::Io {
         path: record.into(),
         source,
@@ -299,6 +306,39 @@ pub fn find_overlaps(layers: &[(String, PathBuf)]) -> Result<Vec<Overlap>, Helpe
     Ok(found)
 }
 
+/// Removes a non-directory at `p` (in an existing tree, the fallback's
+/// chain), so the entry written there replaces it as a copy would, and a
+/// symlink there is never followed.
+fn replace_existing(p: &Path) -> Result<(), HelperError> {
+    let io = |source| HelperError::Io {
+        path: p.to_path_buf(),
+        source,
+    };
+    match fs_err::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => Err(io(std::io::Error::other(
+            "the image below this layer has a directory here",
+        ))),
+        Ok(_) => fs_err::remove_file(p).map_err(io),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Writes only the paths of `entries` under `root`: directories, and an
+/// empty file for every other entry. Enough for [`find_overlaps`], which
+/// reads names and directory-ness only, without reading or copying content.
+pub fn write_paths(entries: &[Entry], root: &Path) -> Result<(), HelperError> {
+    for e in entries {
+        let p = root.join(std::ffi::OsStr::from_bytes(&e.path));
+        let done = match e.kind {
+            EntryKind::Dir => fs_err::create_dir_all(&p),
+            _ => fs_err::File::create(&p).map(drop),
+        };
+        done.map_err(|source| HelperError::Io { path: p, source })?;
+    }
+    Ok(())
+}
+
 /// Writes `entries` (canonical order) under `root` with their exact metadata.
 /// Directories get their times last, deepest first, so writing their
 /// contents does not change them.
@@ -321,10 +361,20 @@ pub fn write_tree(entries: &[Entry], root: &Path) -> Result<(), HelperError> {
         match &e.kind {
             EntryKind::Dir => match fs_err::create_dir(&p) {
                 Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                // An existing tree (the fallback's chain): a directory takes
+                // the entry's metadata; anything else there is an error.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let meta = fs_err::symlink_metadata(&p).map_err(io(&p))?;
+                    if !meta.is_dir() {
+                        return Err(io(&p)(std::io::Error::other(
+                            "the image below this layer has a non-directory here",
+                        )));
+                    }
+                }
                 Err(err) => return Err(io(&p)(err)),
             },
             EntryKind::File { source, size } => {
+                replace_existing(&p)?;
                 let mut from = fs_err::File::open(source).map_err(io(source))?;
                 let mut to = fs_err::File::create(&p).map_err(io(&p))?;
                 let n = std::io::copy(&mut from, &mut to).map_err(io(&p))?;
@@ -338,6 +388,7 @@ pub fn write_tree(entries: &[Entry], root: &Path) -> Result<(), HelperError> {
                 }
             }
             EntryKind::Symlink { target } => {
+                replace_existing(&p)?;
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &p)
                     .map_err(io(&p))?;
             }
@@ -539,6 +590,87 @@ mod tests {
         let l = fs_err::symlink_metadata(out.path().join("tmp/l")).unwrap();
         assert!(l.file_type().is_symlink());
         assert_eq!(l.mtime(), 315_619_200);
+    }
+
+    /// Writing into an existing tree (the fallback's chain): an existing
+    /// directory takes the entry's metadata and keeps its other files; a
+    /// file or symlink there is replaced, a symlink never followed; and
+    /// `write_paths` writes the same paths, empty.
+    #[test]
+    fn write_tree_onto_an_existing_tree_replaces_and_never_follows() {
+        use std::os::unix::fs::MetadataExt;
+        let src = tempfile::tempdir().unwrap();
+        fs_err::write(src.path().join("f"), b"hello").unwrap();
+        let entry = |path: &str, kind: EntryKind, mode: u32| Entry {
+            path: path.as_bytes().to_vec(),
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: 315_619_200,
+        };
+        let entries = vec![
+            entry("tmp", EntryKind::Dir, 0o1777),
+            entry(
+                "tmp/f",
+                EntryKind::File {
+                    source: src.path().join("f"),
+                    size: 5,
+                },
+                0o644,
+            ),
+            entry(
+                "tmp/l",
+                EntryKind::Symlink {
+                    target: b"f".to_vec(),
+                },
+                0o777,
+            ),
+        ];
+        let out = tempfile::tempdir().unwrap();
+        let root = out.path().join("root");
+        fs_err::create_dir_all(root.join("tmp")).unwrap();
+        fs_err::write(root.join("tmp/keep"), b"base").unwrap();
+        fs_err::write(out.path().join("outside"), b"not mine").unwrap();
+        std::os::unix::fs::symlink("../../outside", root.join("tmp/f")).unwrap();
+        fs_err::write(root.join("tmp/l"), b"old").unwrap();
+        write_tree(&entries, &root).unwrap();
+        let d = fs_err::symlink_metadata(root.join("tmp")).unwrap();
+        assert_eq!((d.mode() & 0o7777, d.mtime()), (0o1777, 315_619_200));
+        assert_eq!(fs_err::read(root.join("tmp/keep")).unwrap(), b"base");
+        let f = fs_err::symlink_metadata(root.join("tmp/f")).unwrap();
+        assert!(f.file_type().is_file());
+        assert_eq!(fs_err::read(root.join("tmp/f")).unwrap(), b"hello");
+        assert_eq!(
+            fs_err::read(out.path().join("outside")).unwrap(),
+            b"not mine"
+        );
+        assert_eq!(
+            fs_err::read_link(root.join("tmp/l")).unwrap(),
+            Path::new("f")
+        );
+
+        // A directory where the layer has a file is an error naming it.
+        let bad = out.path().join("bad");
+        fs_err::create_dir_all(bad.join("tmp/f")).unwrap();
+        let err = write_tree(&entries, &bad).unwrap_err().to_string();
+        assert!(err.contains("tmp/f"), "{err}");
+
+        let paths = out.path().join("paths");
+        fs_err::create_dir(&paths).unwrap();
+        write_paths(&entries, &paths).unwrap();
+        assert!(fs_err::metadata(paths.join("tmp")).unwrap().is_dir());
+        for name in ["tmp/f", "tmp/l"] {
+            let m = fs_err::symlink_metadata(paths.join(name)).unwrap();
+            assert!(m.is_file() && m.len() == 0, "{name}");
+        }
+        let found = find_overlaps(&[
+            ("a".to_string(), paths.clone()),
+            ("b".to_string(), root.clone()),
+        ])
+        .unwrap();
+        let found: Vec<&str> = found.iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(found, ["/tmp/f", "/tmp/l"]);
     }
 
     /// Two trees writing one file, or a file where the other has a

@@ -46,6 +46,7 @@ enum MountKind {
         selector: String,
         readonly: bool,
         output: bool,
+        no_content_cache: bool,
     },
     Cache {
         id: String,
@@ -86,6 +87,7 @@ impl Mount {
                 selector: String::new(),
                 readonly: false,
                 output: true,
+                no_content_cache: false,
             },
         }
     }
@@ -142,6 +144,21 @@ impl Mount {
     pub fn discard_changes(mut self) -> Mount {
         if let MountKind::Bind { output, .. } = &mut self.kind {
             *output = false;
+        }
+        self
+    }
+
+    /// Bind: BuildKit keys the exec by the source's definition only, never
+    /// by its content (`MountContentCache.OFF`, cap `exec.mount.cache.content`,
+    /// which only engines that list the cap accept). BuildKit ≥ 0.12 keys a
+    /// writable whole-source mount other than `/` by its content otherwise,
+    /// which means hashing the whole source.
+    pub fn no_content_cache(mut self) -> Mount {
+        if let MountKind::Bind {
+            no_content_cache, ..
+        } = &mut self.kind
+        {
+            *no_content_cache = true;
         }
         self
     }
@@ -374,8 +391,13 @@ impl Exec {
                     selector,
                     readonly,
                     output,
+                    no_content_cache,
                 } => {
                     pm.input = inputs.index_of(source);
+                    if *no_content_cache {
+                        pm.content_cache = pb::MountContentCache::Off as i32;
+                        meta.cap("exec.mount.cache.content");
+                    }
                     pm.selector.clone_from(selector);
                     pm.readonly = *readonly;
                     pm.mount_type = pb::MountType::Bind as i32;
