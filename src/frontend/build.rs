@@ -1139,6 +1139,7 @@ fn stage_copy_exec(
 }
 
 /// The helper exec of a context copy layer (contracts §2).
+#[allow(clippy::too_many_arguments)]
 fn helper_exec(
     env: &FrontendEnv,
     helper_image: &State,
