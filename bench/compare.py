@@ -100,7 +100,9 @@ def cmd_progress(log, contender):
             ctx[n] = float(c.group(1)) * UNITS[c.group(2)]
     ran = []
     for n, name in names.items():
-        if n in cached or n not in done:
+        # A step ran if it finished (`DONE`), even after BuildKit first
+        # reported it `CACHED` (a later request can run it again).
+        if n not in done:
             continue
         if re.match(r"\[[^\]]+\] (RUN|COPY) |\[strata\] (layer|stage) ", name):
             ran.append(name)

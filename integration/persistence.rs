@@ -189,7 +189,9 @@ fn prune(host: &str) {
 
 /// Asserts what an imported cache gives a pruned builder: no run layer
 /// (system packages, pip) runs again, and with `all` no step at all (no
-/// model is re-read or re-copied).
+/// model is re-read or re-copied). Without `all`, a copy step may run
+/// only after BuildKit reported it `CACHED` for the image (a later request,
+/// the read of its record, ran it), and the steps that did are printed.
 fn assert_reused(progress: &str, what: &str, all: bool) {
     let (ran, cached) = steps(progress);
     for run_layer in ["system", "python-deps"] {
@@ -204,13 +206,24 @@ fn assert_reused(progress: &str, what: &str, all: bool) {
             "{what}: steps ran again: {ran:?}\n{progress}"
         );
     } else {
-        eprintln!("{what}: helper steps that ran again: {ran:?}");
+        let uncached: Vec<_> = ran.difference(&cached).collect();
+        assert!(
+            uncached.is_empty(),
+            "{what}: steps ran without being found in the cache first: {uncached:?}\n{progress}"
+        );
+        eprintln!("{what}: helper steps that ran again after the image solve: {ran:?}");
     }
 }
 
 /// Docker 28.5 exports its cache to the registry and to a directory; the
-/// second, fresh Docker 28.5 builder (pruned) imports each and runs no step
-/// again (no pip re-run, no model re-copy) and gives the same layers.
+/// second, fresh Docker 28.5 builder (pruned) imports each and gives the
+/// same layers. From the directory (`type=local`) it runs no step again (no
+/// pip re-run, no model re-copy). From the registry every step is found
+/// in the cache for the image, but reading the helpers' records afterwards
+/// re-runs some or all copy helpers (measured: 4 to 11 of 11 on the bench
+/// project; BuildKit reports them `CACHED`, then runs them for the record
+/// output; a Dockerfile's `COPY --link` shows the same with one step), so
+/// there only the run layers are asserted (`docs/frontend.md`).
 #[test]
 fn a_fresh_engine_reuses_registry_and_local_caches() {
     let _engines = crate::util::engine_lock();
@@ -244,7 +257,7 @@ fn a_fresh_engine_reuses_registry_and_local_caches() {
     // each), a `type=registry` import re-ran from one to all seven helper
     // steps, and sometimes the run layers, from run to run.
     for (kind, from, all) in [
-        ("registry", format!("type=registry,ref={cache}"), true),
+        ("registry", format!("type=registry,ref={cache}"), false),
         (
             "local",
             format!("type=local,src={}", local.path().display()),
