@@ -1761,37 +1761,20 @@ mod tests {
         assert_eq!(ids(&outs), ["m", "m@/app/m/sub/w.bin"]);
     }
 
-    #[test]
-    fn stages_lower_to_independent_exec_chains() {
-        use prost::Message;
-
-        use crate::frontend::offline::{EngineCaps, OfflineGateway};
-        use crate::proto::pb;
-
+    /// Writes `files` into a fresh directory (context and spec alike) and
+    /// runs the frontend on it offline with `caps`: the gateway afterwards.
+    fn lower_offline(
+        files: &[(&str, &str)],
+        caps: crate::frontend::offline::EngineCaps,
+    ) -> crate::frontend::offline::OfflineGateway {
         let dir = tempfile::tempdir().unwrap();
-        let write = |p: &str, c: &str| {
+        for (p, c) in files {
             let path = dir.path().join(p);
             fs_err::create_dir_all(path.parent().unwrap()).unwrap();
             fs_err::write(path, c).unwrap();
-        };
-        write("requirements.txt", "tts-textnorm==0.1.0\n");
-        write("src/app.py", "print(1)\n");
-        // Lines: build 4-10 (step 8-10), tools 11-15, dev 16-18, layers from 19.
-        write(
-            "strata.toml",
-            "version = 1\n[image]\nfrom = \"debian:bookworm\"\n\
-             [[stage]]\nname = \"build\"\nfrom = \"debian:bookworm\"\nworkdir = \"/b\"\n\
-             [[stage.step]]\nrun = \"pip wheel -r requirements.txt -w /wheels\"\ninputs = [\"requirements.txt\"]\n\
-             [[stage]]\nname = \"tools\"\nfrom = \"alpine:3\"\n[[stage.step]]\nrun = \"echo 1 > /v\"\n\
-             [[stage]]\nname = \"dev\"\nfrom = \"build\"\n\
-             [[layer]]\nname = \"wheels\"\ncopy = [{ stage = \"build\", from = \"/wheels\", to = \"/opt/wheels\" }]\n\
-             [[layer]]\nname = \"deps\"\nrun = \"cat /t/v\"\nmounts = [{ stage = \"tools\", from = \"/\", to = \"/t\" }]\n\
-             [[layer]]\nname = \"app\"\ncopy = [{ from = \"src\", to = \"/app\" }]\n\
-             [[layer]]\nname = \"dbg\"\ntargets = [\"development\"]\ncopy = [{ stage = \"dev\", from = \"/b\", to = \"/b\" }]\n\
-             [target.development]\n",
-        );
-        let gw = OfflineGateway::new(
-            EngineCaps::Modern,
+        }
+        let gw = crate::frontend::offline::OfflineGateway::new(
+            caps,
             BTreeMap::from([
                 ("dockerfile".to_string(), dir.path().to_path_buf()),
                 ("context".to_string(), dir.path().to_path_buf()),
@@ -1805,6 +1788,37 @@ mod tests {
             &env(&[("source", "strata:dev"), ("platform", "linux/amd64")]),
         ))
         .unwrap();
+        gw
+    }
+
+    #[test]
+    fn stages_lower_to_independent_exec_chains() {
+        use prost::Message;
+
+        use crate::frontend::offline::EngineCaps;
+        use crate::proto::pb;
+
+        // Lines: build 4-10 (step 8-10), tools 11-15, dev 16-18, layers from 19.
+        let gw = lower_offline(
+            &[
+                ("requirements.txt", "tts-textnorm==0.1.0\n"),
+                ("src/app.py", "print(1)\n"),
+                (
+                    "strata.toml",
+                    "version = 1\n[image]\nfrom = \"debian:bookworm\"\n\
+             [[stage]]\nname = \"build\"\nfrom = \"debian:bookworm\"\nworkdir = \"/b\"\n\
+             [[stage.step]]\nrun = \"pip wheel -r requirements.txt -w /wheels\"\ninputs = [\"requirements.txt\"]\n\
+             [[stage]]\nname = \"tools\"\nfrom = \"alpine:3\"\n[[stage.step]]\nrun = \"echo 1 > /v\"\n\
+             [[stage]]\nname = \"dev\"\nfrom = \"build\"\n\
+             [[layer]]\nname = \"wheels\"\ncopy = [{ stage = \"build\", from = \"/wheels\", to = \"/opt/wheels\" }]\n\
+             [[layer]]\nname = \"deps\"\nrun = \"cat /t/v\"\nmounts = [{ stage = \"tools\", from = \"/\", to = \"/t\" }]\n\
+             [[layer]]\nname = \"app\"\ncopy = [{ from = \"src\", to = \"/app\" }]\n\
+             [[layer]]\nname = \"dbg\"\ntargets = [\"development\"]\ncopy = [{ stage = \"dev\", from = \"/b\", to = \"/b\" }]\n\
+             [target.development]\n",
+                ),
+            ],
+            EngineCaps::Modern,
+        );
         let bytes = gw.outcome().unwrap();
         let def = Definition::from_bytes(&bytes).unwrap();
         let ops = def.ops().unwrap();
@@ -1909,40 +1923,24 @@ mod tests {
     fn the_fallback_writes_each_copy_layer_onto_the_chain() {
         use prost::Message;
 
-        use crate::frontend::offline::{EngineCaps, OfflineGateway};
+        use crate::frontend::offline::EngineCaps;
         use crate::proto::pb;
 
-        let dir = tempfile::tempdir().unwrap();
-        let write = |p: &str, c: &str| {
-            let path = dir.path().join(p);
-            fs_err::create_dir_all(path.parent().unwrap()).unwrap();
-            fs_err::write(path, c).unwrap();
-        };
-        write("data/a.txt", "a\n");
-        write("src/app.py", "print(1)\n");
-        write(
-            "strata.toml",
-            "version = 1\n[image]\nfrom = \"debian:bookworm\"\n\
+        let lower = |caps: EngineCaps| {
+            let gw = lower_offline(
+                &[
+                    ("data/a.txt", "a\n"),
+                    ("src/app.py", "print(1)\n"),
+                    (
+                        "strata.toml",
+                        "version = 1\n[image]\nfrom = \"debian:bookworm\"\n\
              [[layer]]\nname = \"data\"\ncopy = [{ from = \"data\", to = \"/data\" }]\n\
              [[layer]]\nname = \"deps\"\nrun = \"true\"\n\
              [[layer]]\nname = \"app\"\ncopy = [{ from = \"src\", to = \"/app\" }]\n",
-        );
-        let lower = |caps: EngineCaps| {
-            let gw = OfflineGateway::new(
+                    ),
+                ],
                 caps,
-                BTreeMap::from([
-                    ("dockerfile".to_string(), dir.path().to_path_buf()),
-                    ("context".to_string(), dir.path().to_path_buf()),
-                ]),
             );
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
-            rt.block_on(run_with(
-                &gw,
-                &env(&[("source", "strata:dev"), ("platform", "linux/amd64")]),
-            ))
-            .unwrap();
             gw.outcome().unwrap();
             gw.solved()
         };
