@@ -83,12 +83,7 @@ pub fn pick_platform(resolved: &pull::Resolved, reference: &str, platform: &str)
     resolved.platforms.get(platform).cloned().ok_or_else(|| {
         Error::Input(format!(
             "`{reference}` has no image for {platform}; it has: {}",
-            resolved
-                .platforms
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            resolved.platform_list()
         ))
     })
 }

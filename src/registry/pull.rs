@@ -40,6 +40,17 @@ pub struct Resolved {
     pub platforms: BTreeMap<String, Digest>,
 }
 
+impl Resolved {
+    /// The platforms it has, for messages: `linux/amd64, linux/arm64`.
+    pub fn platform_list(&self) -> String {
+        self.platforms
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Resolves `r`: fetches its index or manifest (verifying a digest the
 /// reference names) and lists the platforms.
 pub fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
@@ -79,29 +90,7 @@ pub fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
     } else if kind == media::MANIFEST || kind == media::DOCKER_MANIFEST {
         let manifest: ImageManifest =
             serde_json::from_slice(&bytes).map_err(|e| invalid(format!("bad manifest: {e}")))?;
-        let repo = repo_ref(r, &manifest.config.digest);
-        let mut config = Vec::new();
-        reg.get_blob(
-            &repo,
-            manifest.config.digest.as_str(),
-            manifest.config.size,
-            &mut |chunk| {
-                match chunk {
-                    None => config.clear(),
-                    Some(c) => config.extend_from_slice(c),
-                }
-                Ok(())
-            },
-        )?;
-        let found = Digest::of(&config);
-        if found != manifest.config.digest {
-            return Err(RegistryError::DigestMismatch {
-                registry: reg.host().to_owned(),
-                what: format!("config of {}", r.whole()),
-                expected: manifest.config.digest.to_string(),
-                found: found.to_string(),
-            });
-        }
+        let config = config_blob(reg, r, &manifest.config.digest, manifest.config.size)?;
         let v: serde_json::Value =
             serde_json::from_slice(&config).map_err(|e| invalid(format!("bad config: {e}")))?;
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
@@ -241,6 +230,28 @@ pub fn fetch_image<'a>(
     Ok(dir)
 }
 
+/// The config blob `digest` of the image `r` names, in memory, verified.
+fn config_blob(reg: &Registry, r: &Reference, digest: &Digest, size: u64) -> Result<Vec<u8>> {
+    let mut config = Vec::new();
+    reg.get_blob(&repo_ref(r, digest), digest.as_str(), size, &mut |chunk| {
+        match chunk {
+            None => config.clear(),
+            Some(c) => config.extend_from_slice(c),
+        }
+        Ok(())
+    })?;
+    let found = Digest::of(&config);
+    if found != *digest {
+        return Err(RegistryError::DigestMismatch {
+            registry: reg.host().to_owned(),
+            what: format!("config of {}", r.whole()),
+            expected: digest.to_string(),
+            found: found.to_string(),
+        });
+    }
+    Ok(config)
+}
+
 /// The config of the image `r` names for `platform` (an index is resolved
 /// to that platform's manifest); manifest and config are verified. Layers
 /// are not fetched: `strata plan --against registry:REF` reads only the
@@ -255,12 +266,7 @@ pub fn fetch_config(reg: &Registry, r: &Reference, platform: &str) -> Result<ser
             reference: r.whole(),
             reason: format!(
                 "no image for {platform}; it has: {}",
-                resolved
-                    .platforms
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                resolved.platform_list()
             ),
         })?;
     let (bytes, _) = reg.get_manifest(&repo_ref(r, manifest), &ACCEPTED)?;
@@ -278,27 +284,7 @@ pub fn fetch_config(reg: &Registry, r: &Reference, platform: &str) -> Result<ser
             reference: r.whole(),
             reason: format!("not an image manifest: {e}"),
         })?;
-    let mut config = Vec::new();
-    reg.get_blob(
-        &repo_ref(r, &parsed.config.digest),
-        parsed.config.digest.as_str(),
-        parsed.config.size,
-        &mut |chunk| {
-            match chunk {
-                None => config.clear(),
-                Some(c) => config.extend_from_slice(c),
-            }
-            Ok(())
-        },
-    )?;
-    if Digest::of(&config) != parsed.config.digest {
-        return Err(RegistryError::DigestMismatch {
-            registry: reg.host().to_owned(),
-            what: format!("config of {}", r.whole()),
-            expected: parsed.config.digest.to_string(),
-            found: Digest::of(&config).to_string(),
-        });
-    }
+    let config = config_blob(reg, r, &parsed.config.digest, parsed.config.size)?;
     serde_json::from_slice(&config).map_err(|e| RegistryError::InvalidImage {
         registry: reg.host().to_owned(),
         reference: r.whole(),
