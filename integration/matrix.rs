@@ -203,23 +203,29 @@ fn frontend_build(host: &str, dir: &Path, base: &str, tag: &str, extra: &[&str])
     text
 }
 
-/// The layers whose step BuildKit ran (a `[strata] layer ID` vertex that
-/// is not reported `CACHED`, or that finished running, `#N DONE`, even if
-/// reported `CACHED` first: a step cached for the image can still run when
-/// a later solve needs its other output) and those it only reported
-/// `CACHED`, from `--progress=plain` output.
+/// The layers whose step BuildKit ran and those it only found in a cache,
+/// from `--progress=plain` output. A `[strata] layer ID` vertex ran when it
+/// is not reported `CACHED`, or when it printed output after that (`#N
+/// 0.412 …`: a step cached for the image can still run when a later solve
+/// needs its other output; every helper prints its input digest). A step
+/// loaded from an imported cache is reported `CACHED`, then pulls its blob
+/// (`#N sha256:… 258B / 258B done`, `#N extracting …`) and ends `DONE`:
+/// that is not a run.
 pub(crate) fn steps(progress: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut names: Vec<(String, String)> = Vec::new();
     let mut cached = BTreeSet::new();
-    let mut done = BTreeSet::new();
+    let mut printed = BTreeSet::new();
     for line in progress.lines() {
         let Some((num, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else {
             continue;
         };
         if rest == "CACHED" {
             cached.insert(num.to_string());
-        } else if rest.starts_with("DONE") {
-            done.insert(num.to_string());
+        } else if rest
+            .split_once(' ')
+            .is_some_and(|(t, _)| t.contains('.') && t.parse::<f64>().is_ok())
+        {
+            printed.insert(num.to_string());
         } else if let Some(name) = rest.strip_prefix("[strata] layer ") {
             let id = name.split_once(": ").map_or(name, |(id, _)| id);
             if !names.iter().any(|(n, _)| n == num) {
@@ -229,7 +235,7 @@ pub(crate) fn steps(progress: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     }
     let (hit, ran): (Vec<_>, Vec<_>) = names
         .into_iter()
-        .partition(|(n, _)| cached.contains(n) && !done.contains(n));
+        .partition(|(n, _)| cached.contains(n) && !printed.contains(n));
     (
         ran.into_iter().map(|(_, id)| id).collect(),
         hit.into_iter().map(|(_, id)| id).collect(),

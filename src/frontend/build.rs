@@ -303,16 +303,41 @@ async fn warn<G: Gateway>(gw: &G, caps: &Caps, message: &str) {
     }
 }
 
-/// The image that holds the helper: the frontend's own LLB where BuildKit
-/// mounts it, else the `source` option (the `# syntax=` image).
+/// The image that holds the helper: the frontend's own image, pinned by
+/// digest, from the LLB BuildKit loaded the frontend with (where it mounts
+/// it), else the `source` option (the `# syntax=` image).
+///
+/// The helper's image op is marked `internal` so that it is not the very
+/// vertex of that load (which carries `image.recordtype=frontend`): a
+/// builder that had to pull the frontend for this build solved that vertex
+/// in its own job, without the build's `--cache-from`, and every exec on it
+/// then found nothing in an imported cache (measured on a pruned Docker
+/// 28.5: all copy helpers re-ran on the first build with a new frontend
+/// image, none on the second). The cache key is the image's, so it is the
+/// same either way.
 fn frontend_image(env: &FrontendEnv) -> Result<State, Failure> {
-    if let Ok(bytes) = fs_err::read(FRONTEND_BIN)
-        && let Ok(state) = Definition::from_bytes(&bytes).and_then(|d| d.to_state())
-    {
-        return Ok(state);
+    let bin = fs_err::read(FRONTEND_BIN).ok();
+    helper_image(bin.as_deref(), env.opt("source"))
+}
+
+/// [`frontend_image`] from the bytes of `frontend.bin` (if any) and the
+/// `source` option.
+fn helper_image(frontend_bin: Option<&[u8]>, source: Option<&str>) -> Result<State, Failure> {
+    if let Some(def) = frontend_bin.and_then(|b| Definition::from_bytes(b).ok()) {
+        if let Some((reference, platform)) = def.image_source() {
+            let image = llb::image(reference).internal();
+            return Ok(match platform {
+                Some(p) => image.platform(p),
+                None => image,
+            }
+            .build());
+        }
+        if let Ok(state) = def.to_state() {
+            return Ok(state);
+        }
     }
-    match env.opt("source") {
-        Some(s) if !s.is_empty() => Ok(llb::image(s).build()),
+    match source {
+        Some(s) if !s.is_empty() => Ok(llb::image(s).internal().build()),
         _ => Err(protocol(
             "cannot find the strata frontend image: no frontend.bin and no `source` option",
         )),
@@ -1909,10 +1934,78 @@ mod tests {
             ),
             (
                 "sha256:c71d7f5176fcfea562f30c661a2e92e283261a4766410805e11a87630801d32b",
-                "sha256:abacd8af8ae7687504da40d9d93355dca60347963fd1714f3012b43751d06306",
-                "sha256:c4318e5ba8724cf43826734f902838d33d70f20732efe667498d46fc8171899b"
+                "sha256:c11d2f8bbadb8ec549f222cdd4e6b688dd19171388d6be9592074545cfc13d28",
+                "sha256:2a38ac825f41c508197401c944d055cf128519db88a8197079a5a948988ee54a"
             )
         );
+    }
+
+    /// The helper runs from the frontend's own image (its pinned reference
+    /// and platform from `frontend.bin`), through another op than the one
+    /// BuildKit loaded the frontend with.
+    #[test]
+    fn the_helper_image_is_the_frontend_image_but_not_its_vertex() {
+        use crate::proto::pb;
+
+        // What BuildKit writes to frontend.bin: one pinned image source
+        // marked as the frontend.
+        let reference = "127.0.0.1:5000/s/strata:1@sha256:3d4a354869244654fdb291d643f0682456286304f8b935fcfd418017614f86b3";
+        let source = pb::Op {
+            op: Some(pb::op::Op::Source(pb::SourceOp {
+                identifier: format!("docker-image://{reference}"),
+                attrs: [("image.recordtype".to_string(), "frontend".to_string())].into(),
+            })),
+            platform: Some(pb::Platform {
+                os: "linux".into(),
+                architecture: "arm64".into(),
+                variant: "v8".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let bytes = |op: &pb::Op| prost::Message::encode_to_vec(op);
+        let digest = |b: &[u8]| crate::plan::Digest::of(b).to_string();
+        let frontend = bytes(&source);
+        let terminal = pb::Op {
+            inputs: vec![pb::Input {
+                digest: digest(&frontend),
+                index: 0,
+            }],
+            ..Default::default()
+        };
+        let bin = prost::Message::encode_to_vec(&pb::Definition {
+            def: vec![frontend.clone(), bytes(&terminal)],
+            ..Default::default()
+        });
+        let def = helper_image(Some(&bin), Some("ignored:1"))
+            .unwrap()
+            .marshal();
+        let ops = def.decode_ops().unwrap();
+        let [helper, _] = ops.as_slice() else {
+            panic!("one source and the terminal: {ops:?}")
+        };
+        let Some(pb::op::Op::Source(src)) = &helper.op else {
+            panic!("a source op")
+        };
+        assert_eq!(src.identifier, format!("docker-image://{reference}"));
+        assert_eq!(src.attrs["image.recordtype"], "internal");
+        assert_eq!(helper.platform, source.platform, "the frontend's platform");
+        assert_ne!(
+            def.ops().unwrap()[0].digest,
+            digest(&frontend),
+            "another vertex than the one BuildKit loaded the frontend with"
+        );
+        // Without frontend.bin: the `source` option, marked the same way.
+        let def = helper_image(None, Some("strata:dev")).unwrap().marshal();
+        let Some(pb::op::Op::Source(src)) = &def.decode_ops().unwrap()[0].op else {
+            panic!("a source op")
+        };
+        assert_eq!(
+            src.identifier,
+            "docker-image://docker.io/library/strata:dev"
+        );
+        assert_eq!(src.attrs["image.recordtype"], "internal");
+        assert!(helper_image(None, None).is_err());
     }
 
     /// The fallback (BuildKit 0.8): each copy layer is one helper exec that

@@ -216,6 +216,28 @@ impl Definition {
         op.inputs.first().map(|i| i.digest.clone())
     }
 
+    /// The image reference (without `docker-image://`) and platform when the
+    /// definition is exactly one image source, as BuildKit writes a
+    /// frontend's own LLB; `None` for anything else.
+    pub fn image_source(&self) -> Option<(String, Option<super::Platform>)> {
+        let ops = self.decode_ops().ok()?;
+        let [source, terminal] = ops.as_slice() else {
+            return None;
+        };
+        if terminal.op.is_some() {
+            return None;
+        }
+        let Some(pb::op::Op::Source(src)) = &source.op else {
+            return None;
+        };
+        let reference = src.identifier.strip_prefix("docker-image://")?;
+        let platform = source
+            .platform
+            .as_ref()
+            .map(|p| super::Platform::new(&p.os, &p.architecture).with_variant(&p.variant));
+        Some((reference.to_owned(), platform))
+    }
+
     /// The protobuf message, for the gateway client's `SolveRequest`.
     #[allow(dead_code, reason = "for the frontend")]
     pub(crate) fn to_proto(&self) -> pb::Definition {

@@ -35,6 +35,7 @@ pub fn image(reference: impl AsRef<str>) -> Image {
         reference: normalize_image_ref(reference.as_ref()),
         resolve_mode: None,
         platform: None,
+        internal: false,
         common: Common::default(),
     }
 }
@@ -214,6 +215,7 @@ pub struct Image {
     reference: String,
     resolve_mode: Option<ResolveMode>,
     platform: Option<Platform>,
+    internal: bool,
     common: Common,
 }
 
@@ -227,6 +229,16 @@ impl Image {
     /// Which platform of a multi-platform image.
     pub fn platform(mut self, platform: Platform) -> Image {
         self.platform = Some(platform);
+        self
+    }
+
+    /// Records the pull as the build's own tooling (`image.recordtype` =
+    /// `internal`), as BuildKit's frontends do for their helper images. The
+    /// attribute changes the op, not its cache key (the image's manifest and
+    /// config), so the op is never the very vertex BuildKit loaded the
+    /// frontend with.
+    pub fn internal(mut self) -> Image {
+        self.internal = true;
         self
     }
 
@@ -250,6 +262,9 @@ impl Image {
         if let Some(mode) = self.resolve_mode {
             attrs.insert("image.resolvemode".to_owned(), mode.as_str().to_owned());
             meta.cap("source.image.resolvemode");
+        }
+        if self.internal {
+            attrs.insert("image.recordtype".to_owned(), "internal".to_owned());
         }
         let op = pb::Op {
             op: Some(pb::op::Op::Source(pb::SourceOp {
