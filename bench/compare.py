@@ -83,7 +83,7 @@ INTERNAL = ("[internal]", "[auth]", "load ", "transferring", "exporting", "resol
 
 
 def cmd_progress(log, contender):
-    names, cached, done, ctx = {}, set(), set(), {}
+    names, cached, printed, ctx = {}, set(), set(), {}
     for line in open(log, errors="replace"):
         m = re.match(r"#(\d+) (.*)", line.rstrip("\n"))
         if not m:
@@ -93,16 +93,18 @@ def cmd_progress(log, contender):
             names[n] = rest
         if rest == "CACHED":
             cached.add(n)
-        elif rest.startswith("DONE"):
-            done.add(n)
+        elif re.match(r"\d+\.\d+ ", rest):
+            printed.add(n)
         c = re.match(r"transferring context: ([\d.]+)([kKMG]?i?B)", rest)
         if c:
             ctx[n] = float(c.group(1)) * UNITS[c.group(2)]
     ran = []
     for n, name in names.items():
-        # A step ran if it finished (`DONE`), even after BuildKit first
-        # reported it `CACHED` (a later request can run it again).
-        if n not in done:
+        # A step ran if BuildKit did not report it `CACHED`, or if it
+        # printed output after that (`#N 0.412 …`: a later request ran it
+        # again). A step loaded from an imported cache is `CACHED`, then
+        # pulls its blob and ends `DONE`: that is not a run.
+        if n in cached and n not in printed:
             continue
         if re.match(r"\[[^\]]+\] (RUN|COPY) |\[strata\] (layer|stage) ", name):
             ran.append(name)
