@@ -83,7 +83,7 @@ INTERNAL = ("[internal]", "[auth]", "load ", "transferring", "exporting", "resol
 
 
 def cmd_progress(log, contender):
-    names, cached, printed, ctx = {}, set(), set(), {}
+    names, cached, pulled, printed, ctx = {}, set(), set(), set(), {}
     for line in open(log, errors="replace"):
         m = re.match(r"#(\d+) (.*)", line.rstrip("\n"))
         if not m:
@@ -93,6 +93,8 @@ def cmd_progress(log, contender):
             names[n] = rest
         if rest == "CACHED":
             cached.add(n)
+        elif re.match(r"(extracting )?sha256:[0-9a-f]+ ", rest):
+            pulled.add(n)
         elif re.match(r"\d+\.\d+ ", rest):
             printed.add(n)
         c = re.match(r"transferring context: ([\d.]+)([kKMG]?i?B)", rest)
@@ -100,11 +102,12 @@ def cmd_progress(log, contender):
             ctx[n] = float(c.group(1)) * UNITS[c.group(2)]
     ran = []
     for n, name in names.items():
-        # A step ran if BuildKit did not report it `CACHED`, or if it
-        # printed output after that (`#N 0.412 …`: a later request ran it
-        # again). A step loaded from an imported cache is `CACHED`, then
-        # pulls its blob and ends `DONE`: that is not a run.
-        if n in cached and n not in printed:
+        # A step ran if it printed output (`#N 0.412 …`), also after
+        # BuildKit reported it `CACHED` (a later request can run it again),
+        # or if it was neither reported `CACHED` nor loaded from an imported
+        # cache (`#N sha256:… done`, `#N extracting …`, then `DONE`, with or
+        # without `CACHED` first). A `COPY` prints nothing when it runs.
+        if n not in printed and (n in cached or n in pulled):
             continue
         if re.match(r"\[[^\]]+\] (RUN|COPY) |\[strata\] (layer|stage) ", name):
             ran.append(name)

@@ -205,12 +205,13 @@ fn frontend_build(host: &str, dir: &Path, base: &str, tag: &str, extra: &[&str])
 
 /// The layers whose step BuildKit ran and those it only found in a cache,
 /// from `--progress=plain` output. A `[strata] layer ID` vertex ran when it
-/// is not reported `CACHED`, or when it printed output after that (`#N
-/// 0.412 …`: a step cached for the image can still run when a later solve
-/// needs its other output; every helper prints its input digest). A step
-/// loaded from an imported cache is reported `CACHED`, then pulls its blob
-/// (`#N sha256:… 258B / 258B done`, `#N extracting …`) and ends `DONE`:
-/// that is not a run.
+/// printed output (`#N 0.412 …`; every helper prints its input digest),
+/// also after BuildKit reported it `CACHED` (a step cached for the image
+/// can still run when a later solve needs its other output), or when it
+/// was neither reported `CACHED` nor loaded from an imported cache. A
+/// loaded step pulls its blob (`#N sha256:… 258B / 258B done`, `#N
+/// extracting …`) and ends `DONE`, with or without `CACHED` first: that is
+/// not a run.
 pub(crate) fn steps(progress: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut names: Vec<(String, String)> = Vec::new();
     let mut cached = BTreeSet::new();
@@ -219,12 +220,13 @@ pub(crate) fn steps(progress: &str) -> (BTreeSet<String>, BTreeSet<String>) {
         let Some((num, rest)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else {
             continue;
         };
-        if rest == "CACHED" {
-            cached.insert(num.to_string());
-        } else if rest
-            .split_once(' ')
-            .is_some_and(|(t, _)| t.contains('.') && t.parse::<f64>().is_ok())
+        let first = rest.split_once(' ').map_or(rest, |(t, _)| t);
+        if rest == "CACHED"
+            || first.starts_with("sha256:")
+            || rest.starts_with("extracting sha256:")
         {
+            cached.insert(num.to_string());
+        } else if first.contains('.') && first.parse::<f64>().is_ok() {
             printed.insert(num.to_string());
         } else if let Some(name) = rest.strip_prefix("[strata] layer ") {
             let id = name.split_once(": ").map_or(name, |(id, _)| id);

@@ -243,10 +243,10 @@ fn a_fresh_engine_reuses_registry_and_local_caches() {
             "strata-it-cache:src",
         ],
     );
-    // Both engines build on the same registry base: with the test base
-    // loaded into each engine from a tarball (another manifest digest on
-    // each), a `type=registry` import re-ran from one to all seven helper
-    // steps, and sometimes the run layers, from run to run.
+    // Both engines build on the same registry base: the test base loaded
+    // into each engine from a tarball has another manifest digest on each,
+    // so the run layers' cache keys would differ (as in a trial run of the
+    // benchmark, where every `RUN` re-ran on the cold runner).
     for (kind, from) in [
         ("registry", format!("type=registry,ref={cache}")),
         (
