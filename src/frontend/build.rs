@@ -226,7 +226,7 @@ async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, 
     if !modern {
         warn(gw, &caps, "this BuildKit has no MergeOp/DiffOp (Docker 20.10, or Docker's graphdriver store): layers form one chain, so a changed layer rebuilds the run layers after it; use the containerd image store for full reuse").await;
     }
-    let frontend_image = frontend_image(env)?;
+    let frontend_image = frontend_image(env, &caps)?;
     let mut outputs = Vec::new();
     for spec in &loaded.specs {
         let image = build_platform(
@@ -303,41 +303,84 @@ async fn warn<G: Gateway>(gw: &G, caps: &Caps, message: &str) {
     }
 }
 
-/// The image that holds the helper: the frontend's own image, pinned by
-/// digest, from the LLB BuildKit loaded the frontend with (where it mounts
-/// it), else the `source` option (the `# syntax=` image).
-///
-/// The helper's image op is marked `internal` so that it is not the very
-/// vertex of that load (which carries `image.recordtype=frontend`): a
-/// builder that had to pull the frontend for this build solved that vertex
-/// in its own job, without the build's `--cache-from`, and every exec on it
-/// then found nothing in an imported cache (measured on a pruned Docker
-/// 28.5: all copy helpers re-ran on the first build with a new frontend
-/// image, none on the second). The cache key is the image's, so it is the
-/// same either way.
-fn frontend_image(env: &FrontendEnv) -> Result<State, Failure> {
-    let bin = fs_err::read(FRONTEND_BIN).ok();
-    helper_image(bin.as_deref(), env.opt("source"))
+/// The image the helper runs from (the frontend's own image) and how the
+/// helper's execs key it.
+#[derive(Debug, Clone)]
+struct Helper {
+    image: State,
+    /// The execs key the image by its content (`contentCache = ON` on
+    /// their read-only root, BuildKit ≥ 0.12), not by its op.
+    by_content: bool,
 }
 
-/// [`frontend_image`] from the bytes of `frontend.bin` (if any) and the
-/// `source` option.
-fn helper_image(frontend_bin: Option<&[u8]>, source: Option<&str>) -> Result<State, Failure> {
+impl Helper {
+    /// An exec of the helper binary: read-only root, no network.
+    fn exec<I, S>(&self, args: I) -> llb::Exec
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let exec = llb::Exec::new(&self.image, args)
+            .env("PATH", "/")
+            .readonly_root()
+            .network(llb::NetMode::None);
+        if self.by_content {
+            exec.root_keyed_by_content()
+        } else {
+            exec
+        }
+    }
+}
+
+/// The helper's image: the frontend's own image, from the LLB BuildKit
+/// loaded the frontend with (where it mounts it), else the `source` option
+/// (the `# syntax=` image).
+///
+/// A builder that pulls the frontend for a build solves that LLB's vertex
+/// in the frontend's own job, without the build's `--cache-from`, so the
+/// vertex ends with no cache keys, and an exec keyed by it matched nothing
+/// in an imported cache (measured on a pruned Docker 28.5: every copy
+/// helper re-ran on the first build with a new frontend image, none on the
+/// second). So the helper's execs key the image by its content where
+/// BuildKit can (`exec.mount.cache.content`), which the importer computes
+/// itself, and keep the very vertex (no second resolve of the image). Where
+/// it cannot, the image op is the frontend's pinned reference marked
+/// `image.recordtype=internal`: another vertex, solved in the build's job,
+/// at the cost of one more resolve.
+fn frontend_image(env: &FrontendEnv, caps: &Caps) -> Result<Helper, Failure> {
+    let bin = fs_err::read(FRONTEND_BIN).ok();
+    helper_image(
+        bin.as_deref(),
+        env.opt("source"),
+        caps.has_llb(cap::EXEC_MOUNT_CONTENT_CACHE),
+    )
+}
+
+/// [`frontend_image`] from the bytes of `frontend.bin` (if any), the
+/// `source` option, and whether execs can key a mount by its content.
+fn helper_image(
+    frontend_bin: Option<&[u8]>,
+    source: Option<&str>,
+    by_content: bool,
+) -> Result<Helper, Failure> {
+    let helper = |image| Ok(Helper { image, by_content });
     if let Some(def) = frontend_bin.and_then(|b| Definition::from_bytes(b).ok()) {
-        if let Some((reference, platform)) = def.image_source() {
+        if !by_content && let Some((reference, platform)) = def.image_source() {
             let image = llb::image(reference).internal();
-            return Ok(match platform {
-                Some(p) => image.platform(p),
-                None => image,
-            }
-            .build());
+            return helper(
+                match platform {
+                    Some(p) => image.platform(p),
+                    None => image,
+                }
+                .build(),
+            );
         }
         if let Ok(state) = def.to_state() {
-            return Ok(state);
+            return helper(state);
         }
     }
     match source {
-        Some(s) if !s.is_empty() => Ok(llb::image(s).internal().build()),
+        Some(s) if !s.is_empty() => helper(llb::image(s).internal().build()),
         _ => Err(protocol(
             "cannot find the strata frontend image: no frontend.bin and no `source` option",
         )),
@@ -369,7 +412,7 @@ async fn build_platform<G: Gateway>(
     files: &SpecFiles,
     ignore: &[String],
     lock: Option<&Lock>,
-    helper_image: &State,
+    helper_image: &Helper,
     modern: bool,
 ) -> Result<(Ref, Vec<u8>), Failure> {
     let spec_map = llb::SourceMap::new(files.filename.clone(), files.spec.clone());
@@ -1127,7 +1170,7 @@ fn source_of(copy: &CopyLayer, dest: &str) -> Option<String> {
 /// the same layer whenever it produced the same ones.
 #[allow(clippy::too_many_arguments)]
 fn stage_copy_exec(
-    helper_image: &State,
+    helper_image: &Helper,
     name: &str,
     copy: &CopyLayer,
     stages: &BTreeMap<String, StageState>,
@@ -1167,7 +1210,7 @@ fn stage_copy_exec(
 #[allow(clippy::too_many_arguments)]
 fn helper_exec(
     env: &FrontendEnv,
-    helper_image: &State,
+    helper_image: &Helper,
     ctx_key: &str,
     part: &CopyPart,
     job: &CopyJob,
@@ -1198,7 +1241,7 @@ fn helper_exec(
 /// its `/out` (the layer, see [`HelperMode`]) and `/meta` (the record)
 /// outputs.
 fn helper_run(
-    helper_image: &State,
+    helper_image: &Helper,
     id: &str,
     job: &CopyJob,
     sources: Vec<Mount>,
@@ -1244,10 +1287,7 @@ fn helper_run(
             format!("[strata] record {id}"),
         ),
     };
-    let mut exec = llb::Exec::new(helper_image, args)
-        .env("PATH", "/")
-        .readonly_root()
-        .network(llb::NetMode::None);
+    let mut exec = helper_image.exec(args);
     for m in sources {
         exec = exec.mount(m);
     }
@@ -1345,7 +1385,7 @@ fn overlap_suspects(outs: &[CopyOut]) -> Vec<(String, State)> {
 
 /// The exec that fails when two copy layers' trees (mounted read-only, in
 /// layer order) write the same path: `strata helper overlaps`.
-fn overlaps_exec(helper_image: &State, outs: &[(String, State)]) -> Result<State, Failure> {
+fn overlaps_exec(helper_image: &Helper, outs: &[(String, State)]) -> Result<State, Failure> {
     let mut args = vec![
         IMAGE_BINARY.to_string(),
         "helper".to_string(),
@@ -1356,14 +1396,10 @@ fn overlaps_exec(helper_image: &State, outs: &[(String, State)]) -> Result<State
             .enumerate()
             .map(|(i, (id, _))| format!("{id}=/layers/{i}")),
     );
-    let mut exec = llb::Exec::new(helper_image, args)
-        .env("PATH", "/")
-        .readonly_root()
-        .network(llb::NetMode::None)
-        .custom_name(format!(
-            "[strata] check that the {} copy layers write distinct paths",
-            outs.len()
-        ));
+    let mut exec = helper_image.exec(args).custom_name(format!(
+        "[strata] check that the {} copy layers write distinct paths",
+        outs.len()
+    ));
     for (i, (_, out)) in outs.iter().enumerate() {
         exec = exec.mount(Mount::bind(format!("/layers/{i}"), out).readonly());
     }
@@ -1934,17 +1970,18 @@ mod tests {
             ),
             (
                 "sha256:c71d7f5176fcfea562f30c661a2e92e283261a4766410805e11a87630801d32b",
-                "sha256:c11d2f8bbadb8ec549f222cdd4e6b688dd19171388d6be9592074545cfc13d28",
-                "sha256:2a38ac825f41c508197401c944d055cf128519db88a8197079a5a948988ee54a"
+                "sha256:b09ae4e8607b23407905b9f851d8100cdeb0c4c96a3f8c06afc71d98efdf648d",
+                "sha256:3c87d3424cd9e81eed37618d96b8a2433c5994d9329a6a12e5ec1bf32f8dedde"
             )
         );
     }
 
-    /// The helper runs from the frontend's own image (its pinned reference
-    /// and platform from `frontend.bin`), through another op than the one
-    /// BuildKit loaded the frontend with.
+    /// The helper runs from the frontend's own image. Where execs can key a
+    /// mount by content, they do so for it and keep the very op BuildKit
+    /// loaded the frontend with; elsewhere the image op is the frontend's
+    /// pinned reference and platform, marked `internal` (another vertex).
     #[test]
-    fn the_helper_image_is_the_frontend_image_but_not_its_vertex() {
+    fn the_helper_image_is_keyed_apart_from_the_frontend_load() {
         use crate::proto::pb;
 
         // What BuildKit writes to frontend.bin: one pinned image source
@@ -1977,26 +2014,63 @@ mod tests {
             def: vec![frontend.clone(), bytes(&terminal)],
             ..Default::default()
         });
-        let def = helper_image(Some(&bin), Some("ignored:1"))
-            .unwrap()
-            .marshal();
+        let root_of = |helper: &Helper| {
+            let def = helper
+                .exec(["/strata"])
+                .mount(Mount::bind("/out", &llb::scratch()))
+                .build()
+                .unwrap()
+                .output("/out")
+                .unwrap()
+                .marshal();
+            let exec = def
+                .decode_ops()
+                .unwrap()
+                .into_iter()
+                .find_map(|op| match op.op {
+                    Some(pb::op::Op::Exec(e)) => Some(e),
+                    _ => None,
+                })
+                .unwrap();
+            exec.mounts.into_iter().find(|m| m.dest == "/").unwrap()
+        };
+
+        // BuildKit >= 0.12: the very op, keyed by content in the execs.
+        let helper = helper_image(Some(&bin), Some("ignored:1"), true).unwrap();
+        let def = helper.image.marshal();
+        assert_eq!(def.ops().unwrap()[0].digest, digest(&frontend));
+        let root = root_of(&helper);
+        assert!(root.readonly);
+        assert_eq!(root.content_cache, pb::MountContentCache::On as i32);
+
+        // Older: another op for the same image and platform, keyed by it.
+        let helper = helper_image(Some(&bin), Some("ignored:1"), false).unwrap();
+        let def = helper.image.marshal();
         let ops = def.decode_ops().unwrap();
-        let [helper, _] = ops.as_slice() else {
+        let [image, _] = ops.as_slice() else {
             panic!("one source and the terminal: {ops:?}")
         };
-        let Some(pb::op::Op::Source(src)) = &helper.op else {
+        let Some(pb::op::Op::Source(src)) = &image.op else {
             panic!("a source op")
         };
         assert_eq!(src.identifier, format!("docker-image://{reference}"));
         assert_eq!(src.attrs["image.recordtype"], "internal");
-        assert_eq!(helper.platform, source.platform, "the frontend's platform");
+        assert_eq!(image.platform, source.platform, "the frontend's platform");
         assert_ne!(
             def.ops().unwrap()[0].digest,
             digest(&frontend),
             "another vertex than the one BuildKit loaded the frontend with"
         );
+        assert_eq!(
+            root_of(&helper).content_cache,
+            pb::MountContentCache::Default as i32
+        );
+
         // Without frontend.bin: the `source` option, marked the same way.
-        let def = helper_image(None, Some("strata:dev")).unwrap().marshal();
+        let def = helper_image(None, Some("strata:dev"), true)
+            .unwrap()
+            .image
+            .marshal();
         let Some(pb::op::Op::Source(src)) = &def.decode_ops().unwrap()[0].op else {
             panic!("a source op")
         };
@@ -2005,7 +2079,7 @@ mod tests {
             "docker-image://docker.io/library/strata:dev"
         );
         assert_eq!(src.attrs["image.recordtype"], "internal");
-        assert!(helper_image(None, None).is_err());
+        assert!(helper_image(None, None, true).is_err());
     }
 
     /// The fallback (BuildKit 0.8): each copy layer is one helper exec that

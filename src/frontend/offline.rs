@@ -158,7 +158,14 @@ impl Gateway for OfflineGateway {
             .into();
         if self.caps != EngineCaps::V08 {
             llb.extend(
-                ["mergeop", "diffop", "exec.secretenv", "source.local.differ"].map(String::from),
+                [
+                    "mergeop",
+                    "diffop",
+                    "exec.secretenv",
+                    "source.local.differ",
+                    "exec.mount.cache.content",
+                ]
+                .map(String::from),
             );
             gateway.insert("gateway.warnings".into());
         }

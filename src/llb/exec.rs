@@ -237,6 +237,7 @@ pub struct Exec {
     remove_mount_stubs: bool,
     root: State,
     root_readonly: bool,
+    root_by_content: bool,
     mounts: Vec<Mount>,
     network: NetMode,
     secret_env: Vec<SecretEnv>,
@@ -261,6 +262,7 @@ impl Exec {
             remove_mount_stubs: false,
             root: root.clone(),
             root_readonly: false,
+            root_by_content: false,
             mounts: Vec::new(),
             network: NetMode::Sandbox,
             secret_env: Vec::new(),
@@ -308,6 +310,14 @@ impl Exec {
     /// Mounts the root filesystem read-only; it is then no output.
     pub fn readonly_root(mut self) -> Exec {
         self.root_readonly = true;
+        self
+    }
+
+    /// Keys the root filesystem by its content (`contentCache = ON` on the
+    /// root mount, cap `exec.mount.cache.content`); only for a read-only
+    /// root.
+    pub fn root_keyed_by_content(mut self) -> Exec {
+        self.root_by_content = true;
         self
     }
 
@@ -396,6 +406,10 @@ impl Exec {
                     pm.input = inputs.index_of(source);
                     if *no_content_cache {
                         pm.content_cache = pb::MountContentCache::Off as i32;
+                        meta.cap("exec.mount.cache.content");
+                    }
+                    if self.root_by_content && m.dest == "/" && *readonly {
+                        pm.content_cache = pb::MountContentCache::On as i32;
                         meta.cap("exec.mount.cache.content");
                     }
                     pm.selector.clone_from(selector);
