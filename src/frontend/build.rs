@@ -959,6 +959,26 @@ enum LayerNote {
     Run,
 }
 
+/// Part of the build context, sent through the session: `local://CTX_KEY`
+/// with exactly the `include` paths minus `exclude`, under its own shared
+/// key hint `strata/KEY` (BuildKit keeps one synced copy per hint).
+fn context_source(
+    env: &FrontendEnv,
+    ctx_key: &str,
+    key: &str,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    name: String,
+) -> State {
+    llb::local(ctx_key)
+        .session_id(&env.session_id)
+        .shared_key_hint(format!("strata/{key}"))
+        .include_patterns(include)
+        .exclude_patterns(exclude)
+        .custom_name(name)
+        .build()
+}
+
 /// One layer of a copy layer: its ID and where its helper reads from.
 struct CopyPart {
     id: String,
@@ -1000,13 +1020,14 @@ async fn copy_parts<G: Gateway>(
             },
         }]);
     };
-    let list = llb::local(ctx_key)
-        .session_id(&env.session_id)
-        .shared_key_hint(format!("strata/{name}"))
-        .include_patterns(includes.clone())
-        .exclude_patterns(ignore.to_vec())
-        .custom_name(format!("[strata] list {name}"))
-        .build();
+    let list = context_source(
+        env,
+        ctx_key,
+        name,
+        includes.clone(),
+        ignore.to_vec(),
+        format!("[strata] list {name}"),
+    );
     let r = gw.solve(&list.marshal().to_bytes(), opts).await?;
     let ignore_m = Matcher::new(ignore).map_err(|e| protocol(e.to_string()))?;
     let mut files: Vec<LayerFile> = Vec::new();
@@ -1221,13 +1242,14 @@ fn helper_exec(
     let id = &part.id;
     let mount = match &part.source {
         PartSource::Local { include, exclude } => {
-            let src = llb::local(ctx_key)
-                .session_id(&env.session_id)
-                .shared_key_hint(format!("strata/{id}"))
-                .include_patterns(include.clone())
-                .exclude_patterns(exclude.clone())
-                .custom_name(format!("[strata] context for {id}"))
-                .build();
+            let src = context_source(
+                env,
+                ctx_key,
+                id,
+                include.clone(),
+                exclude.clone(),
+                format!("[strata] context for {id}"),
+            );
             Mount::bind("/src", &src).readonly()
         }
         PartSource::Listed { list, path } => Mount::bind(format!("/src/{path}"), list)
@@ -1477,17 +1499,14 @@ fn run_exec(
         exec = exec.user(u);
     }
     if !run.inputs.is_empty() {
-        let src = llb::local(ctx_key)
-            .session_id(&env.session_id)
-            .shared_key_hint(format!("strata/{name}"))
-            .include_patterns(
-                run.inputs
-                    .iter()
-                    .map(|i| i.path.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .custom_name(format!("[strata] inputs of {name}"))
-            .build();
+        let src = context_source(
+            env,
+            ctx_key,
+            name,
+            run.inputs.iter().map(|i| i.path.clone()).collect(),
+            Vec::new(),
+            format!("[strata] inputs of {name}"),
+        );
         for input in &run.inputs {
             let dest = if workdir == "/" {
                 format!("/{}", input.path)
