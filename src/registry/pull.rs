@@ -152,15 +152,12 @@ pub fn fetch_image<'a>(
         // A manifest comes from the manifests endpoint, by digest.
         let reg = connect()?;
         let (bytes, _) = reg.get_manifest(&repo_ref(r, manifest), &ACCEPTED)?;
-        let found = Digest::of(&bytes);
-        if found != *manifest {
-            return Err(RegistryError::DigestMismatch {
-                registry: reg.host().to_owned(),
-                what: format!("manifest of {}", r.whole()),
-                expected: manifest.to_string(),
-                found: found.to_string(),
-            });
-        }
+        verify(
+            reg,
+            || format!("manifest of {}", r.whole()),
+            &bytes,
+            manifest,
+        )?;
         let mut w = BlobWriter::new(&store)?;
         w.write_all(&bytes).map_err(|e| io(&store, e))?;
         w.complete_verified(manifest, Some(bytes.len() as u64))?;
@@ -240,16 +237,27 @@ fn config_blob(reg: &Registry, r: &Reference, digest: &Digest, size: u64) -> Res
         }
         Ok(())
     })?;
-    let found = Digest::of(&config);
-    if found != *digest {
+    verify(reg, || format!("config of {}", r.whole()), &config, digest)?;
+    Ok(config)
+}
+
+/// `bytes` have the digest `expected`, else a mismatch naming `what`.
+fn verify(
+    reg: &Registry,
+    what: impl FnOnce() -> String,
+    bytes: &[u8],
+    expected: &Digest,
+) -> Result<()> {
+    let found = Digest::of(bytes);
+    if found != *expected {
         return Err(RegistryError::DigestMismatch {
             registry: reg.host().to_owned(),
-            what: format!("config of {}", r.whole()),
-            expected: digest.to_string(),
+            what: what(),
+            expected: expected.to_string(),
             found: found.to_string(),
         });
     }
-    Ok(config)
+    Ok(())
 }
 
 /// The config of the image `r` names for `platform` (an index is resolved
@@ -270,14 +278,12 @@ pub fn fetch_config(reg: &Registry, r: &Reference, platform: &str) -> Result<ser
             ),
         })?;
     let (bytes, _) = reg.get_manifest(&repo_ref(r, manifest), &ACCEPTED)?;
-    if Digest::of(&bytes) != *manifest {
-        return Err(RegistryError::DigestMismatch {
-            registry: reg.host().to_owned(),
-            what: format!("manifest of {}", r.whole()),
-            expected: manifest.to_string(),
-            found: Digest::of(&bytes).to_string(),
-        });
-    }
+    verify(
+        reg,
+        || format!("manifest of {}", r.whole()),
+        &bytes,
+        manifest,
+    )?;
     let parsed: ImageManifest =
         serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidImage {
             registry: reg.host().to_owned(),
