@@ -309,7 +309,7 @@ async fn warn<G: Gateway>(gw: &G, caps: &Caps, message: &str) {
 struct Helper {
     image: State,
     /// The execs key the image by its content (`contentCache = ON` on
-    /// their read-only root, BuildKit ≥ 0.12), not by its op.
+    /// their read-only root, BuildKit ≥ 0.13), not by its op.
     by_content: bool,
 }
 
@@ -2054,7 +2054,7 @@ mod tests {
             exec.mounts.into_iter().find(|m| m.dest == "/").unwrap()
         };
 
-        // BuildKit >= 0.12: the very op, keyed by content in the execs.
+        // BuildKit >= 0.13: the very op, keyed by content in the execs.
         let helper = helper_image(Some(&bin), Some("ignored:1"), true).unwrap();
         let def = helper.image.marshal();
         assert_eq!(def.ops().unwrap()[0].digest, digest(&frontend));

@@ -39,7 +39,7 @@ pub mod cap {
     pub const EXEC_SECRET_ENV: &str = "exec.secretenv";
     /// `Meta.removeMountStubsRecursive` (LLB, v0.11).
     pub const EXEC_REMOVE_MOUNT_STUBS_RECURSIVE: &str = "exec.meta.removemountstubs.recursive";
-    /// `Mount.contentCache` (LLB, v0.12).
+    /// `Mount.contentCache` (LLB, v0.13).
     pub const EXEC_MOUNT_CONTENT_CACHE: &str = "exec.mount.cache.content";
 }
 
