@@ -1375,21 +1375,26 @@ fn nested(a: &str, b: &str) -> bool {
 /// write (contracts §1); the layers split from one spec layer are disjoint
 /// by construction unless that layer's own entries nest.
 fn overlap_suspects(outs: &[CopyOut]) -> Vec<(String, State)> {
-    let self_nested = |layer: &str| {
-        let roots: Vec<&String> = outs
-            .iter()
-            .filter(|o| o.layer == layer && !o.id.contains('@'))
-            .flat_map(|o| &o.roots)
-            .collect();
-        roots
-            .iter()
-            .enumerate()
-            .any(|(i, a)| roots[i + 1..].iter().any(|b| nested(a, b)))
-    };
+    // Per spec layer, once: whether its own entries' roots nest (its
+    // unsplit part holds them all).
+    let mut roots_of: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+    for o in outs.iter().filter(|o| !o.id.contains('@')) {
+        roots_of.entry(&o.layer).or_default().extend(&o.roots);
+    }
+    let self_nested: BTreeMap<&str, bool> = roots_of
+        .into_iter()
+        .map(|(layer, roots)| {
+            let any = roots
+                .iter()
+                .enumerate()
+                .any(|(i, a)| roots[i + 1..].iter().any(|b| nested(a, b)));
+            (layer, any)
+        })
+        .collect();
     let mut suspect = vec![false; outs.len()];
     for (i, a) in outs.iter().enumerate() {
         for (j, b) in outs.iter().enumerate().skip(i + 1) {
-            if a.layer == b.layer && !self_nested(&a.layer) {
+            if a.layer == b.layer && !self_nested.get(a.layer.as_str()).copied().unwrap_or(false) {
                 continue;
             }
             if a.roots.iter().any(|x| b.roots.iter().any(|y| nested(x, y))) {
