@@ -280,17 +280,14 @@ build() {
   echo "$t1 - $t0" | bc
 }
 
-# record SCENARIO CONTENDER RUN HOST TAG SECS LOG PUSH(0|1) [REF_TAG_HOST REF_TAG]
+# record SCENARIO CONTENDER RUN HOST TAG SECS LOG PUSH(0|1) [REF_DIFFIDS_JSON]
 record() {
-  local s=$1 c=$2 r=$3 host=$4 tag=$5 secs=$6 out=$7 push=$8 refhost=${9:-} reftag=${10:-}
+  local s=$1 c=$2 r=$3 host=$4 tag=$5 secs=$6 out=$7 push=$8 ref=${9:-}
   dk "$host" image inspect -f '{{json .RootFS.Layers}}' "$tag" > "$work/state/cur.json"
   local prev=$work/state/$c.diffids.json
   [ -f "$prev" ] || echo '[]' > "$prev"
   local same=-
-  if [ -n "$reftag" ]; then
-    dk "$refhost" image inspect -f '{{json .RootFS.Layers}}' "$reftag" > "$work/state/ref.json"
-    same=$(python3 bench/compare.py same "$work/state/cur.json" "$work/state/ref.json")
-  fi
+  [ -z "$ref" ] || same=$(python3 bench/compare.py same "$work/state/cur.json" "$ref")
   local uploaded=- newb=- push_secs=- changed layers
   read -r layers changed < <(python3 bench/compare.py changed "$work/state/cur.json" "$prev")
   if [ "$push" = 1 ]; then
@@ -310,6 +307,14 @@ record() {
   read -r ctxb executed < <(python3 bench/compare.py progress "$out" "$c")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$r" "$( [ "$host" = "$H" ] && echo "$engine" || echo "$fresh_engine")" \
     "$secs" "$layers" "$changed" "$newb" "$uploaded" "$push_secs" "$ctxb" "$executed" "$same" - >> "$raw"
+  # The main engine keeps each contender's latest image only: a rebuild of
+  # the same layers finds them unpacked (as on a developer's machine), and
+  # the superseded images' unpacked layers (GiBs at `full` scale) go.
+  if [ "$host" = "$H" ]; then
+    local last=$work/state/$c.tag
+    if [ -f "$last" ] && [ "$(cat "$last")" != "$tag" ]; then dk "$H" rmi "$(cat "$last")" >/dev/null; fi
+    echo "$tag" > "$last"
+  fi
   log "$s $c run $r: ${secs}s layers changed $changed/$layers new $newb B uploaded $uploaded B context $ctxb B executed '$executed' same $same"
 }
 
@@ -338,11 +343,6 @@ room() {
   stopped="before $1: $avail GiB free, $min_free GiB wanted"
   log "stopping: $stopped"
   return 1
-}
-
-drop_images() { # this run's images of scenario $1 on the main engine: no later step reads them
-  dk "$H" images --format '{{.Repository}}:{{.Tag}}' | grep -E "^strata-bench-(plain|link|strata|base):$run_id-$1-" |
-    xargs -r env DOCKER_HOST="$H" docker rmi -f >/dev/null 2>&1 || true
 }
 
 # --- warm-up and registry caches ------------------------------------------------
@@ -374,7 +374,7 @@ for s in $scenarios; do
           secs=$(build "$HB" "$c" "$tag" "$base_default" "$out" "${extra[@]}")
           # layers are compared with the warm-up image of the same content.
           warm_state "$c"
-          record "$s" "$c" "$r" "$HB" "$tag" "$secs" "$out" "$([ "$r" = 1 ] && echo 1 || echo 0)" "$H" "$(tagof "$c" warm)"
+          record "$s" "$c" "$r" "$HB" "$tag" "$secs" "$out" "$([ "$r" = 1 ] && echo 1 || echo 0)" "$work/state/$c.warm.diffids.json"
           dk "$HB" rmi "$tag" >/dev/null
         done
         warm_state "$c"
@@ -402,7 +402,6 @@ for s in $scenarios; do
       done ;;
     *) log "unknown scenario $s"; exit 1 ;;
   esac
-  drop_images "$s"
   unlock
   [ -z "$stopped" ] || break
 done
