@@ -273,6 +273,10 @@ build() {
   local args=(buildx build --progress=plain --provenance=false --load -t "$tag" --build-arg "BASE_IMAGE=$base")
   if [ "$c" = strata ]; then args+=(-f strata.toml --build-arg "BUILDKIT_SYNTAX=$syntax"); fi
   local t0 t1
+  # Every build starts with no dirty pages left by the one before: at `full`
+  # scale a build writes GiBs (snapshots, blobs, the unpacked image), and the
+  # next contender's first commit would otherwise wait for their writeback.
+  sync
   t0=$(date +%s.%N)
   (cd "$work/ctx-$c" && DOCKER_HOST=$host docker "${args[@]}" "$@" . ) > "$out" 2>&1 ||
     { tail -40 "$out" >&2; log "build failed: $c $tag"; exit 2; }
