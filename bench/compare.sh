@@ -18,6 +18,7 @@
 # time (the test suite takes the same lock). Output in $STRATA_BENCH_DIR
 # (default /var/tmp/strata-bench-compare/SCALE/results): raw.tsv,
 # results.json, results.csv, tables.md, chart.png (bench/compare.py).
+# STRATA_BENCH_MIN_FREE_GIB: the free disk below which it stops measuring.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -341,7 +342,7 @@ tagof() { echo "strata-bench-$1:$run_id-$2"; }
 # meta.txt says where it stopped) rather than fill the disk under the engines.
 stopped=
 room() {
-  local avail a
+  local avail
   avail=$(df --output=avail -BG /var/lib "$work" | tail -n +2 | tr -dc '0-9\n' | sort -n | head -1)
   [ "$avail" -ge "$min_free" ] && return 0
   stopped="before $1: $avail GiB free, $min_free GiB wanted"
