@@ -149,15 +149,7 @@ pub fn fetch_image<'a>(
     fs_err::create_dir_all(&store).map_err(|e| io(&store, e))?;
     let have = |d: &Digest| store.join(d.hex()).is_file();
     if !have(manifest) {
-        // A manifest comes from the manifests endpoint, by digest.
-        let reg = connect()?;
-        let (bytes, _) = reg.get_manifest(&repo_ref(r, manifest), &ACCEPTED)?;
-        verify(
-            reg,
-            || format!("manifest of {}", r.whole()),
-            &bytes,
-            manifest,
-        )?;
+        let bytes = manifest_blob(connect()?, r, manifest)?;
         let mut w = BlobWriter::new(&store)?;
         w.write_all(&bytes).map_err(|e| io(&store, e))?;
         w.complete_verified(manifest, Some(bytes.len() as u64))?;
@@ -227,6 +219,14 @@ pub fn fetch_image<'a>(
     Ok(dir)
 }
 
+/// The manifest `digest` of the image `r` names (from the manifests
+/// endpoint, by digest), in memory, verified.
+fn manifest_blob(reg: &Registry, r: &Reference, digest: &Digest) -> Result<Vec<u8>> {
+    let (bytes, _) = reg.get_manifest(&repo_ref(r, digest), &ACCEPTED)?;
+    verify(reg, || format!("manifest of {}", r.whole()), &bytes, digest)?;
+    Ok(bytes)
+}
+
 /// The config blob `digest` of the image `r` names, in memory, verified.
 fn config_blob(reg: &Registry, r: &Reference, digest: &Digest, size: u64) -> Result<Vec<u8>> {
     let mut config = Vec::new();
@@ -277,13 +277,7 @@ pub fn fetch_config(reg: &Registry, r: &Reference, platform: &str) -> Result<ser
                 resolved.platform_list()
             ),
         })?;
-    let (bytes, _) = reg.get_manifest(&repo_ref(r, manifest), &ACCEPTED)?;
-    verify(
-        reg,
-        || format!("manifest of {}", r.whole()),
-        &bytes,
-        manifest,
-    )?;
+    let bytes = manifest_blob(reg, r, manifest)?;
     let parsed: ImageManifest =
         serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidImage {
             registry: reg.host().to_owned(),
