@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use crate::diff::DiffError;
-use crate::frontend::FrontendError;
+use crate::frontend::{BuildError, FrontendError};
+use crate::helper::HelperError;
 use crate::oci::OciError;
 use crate::plan::PlanError;
 use crate::plan::lock::LockError;
@@ -54,6 +55,14 @@ pub enum Error {
     /// (exit 2).
     #[error(transparent)]
     Frontend(#[from] FrontendError),
+    /// A frontend build failed: the spec's fault, another input's, the
+    /// engine's, or strata's (exit 1 or 2 by kind).
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// `strata helper` failed: its input is wrong (exit 1) or I/O failed
+    /// (exit 2).
+    #[error("helper: {0}")]
+    Helper(#[from] HelperError),
 }
 
 impl Error {
@@ -70,6 +79,10 @@ impl Error {
             Error::Input(_) | Error::Different => 1,
             Error::Diff(_) => 2,
             Error::Registry(e) => e.exit_code(),
+            Error::Build(e) => e.exit_code(),
+            Error::Helper(HelperError::Io { .. }) => 2,
+            Error::Helper(HelperError::Plan(e)) => plan_exit_code(e),
+            Error::Helper(_) => 1,
             Error::Usage(_) | Error::Io { .. } | Error::Frontend(_) => 2,
         }
     }

@@ -5,7 +5,7 @@
 //! - [`offline`]: a [`Gateway`] on local directories (`strata llb`, tests);
 //! - `fake` (tests only): a [`Gateway`] that records every call;
 //! - [`status`]: the error returned to BuildKit, with spec locations;
-//! - [`error`]: the frontend's errors, [`FrontendError`];
+//! - [`error`]: the frontend's errors, [`FrontendError`] and [`BuildError`];
 //! - [`opts`]: options, session and workers from the environment;
 //! - [`build`]: `strata frontend`, the spec lowered to LLB, one concern per
 //!   module: [`build`]'s options, inputs, lowering, base images, stages, the
@@ -23,7 +23,7 @@ pub mod smoke;
 pub mod status;
 pub mod stdio;
 
-pub use error::FrontendError;
+pub use error::{BuildError, FrontendError};
 pub use gateway::{Gateway, GrpcGateway};
 
 /// Runs `frontend` over stdin/stdout on a one-thread runtime, then exits 0

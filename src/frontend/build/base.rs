@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::lower::Lower;
-use super::{Failure, protocol};
+use super::{BuildError, spec_error};
 use crate::frontend::gateway::{Gateway, Stat};
 use crate::llb::{self, State};
 use crate::plan::graph::{BaseDirs, BaseEntry, base_queries};
@@ -29,7 +29,7 @@ fn gw_platform(p: &Platform) -> crate::frontend::gateway::Platform {
 
 impl<G: Gateway> Lower<'_, G> {
     /// The image's base, its config (none for scratch) and its directories.
-    pub async fn base(&self) -> Result<(State, Option<serde_json::Value>, BaseDirs), Failure> {
+    pub async fn base(&self) -> Result<(State, Option<serde_json::Value>, BaseDirs), BuildError> {
         let spec = self.spec;
         // The base image, pinned by strata.lock where it has a pin (contracts §5).
         let (base, base_config) = match &spec.image.from {
@@ -39,9 +39,12 @@ impl<G: Gateway> Lower<'_, G> {
                 (state, Some(config))
             }
             other => {
-                return Err(protocol(format!(
-                    "`{other}` is a base for the embedded builder (`strata build`); through BuildKit, use an image reference"
-                )));
+                return Err(spec_error(
+                    &self.opts.filename,
+                    format!(
+                        "`{other}` is a base for the embedded builder (`strata build`); through BuildKit, use an image reference"
+                    ),
+                ));
             }
         };
         let base_dirs = self.base_dirs(&base).await?;
@@ -51,7 +54,7 @@ impl<G: Gateway> Lower<'_, G> {
     /// The base's metadata for every copy destination and its ancestors
     /// (contracts §1): all read at once (StatFile
     /// resolves symlinks, so each query lists its parent for lstat entries).
-    async fn base_dirs(&self, base: &State) -> Result<BaseDirs, Failure> {
+    async fn base_dirs(&self, base: &State) -> Result<BaseDirs, BuildError> {
         let (gw, spec, opts) = (self.gw, self.spec, &self.solve_opts);
         let mut queries: Vec<String> = spec
             .layers
@@ -123,7 +126,7 @@ impl<G: Gateway> Lower<'_, G> {
         &self,
         reference: &str,
         what: &str,
-    ) -> Result<(State, serde_json::Value), Failure> {
+    ) -> Result<(State, serde_json::Value), BuildError> {
         let (gw, spec, lock) = (self.gw, self.spec, self.inputs.lock.as_ref());
         let pinned = lock
             .and_then(|l| l.get(reference))
@@ -138,9 +141,9 @@ impl<G: Gateway> Lower<'_, G> {
             && pinned.is_none()
             && !lock.and_then(|l| l.get(reference)).is_some_and(|p| p.local)
         {
-            return Err(protocol(format!(
-                "`{reference}` has no pin in strata.lock and STRATA_LOCKED=1: run `strata lock`"
-            )));
+            return Err(BuildError::Unpinned {
+                reference: reference.to_string(),
+            });
         }
         let reference = match pinned {
             Some(d) if !reference.contains('@') => format!("{reference}@{d}"),

@@ -1,8 +1,8 @@
 //! The image config and its history: one entry per layer, with the
 //! helper's record of each copy layer (contracts §5).
 
+use super::BuildError;
 use super::lower::{LayerNote, Lower};
-use super::{Failure, protocol};
 use crate::frontend::gateway::Gateway;
 use crate::helper::CopyRecord;
 use crate::llb::State;
@@ -14,16 +14,19 @@ impl<G: Gateway> Lower<'_, G> {
     pub async fn history_comments(
         &self,
         layers: &[(String, State, LayerNote)],
-    ) -> Result<Vec<String>, Failure> {
+    ) -> Result<Vec<String>, BuildError> {
         let gw = self.gw;
         let solve_opts = &self.solve_opts;
         futures_util::future::try_join_all(layers.iter().map(|(id, _, note)| async move {
-            Ok::<_, Failure>(match note {
+            Ok::<_, BuildError>(match note {
                 LayerNote::Copy(meta) => {
                     let r = gw.solve(&meta.marshal().to_bytes(), solve_opts).await?;
                     let bytes = gw.read_file(&r, "record.json", None).await?;
-                    let rec: CopyRecord = serde_json::from_slice(&bytes)
-                        .map_err(|e| protocol(format!("helper record of `{id}`: {e}")))?;
+                    let rec: CopyRecord =
+                        serde_json::from_slice(&bytes).map_err(|source| BuildError::Record {
+                            layer: id.clone(),
+                            source,
+                        })?;
                     format!("strata/v1 key={} inputs={}", rec.key, rec.inputs)
                 }
                 LayerNote::Run => "strata/v1 run".to_string(),
@@ -39,7 +42,7 @@ impl<G: Gateway> Lower<'_, G> {
         base_config: Option<&serde_json::Value>,
         layers: &[(String, State, LayerNote)],
         comments: Vec<String>,
-    ) -> Result<Vec<u8>, Failure> {
+    ) -> Result<Vec<u8>, BuildError> {
         let created = self
             .opts
             .source_date_epoch
@@ -72,7 +75,7 @@ fn image_config(
     created: u64,
     history: &[crate::oci::image::HistoryEntry],
     layers: &[(String, State, LayerNote)],
-) -> Result<Vec<u8>, Failure> {
+) -> Result<Vec<u8>, BuildError> {
     let settings = crate::oci::build::settings(spec);
     let platform = crate::oci::build::oci_platform(&spec.platform);
     // The exporter fills in rootfs; placeholders keep build_config's check.
@@ -88,9 +91,12 @@ fn image_config(
         diff_ids: &diff_ids,
         history,
     })
-    .map_err(|e| protocol(e.to_string()))?;
+    .map_err(BuildError::Config)?;
     if let Some(obj) = config.as_object_mut() {
         obj.remove("rootfs");
     }
-    serde_json::to_vec(&config).map_err(|e| protocol(e.to_string()))
+    serde_json::to_vec(&config).map_err(|source| BuildError::Json {
+        what: "the image config",
+        source,
+    })
 }

@@ -8,7 +8,7 @@ use super::helper::HelperMode;
 use super::lower::Lower;
 use super::options::Options;
 use super::stages::StageState;
-use super::{Failure, protocol};
+use super::{BuildError, spec_error};
 use crate::frontend::gateway::{Caps, Gateway, cap};
 use crate::helper::{CopyJob, job_for};
 use crate::llb::{self, Mount, State};
@@ -34,8 +34,8 @@ pub(super) fn copy_on(
     modern: bool,
     chain: &mut State,
     ignore_cache: bool,
-    exec: impl Fn(HelperMode<'_>) -> Result<(State, State), Failure>,
-) -> Result<(State, State, State), Failure> {
+    exec: impl Fn(HelperMode<'_>) -> Result<(State, State), BuildError>,
+) -> Result<(State, State, State), BuildError> {
     let skip = |s: State| if ignore_cache { s.ignore_cache() } else { s };
     if modern {
         let (out, meta) = exec(HelperMode::Scratch)?;
@@ -91,7 +91,11 @@ impl<G: Gateway> Lower<'_, G> {
     /// The layers of a copy layer: one without a split; with `split = "file"`,
     /// the context is listed to find the files of at least `split_min` bytes
     /// (contracts §1), each its own layer read from the listing, and the rest.
-    pub async fn copy_parts(&self, name: &str, copy: &CopyLayer) -> Result<Vec<CopyPart>, Failure> {
+    pub async fn copy_parts(
+        &self,
+        name: &str,
+        copy: &CopyLayer,
+    ) -> Result<Vec<CopyPart>, BuildError> {
         let (gw, opts, ignore) = (self.gw, &self.solve_opts, self.inputs.ignore.as_slice());
         let includes: Vec<String> = copy.entries.iter().map(|e| e.from.clone()).collect();
         let Some(split) = &copy.split else {
@@ -111,10 +115,14 @@ impl<G: Gateway> Lower<'_, G> {
             format!("[strata] list {name}"),
         );
         let r = gw.solve(&list.marshal().to_bytes(), opts).await?;
-        let ignore_m = Matcher::new(ignore).map_err(|e| protocol(e.to_string()))?;
+        let ignore_m = Matcher::new(ignore).map_err(|source| BuildError::Ignore {
+            file: ".dockerignore".into(),
+            source,
+        })?;
         let mut files: Vec<LayerFile> = Vec::new();
         for e in &copy.entries {
-            let excl = Matcher::new(&e.exclude).map_err(|err| protocol(err.to_string()))?;
+            let excl = Matcher::new(&e.exclude)
+                .map_err(|err| spec_error(&self.opts.filename, format!("layer `{name}`: {err}")))?;
             let root = gw.stat_file(&r, &e.from).await?;
             if !root.is_dir() {
                 let dest = crate::spec::validate::file_destination(&e.from, &e.to, e.to_is_dir);
@@ -224,13 +232,13 @@ impl<G: Gateway> Lower<'_, G> {
         base_dirs: &BaseDirs,
         mode: HelperMode<'_>,
         range: &[llb::SourceRange],
-    ) -> Result<(State, State), Failure> {
+    ) -> Result<(State, State), BuildError> {
         let mut local = copy.clone();
         let mut mounts = Vec::new();
         for (i, e) in local.entries.iter_mut().enumerate() {
             let stage = e.stage.take().unwrap_or_default();
             let st = stages.get(&stage).ok_or_else(|| {
-                protocol(format!(
+                BuildError::Internal(format!(
                     "layer `{name}` copies from stage `{stage}`, which is not built"
                 ))
             })?;
@@ -266,7 +274,7 @@ impl<G: Gateway> Lower<'_, G> {
         job: &CopyJob,
         mode: HelperMode<'_>,
         range: &[llb::SourceRange],
-    ) -> Result<(State, State), Failure> {
+    ) -> Result<(State, State), BuildError> {
         let id = &part.id;
         let mount = match &part.source {
             PartSource::Local { include, exclude } => {

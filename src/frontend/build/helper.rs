@@ -2,7 +2,7 @@
 //! build, and its execs that write one copy layer each (contracts §2).
 
 use super::options::Options;
-use super::{Failure, IMAGE_BINARY, protocol};
+use super::{BuildError, IMAGE_BINARY};
 use crate::frontend::gateway::{Caps, cap};
 use crate::helper::CopyJob;
 use crate::llb::{self, Definition, Mount, State};
@@ -54,7 +54,7 @@ impl Helper {
 /// it cannot, the image op is the frontend's pinned reference marked
 /// `image.recordtype=internal`: another vertex, solved in the build's job,
 /// at the cost of one more resolve.
-pub(super) fn frontend_image(opts: &Options, caps: &Caps) -> Result<Helper, Failure> {
+pub(super) fn frontend_image(opts: &Options, caps: &Caps) -> Result<Helper, BuildError> {
     let bin = fs_err::read(FRONTEND_BIN).ok();
     helper_image(
         bin.as_deref(),
@@ -69,7 +69,7 @@ pub(super) fn helper_image(
     frontend_bin: Option<&[u8]>,
     source: Option<&str>,
     by_content: bool,
-) -> Result<Helper, Failure> {
+) -> Result<Helper, BuildError> {
     let helper = |image| Ok(Helper { image, by_content });
     if let Some(def) = frontend_bin.and_then(|b| Definition::from_bytes(b).ok()) {
         if !by_content && let Some((reference, platform)) = def.image_source() {
@@ -88,9 +88,7 @@ pub(super) fn helper_image(
     }
     match source {
         Some(s) if !s.is_empty() => helper(llb::image(s).internal().build()),
-        _ => Err(protocol(
-            "cannot find the strata frontend image: no frontend.bin and no `source` option",
-        )),
+        _ => Err(BuildError::NoHelperImage),
     }
 }
 
@@ -121,8 +119,11 @@ impl Helper {
         mode: HelperMode<'_>,
         map: &llb::SourceMap,
         range: &[llb::SourceRange],
-    ) -> Result<(State, State), Failure> {
-        let job_json = serde_json::to_string(job).map_err(|e| protocol(e.to_string()))?;
+    ) -> Result<(State, State), BuildError> {
+        let job_json = serde_json::to_string(job).map_err(|source| BuildError::Json {
+            what: "a copy job",
+            source,
+        })?;
         let mut args = vec![
             IMAGE_BINARY,
             "helper",
@@ -170,13 +171,16 @@ impl Helper {
             .custom_name(title)
             .location(map, range)
             .build()
-            .map_err(|e| protocol(e.to_string()))?;
+            .map_err(|source| BuildError::Llb {
+                what: format!("the helper of `{id}`"),
+                source,
+            })?;
         let out = exec
             .output("/out")
-            .ok_or_else(|| protocol("helper exec has no /out output"))?;
+            .ok_or_else(|| BuildError::Internal("helper exec has no /out output".into()))?;
         let meta = exec
             .output("/meta")
-            .ok_or_else(|| protocol("helper exec has no /meta output"))?;
+            .ok_or_else(|| BuildError::Internal("helper exec has no /meta output".into()))?;
         Ok((out, meta))
     }
 }

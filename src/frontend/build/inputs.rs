@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
+use super::BuildError;
 use super::options::Options;
-use super::{Failure, protocol};
 use crate::frontend::gateway::{Caps, Gateway, Ref, SolveOptions, cap};
 use crate::frontend::status::{ErrorStatus, SourceLocation};
 use crate::llb;
@@ -37,7 +37,7 @@ pub(super) async fn read_spec<G: Gateway>(
     gw: &G,
     opts: &Options,
     caps: &Caps,
-) -> Result<SpecFiles, Failure> {
+) -> Result<SpecFiles, BuildError> {
     let filename = opts.filename.clone();
     let key = opts.spec_key.as_str();
     let ignore_name = format!("{filename}.dockerignore");
@@ -76,7 +76,7 @@ pub(super) async fn read_spec<G: Gateway>(
 pub(super) async fn read_context_ignore<G: Gateway>(
     gw: &G,
     opts: &Options,
-) -> Result<Option<Vec<u8>>, Failure> {
+) -> Result<Option<Vec<u8>>, BuildError> {
     let def = llb::local(&opts.context_key)
         .session_id(&opts.session_id)
         .shared_key_hint("strata/spec")
@@ -91,19 +91,22 @@ pub(super) async fn read_context_ignore<G: Gateway>(
 
 impl Inputs {
     /// Parses the spec's ignore file (else `context_ignore`) and lock file.
-    pub fn parse(files: &SpecFiles, context_ignore: Option<Vec<u8>>) -> Result<Inputs, Failure> {
+    pub fn parse(files: &SpecFiles, context_ignore: Option<Vec<u8>>) -> Result<Inputs, BuildError> {
         let ignore_bytes = files.ignore.clone().or(context_ignore);
         let ignore = match &ignore_bytes {
             Some(b) => Matcher::parse_ignore_file(b, ".dockerignore")
-                .map_err(|e| protocol(e.to_string()))?
+                .map_err(|source| BuildError::Ignore {
+                    file: ".dockerignore".into(),
+                    source,
+                })?
                 .patterns(),
             None => Vec::new(),
         };
         let lock = match &files.lock {
-            Some(b) => Some(
-                Lock::parse(Path::new(LOCK_FILE), &String::from_utf8_lossy(b))
-                    .map_err(|e| protocol(e.to_string()))?,
-            ),
+            Some(b) => Some(Lock::parse(
+                Path::new(LOCK_FILE),
+                &String::from_utf8_lossy(b),
+            )?),
             None => None,
         };
         Ok(Inputs { ignore, lock })

@@ -3,13 +3,13 @@
 //! joins them into the image: `Merge(base, layer₁, …, layerₙ)` with
 //! MergeOp and DiffOp, else one linear chain (contracts §4).
 
+use super::BuildError;
 use super::copy::copy_on;
 use super::helper::{Helper, HelperMode};
 use super::inputs::Inputs;
 use super::options::Options;
 use super::overlap::CopyOut;
 use super::run::Within;
-use super::{Failure, protocol};
 use crate::frontend::gateway::{Caps, Gateway, Ref, SolveOptions};
 use crate::helper::job_for;
 use crate::llb::{self, State};
@@ -45,7 +45,7 @@ pub(super) enum LayerNote {
 impl<G: Gateway> Lower<'_, G> {
     /// Lowers the spec, solves the image, checks the copy layers for
     /// overlaps and reads their records: the image's ref and config.
-    pub async fn platform(&self) -> Result<(Ref, Vec<u8>), Failure> {
+    pub async fn platform(&self) -> Result<(Ref, Vec<u8>), BuildError> {
         let (spec, caps, modern) = (self.spec, self.caps, self.modern);
         let line_of = |span: &std::ops::Range<usize>| spec.source.line_col(span.start).0 as u32;
 
@@ -167,10 +167,7 @@ impl<G: Gateway> Lower<'_, G> {
         // records below runs nothing on a cold builder.
         let def = image.marshal().to_bytes();
         if def.len() > 4 << 20 {
-            return Err(protocol(format!(
-                "the build definition is {} bytes, over BuildKit's 4 MiB message limit (contracts §6)",
-                def.len()
-            )));
+            return Err(BuildError::TooLarge { size: def.len() });
         }
         let r = self
             .gw

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::error::FrontendError;
+use super::error::{BuildError, FrontendError};
 use super::gateway::{Caps, FrontendResult, Gateway, ResultRefs, SolveOptions, Warning, cap};
 use super::opts::FrontendEnv;
 use super::status::ErrorStatus;
@@ -48,21 +48,9 @@ pub const DEFAULT_FILENAME: &str = "strata.toml";
 /// The strata binary inside the frontend image.
 pub const IMAGE_BINARY: &str = "/strata";
 
-/// A failure of the build: a spec error with its location, or anything else.
-#[derive(Debug)]
-enum Failure {
-    Spec(ErrorStatus),
-    Other(FrontendError),
-}
-
-impl From<FrontendError> for Failure {
-    fn from(e: FrontendError) -> Self {
-        Failure::Other(e)
-    }
-}
-
-fn protocol(message: impl Into<String>) -> Failure {
-    Failure::Spec(ErrorStatus::new(message))
+/// A spec error that has no location: its message, after the spec's name.
+fn spec_error(filename: &str, message: impl std::fmt::Display) -> BuildError {
+    BuildError::Spec(Box::new(ErrorStatus::new(format!("{filename}: {message}"))))
 }
 
 /// Runs as a frontend over stdin/stdout and exits 0 after `Return`.
@@ -74,12 +62,11 @@ pub fn run() -> Result<(), FrontendError> {
 pub async fn run_with<G: Gateway>(gateway: &G, env: &FrontendEnv) -> Result<(), FrontendError> {
     match build(gateway, env).await {
         Ok(result) => gateway.return_result(result).await,
-        Err(Failure::Spec(status)) => gateway.return_error(status).await,
-        Err(Failure::Other(e)) => gateway.return_error(ErrorStatus::from_error(&e)).await,
+        Err(e) => gateway.return_error(e.status()).await,
     }
 }
 
-async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, Failure> {
+async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, BuildError> {
     let caps = gw.ping().await?;
     let opts = Options::parse(env, &caps)?;
     // The spec's files and the context's `.dockerignore` (used when the
@@ -90,9 +77,9 @@ async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, 
     )?;
     let source =
         crate::spec::parse::source_from_bytes(Path::new(&files.filename), files.spec.clone())
-            .map_err(|e| Failure::Spec(spec_status(&files, &e)))?;
+            .map_err(|e| BuildError::Spec(Box::new(spec_status(&files, &e))))?;
     let loaded = crate::spec::resolve_all(&source, &opts.resolve)
-        .map_err(|e| Failure::Spec(spec_status(&files, &e)))?;
+        .map_err(|e| BuildError::Spec(Box::new(spec_status(&files, &e))))?;
     let inputs = Inputs::parse(&files, context_ignore)?;
     for w in &loaded.warnings {
         warn(gw, &caps, &w.message).await;

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{DEFAULT_FILENAME, Failure, protocol};
+use super::DEFAULT_FILENAME;
+use crate::frontend::error::{BuildError, FrontendError};
 use crate::frontend::gateway::{CacheImport, Caps, ResolveMode};
 use crate::frontend::opts::FrontendEnv;
 use crate::spec::ResolveOptions;
@@ -44,7 +45,7 @@ pub(super) struct Options {
 
 impl Options {
     /// Parses `env`'s options; `caps` gives the default platform.
-    pub fn parse(env: &FrontendEnv, caps: &Caps) -> Result<Options, Failure> {
+    pub fn parse(env: &FrontendEnv, caps: &Caps) -> Result<Options, BuildError> {
         let build_args = env
             .opts
             .iter()
@@ -56,10 +57,12 @@ impl Options {
         let mut platforms = Vec::new();
         if let Some(list) = env.opt("platform") {
             for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                platforms.push(
-                    crate::spec::values::parse_platform(p)
-                        .map_err(|e| protocol(format!("platform option: {e}")))?,
-                );
+                platforms.push(crate::spec::values::parse_platform(p).map_err(|e| {
+                    FrontendError::Option {
+                        key: "platform".into(),
+                        reason: e.to_string(),
+                    }
+                })?);
             }
         }
         if platforms.is_empty()

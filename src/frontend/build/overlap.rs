@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::helper::Helper;
 use super::lower::Lower;
-use super::{Failure, IMAGE_BINARY, protocol};
+use super::{BuildError, IMAGE_BINARY};
 use crate::frontend::gateway::{Gateway, SolveOptions};
 use crate::llb::{self, Mount, State};
 use crate::spec::CopyLayer;
@@ -94,7 +94,7 @@ pub(super) fn overlap_suspects(outs: &[CopyOut]) -> Vec<(String, State)> {
 
 /// The exec that fails when two copy layers' trees (mounted read-only, in
 /// layer order) write the same path: `strata helper overlaps`.
-fn overlaps_exec(helper_image: &Helper, outs: &[(String, State)]) -> Result<State, Failure> {
+fn overlaps_exec(helper_image: &Helper, outs: &[(String, State)]) -> Result<State, BuildError> {
     let mut args = vec![
         IMAGE_BINARY.to_string(),
         "helper".to_string(),
@@ -116,15 +116,18 @@ fn overlaps_exec(helper_image: &Helper, outs: &[(String, State)]) -> Result<Stat
     let exec = exec
         .mount(Mount::bind("/out", &llb::scratch()))
         .build()
-        .map_err(|e| protocol(e.to_string()))?;
+        .map_err(|source| BuildError::Llb {
+            what: "the overlap check".into(),
+            source,
+        })?;
     exec.output("/out")
-        .ok_or_else(|| protocol("overlap check exec has no /out output"))
+        .ok_or_else(|| BuildError::Internal("overlap check exec has no /out output".into()))
 }
 
 impl<G: Gateway> Lower<'_, G> {
     /// Solves the overlap check of `outs` where two of them may write one
     /// path.
-    pub async fn check_overlaps(&self, outs: &[CopyOut]) -> Result<(), Failure> {
+    pub async fn check_overlaps(&self, outs: &[CopyOut]) -> Result<(), BuildError> {
         let suspects = overlap_suspects(outs);
         if suspects.len() > 1 {
             let check = overlaps_exec(self.helper, &suspects)?;

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use super::BuildError;
 use super::base::oci_platform;
 use super::copy::context_source;
 use super::lower::Lower;
 use super::stages::StageState;
-use super::{Failure, protocol};
 use crate::frontend::gateway::{Gateway, cap};
 use crate::llb::{self, Mount, State};
 use crate::spec::{Network, RunLayer, SecretExpose, Sharing, Stage};
@@ -39,7 +39,7 @@ impl<G: Gateway> Lower<'_, G> {
         parent: &State,
         range: &[llb::SourceRange],
         within: Within<'_>,
-    ) -> Result<State, Failure> {
+    ) -> Result<State, BuildError> {
         let (caps, spec, map) = (self.caps, self.spec, &self.map);
         let no_stages = BTreeMap::new();
         let (base_config, stage, stages) = match within {
@@ -125,7 +125,7 @@ impl<G: Gateway> Lower<'_, G> {
         // Stage paths, read-only: BuildKit keys the exec by their content.
         for m in &run.mounts {
             let st = stages.get(&m.stage).ok_or_else(|| {
-                protocol(format!(
+                BuildError::Internal(format!(
                     "layer `{name}` mounts stage `{}`, which is not built",
                     m.stage
                 ))
@@ -159,10 +159,11 @@ impl<G: Gateway> Lower<'_, G> {
                 SecretExpose::File(target) => exec = exec.mount(Mount::secret(target, &s.id)),
                 SecretExpose::Env(var) => {
                     if !caps.has_llb(cap::EXEC_SECRET_ENV) {
-                        return Err(protocol(format!(
-                            "layer `{name}` exposes secret `{}` as ${var}, but this BuildKit has no secret env (exec.secretenv, BuildKit >= 0.10): use `target` instead",
-                            s.id
-                        )));
+                        return Err(BuildError::NoSecretEnv {
+                            layer: name.to_string(),
+                            id: s.id.clone(),
+                            var: var.clone(),
+                        });
                     }
                     exec = exec.secret_env(llb::SecretEnv {
                         id: s.id.clone(),
@@ -185,8 +186,11 @@ impl<G: Gateway> Lower<'_, G> {
         if run.network == Network::None {
             exec = exec.network(llb::NetMode::None);
         }
-        let outs = exec.build().map_err(|e| protocol(e.to_string()))?;
+        let outs = exec.build().map_err(|source| BuildError::Llb {
+            what: format!("`{name}`"),
+            source,
+        })?;
         outs.root()
-            .ok_or_else(|| protocol("run exec has no root output"))
+            .ok_or_else(|| BuildError::Internal("run exec has no root output".into()))
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::lower::Lower;
 use super::run::Within;
-use super::{Failure, protocol};
+use super::{BuildError, spec_error};
 use crate::frontend::gateway::Gateway;
 use crate::llb::{self, State};
 use crate::spec::{BaseRef, Stage, StageFrom};
@@ -22,7 +22,7 @@ impl<G: Gateway> Lower<'_, G> {
     /// chain per stage on its base image (resolved for this platform) or on its
     /// base stage's final state. Stages that share nothing are independent
     /// subgraphs, so BuildKit solves them in parallel.
-    pub async fn stages(&self) -> Result<BTreeMap<String, StageState>, Failure> {
+    pub async fn stages(&self) -> Result<BTreeMap<String, StageState>, BuildError> {
         let spec = self.spec;
         let mut done: BTreeMap<String, StageState> = BTreeMap::new();
         let mut pending: Vec<&Stage> = spec.stages.iter().collect();
@@ -45,10 +45,13 @@ impl<G: Gateway> Lower<'_, G> {
                         }
                     }
                     StageFrom::Image(other) => {
-                        return Err(protocol(format!(
-                            "stage `{}`: `{other}` is not an image reference",
-                            stage.name
-                        )));
+                        return Err(spec_error(
+                            &self.opts.filename,
+                            format!(
+                                "stage `{}`: `{other}` is not an image reference",
+                                stage.name
+                            ),
+                        ));
                     }
                     StageFrom::Stage(parent) => match done.get(parent) {
                         Some(p) => p.clone(),
@@ -91,7 +94,7 @@ impl<G: Gateway> Lower<'_, G> {
                 );
             }
             if later.len() == before {
-                return Err(protocol("build stages form a cycle"));
+                return Err(BuildError::Internal("build stages form a cycle".into()));
             }
             pending = later;
         }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::helper::{Helper, helper_image};
 use super::overlap::{CopyOut, overlap_suspects};
 use super::run_with;
+use crate::frontend::error::{BuildError, FrontendError};
 use crate::frontend::fake::{Call, FakeGateway};
 use crate::frontend::gateway::{Caps, ResultRefs};
 use crate::frontend::opts::FrontendEnv;
@@ -594,4 +595,146 @@ fn the_fallback_writes_each_copy_layer_onto_the_chain() {
         .find(|(d, ..)| d.starts_with("[strata] layer app"))
         .unwrap();
     assert_eq!(out_mount(app.as_ref().unwrap()).input, -1);
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// A bug of strata's (here a helper record that does not parse) reaches
+/// BuildKit as an internal error, not as a spec error: no spec location,
+/// and a message that says whose fault it is.
+#[test]
+fn an_internal_failure_is_not_reported_as_a_spec_error() {
+    let gw = || {
+        FakeGateway::new(caps(true))
+            .with_file(
+                "strata.toml",
+                "version = 1\n[[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"/app\" }]\n",
+            )
+            .with_file("app/main.py", "print(1)\n")
+            .with_file("record.json", "{not json")
+    };
+    let opts = [("source", "strata:dev")];
+    let err = block_on(super::build(&gw(), &env(&opts))).unwrap_err();
+    assert!(
+        matches!(&err, BuildError::Record { layer, .. } if layer == "app"),
+        "{err:?}"
+    );
+    assert!(err.is_internal());
+    assert_eq!(err.exit_code(), 2, "trouble, not a wrong input");
+
+    let call = run(&gw(), &opts);
+    let Call::ReturnError(status) = call else {
+        panic!("expected an error: {call:?}")
+    };
+    assert!(
+        status
+            .message
+            .starts_with("internal error in strata (please report it): "),
+        "{}",
+        status.message
+    );
+    assert!(
+        status.message.contains("record of layer `app`"),
+        "{}",
+        status.message
+    );
+    assert!(status.details.is_empty(), "no spec location");
+}
+
+/// A failing build step is BuildKit's error, returned with its own code,
+/// message and details (the failing op's location), not a spec error.
+#[test]
+fn a_failed_solve_keeps_buildkits_error() {
+    use prost::Message;
+
+    let detail = crate::proto::google::rpc::Status {
+        code: 2,
+        message: "exit code: 1".into(),
+        details: vec![prost_types::Any {
+            type_url: crate::frontend::status::SOURCE_TYPE_URL.into(),
+            value: b"{}".to_vec(),
+        }],
+    };
+    let message = "process \"/bin/sh -c false\" did not complete successfully: exit code: 1";
+    let gw = FakeGateway::new(caps(true))
+        .with_file(
+            "strata.toml",
+            "version = 1\n[[layer]]\nname = \"deps\"\nrun = \"false\"\n",
+        )
+        .failing_evaluate(tonic::Status::with_details(
+            tonic::Code::Unknown,
+            message,
+            detail.encode_to_vec().into(),
+        ));
+    let opts = [("source", "strata:dev")];
+    let err = block_on(super::build(&gw, &env(&opts))).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            BuildError::Frontend(FrontendError::Rpc { call: "Solve", .. })
+        ),
+        "{err:?}"
+    );
+    assert!(!err.is_internal());
+    let Call::ReturnError(status) = run(&gw, &opts) else {
+        panic!("expected an error")
+    };
+    assert_eq!(status.message, message);
+    assert_eq!(status.code, 2);
+    assert_eq!(status.details.len(), 1, "BuildKit's own details, kept");
+    assert_eq!(
+        status.details[0].type_url,
+        crate::frontend::status::SOURCE_TYPE_URL
+    );
+}
+
+/// Each failure says whose it is: the spec's (named, exit 1), another
+/// input's (exit 1), or strata's (exit 2); only the first is a spec error.
+#[test]
+fn failures_keep_their_kind() {
+    let fails = |spec: &str, opts: &[(&str, &str)]| {
+        let gw = FakeGateway::new(caps(true)).with_file("strata.toml", spec.to_string());
+        block_on(super::build(&gw, &env(opts))).unwrap_err()
+    };
+    let source = ("source", "strata:dev");
+    // A base the frontend cannot use: a spec error, naming the spec.
+    let err = fails(
+        "version = 1\n[image]\nfrom = \"oci-layout:base\"\n[[layer]]\nname = \"a\"\nrun = \"true\"\n",
+        &[source],
+    );
+    let BuildError::Spec(status) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        status
+            .message
+            .starts_with("strata.toml: `oci-layout:base` is a base"),
+        "{}",
+        status.message
+    );
+    assert_eq!(err.exit_code(), 1);
+    // A bad option: the option's error, not the spec's.
+    let err = fails(
+        "version = 1\n[[layer]]\nname = \"a\"\nrun = \"true\"\n",
+        &[source, ("platform", "linux/")],
+    );
+    assert!(
+        matches!(&err, BuildError::Frontend(FrontendError::Option { key, .. }) if key == "platform"),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), 1);
+    assert!(!err.is_internal());
+    // No pin with STRATA_LOCKED=1: the lock's fault, exit 1.
+    let err = fails(
+        "version = 1\n[image]\nfrom = \"debian:bookworm\"\n[[layer]]\nname = \"a\"\nrun = \"true\"\n",
+        &[source, ("build-arg:STRATA_LOCKED", "1")],
+    );
+    assert!(matches!(&err, BuildError::Unpinned { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 1);
+    assert!(!err.status().message.starts_with("internal error"));
 }
