@@ -37,7 +37,7 @@ pub enum Error {
     #[error("{0}")]
     Input(String),
     /// I/O on a path failed (exit 2).
-    #[error("cannot access `{path}`: {source}")]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The path.
         path: PathBuf,

@@ -19,6 +19,7 @@ pub mod diff;
 pub mod error;
 pub mod frontend;
 pub mod helper;
+mod io_error;
 pub mod llb;
 pub mod oci;
 pub mod plan;

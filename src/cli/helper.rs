@@ -147,9 +147,12 @@ mod tests {
         let unwritable = dir.path().join("missing/record.json");
         let err = copy(&job, dir.path(), unwritable.clone()).unwrap_err();
         assert_eq!(err.exit_code(), 2, "{err}");
-        assert!(
-            err.to_string().contains(&unwritable.display().to_string()),
-            "{err}"
+        assert_eq!(
+            err.to_string()
+                .matches(&unwritable.display().to_string())
+                .count(),
+            1,
+            "the path, named once: {err}"
         );
 
         let layer = |name: &str| format!("{name}={}", dir.path().join(name).display());

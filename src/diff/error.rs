@@ -42,7 +42,7 @@ pub enum DiffError {
     },
 
     /// An I/O operation on `path` failed.
-    #[error("i/o error on `{}`: {source}", path.display())]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The file (a blob, an archive, a temporary directory).
         path: PathBuf,

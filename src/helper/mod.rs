@@ -84,7 +84,7 @@ pub enum HelperError {
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
     /// Writing the tree failed.
-    #[error("cannot write `{path}`: {source}")]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The path.
         path: PathBuf,

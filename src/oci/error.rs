@@ -13,7 +13,7 @@ pub enum OciError {
     Plan(#[from] crate::plan::PlanError),
 
     /// An I/O operation on `path` failed.
-    #[error("i/o error on `{}`: {source}", path.display())]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The file or directory the operation was about.
         path: PathBuf,

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlanError {
-    /// An I/O operation failed. The message comes from `fs-err`, which
-    /// already names the operation and the path.
-    #[error("{error}")]
+    /// An I/O operation failed; the message names the path once
+    /// (`fs-err`'s message, which already does, or the path added).
+    #[error("{}", crate::io_error::io_message(path, error))]
     Io {
         /// The path the operation was about.
         path: PathBuf,

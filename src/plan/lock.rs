@@ -47,7 +47,7 @@ pub struct Pin {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// I/O on the lock file.
-    #[error("cannot access `{path}`: {source}")]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The path.
         path: PathBuf,

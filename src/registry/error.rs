@@ -64,7 +64,7 @@ pub enum RegistryError {
     },
 
     /// Local I/O.
-    #[error("i/o error on `{}`: {source}", path.display())]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The path.
         path: PathBuf,

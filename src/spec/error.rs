@@ -198,7 +198,7 @@ pub enum SpecError {
         path: PathBuf,
     },
     /// Reading the spec or stating the context failed (trouble: exit 2).
-    #[error("cannot read `{path}`: {source}")]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The path.
         path: PathBuf,
