@@ -5,6 +5,7 @@
 
 #![allow(clippy::disallowed_methods)] // tests unwrap std::fs calls on paths they made
 
+mod adversarial;
 mod bad_input;
 mod build;
 mod check;

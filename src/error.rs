@@ -51,6 +51,14 @@ pub enum Error {
     /// the report is on stdout).
     #[error("the images differ")]
     Different,
+    /// An error with what to do about it; exits as its cause does.
+    #[error("{source}\nhelp: {help}")]
+    Hinted {
+        /// The error.
+        source: Box<Error>,
+        /// What to do.
+        help: String,
+    },
     /// Running as a BuildKit frontend failed before BuildKit could be told
     /// (exit 2).
     #[error(transparent)]
@@ -84,6 +92,7 @@ impl Error {
             Error::Helper(HelperError::Plan(e)) => plan_exit_code(e),
             Error::Helper(_) => 1,
             Error::Usage(_) | Error::Io { .. } | Error::Frontend(_) => 2,
+            Error::Hinted { source, .. } => source.exit_code(),
         }
     }
 }

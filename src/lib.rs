@@ -14,6 +14,7 @@
 //! Lower layers never import higher ones. `../shared/contracts.md` (mirrored in
 //! `docs/`) fixes the decisions every backend shares; comments cite its sections.
 
+pub(crate) mod bounded;
 pub mod cli;
 pub mod diff;
 pub mod error;

@@ -92,7 +92,8 @@ impl BlobWriter {
         // Same name, same content: an existing blob is as good as ours. Only
         // a regular file of our size counts: anything else at the name
         // (a directory, a truncated file) is replaced, or the rename fails.
-        let same = fs_err::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == self.size);
+        let same =
+            fs_err::symlink_metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == self.size);
         if !same {
             self.file
                 .persist(&dest)

@@ -302,10 +302,15 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
         warnings.extend(w);
     }
 
-    // Assemble in a working layout: the output layout itself, or a temp one.
+    // Assemble in a working layout: the output layout itself (locked, and
+    // undone on failure: super::output), or a temp one.
     let tmp;
+    let mut output = None;
     let work = match &req.output {
-        ImageRef::OciLayout { path, .. } => OciDir::create(path)?,
+        ImageRef::OciLayout { path, .. } => output
+            .insert(super::output::LayoutWrite::begin(path)?)
+            .layout()
+            .clone(),
         _ => {
             tmp = tempfile::Builder::new()
                 .prefix("build-")
@@ -386,11 +391,11 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
         history: &history,
     })?;
     let manifest = write_image(&work, &config, descriptors)?;
-    match &req.output {
-        ImageRef::OciLayout { tag, .. } => {
-            work.set_tag(&manifest, tag.as_deref().unwrap_or("latest"))?
+    match (&req.output, output) {
+        (ImageRef::OciLayout { tag, .. }, Some(out)) => {
+            out.commit(&manifest, tag.as_deref().unwrap_or("latest"))?
         }
-        other => super::archive::write_output(other, &work, &manifest)?,
+        (other, _) => super::archive::write_output(other, &work, &manifest)?,
     }
 
     let record = BuildRecord {

@@ -96,6 +96,15 @@ pub enum OciError {
         source: serde_json::Error,
     },
 
+    /// An output path strata will not write to as it is.
+    #[error("output `{}` {reason}", path.display())]
+    BadOutput {
+        /// The output path, or the path inside it that is wrong.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+
     /// An image, layout or archive is malformed.
     #[error("invalid image at {location}: {reason}")]
     InvalidImage {

@@ -17,6 +17,7 @@ pub mod digest;
 pub mod error;
 pub mod image;
 pub mod layout;
+pub mod output;
 pub mod tar;
 
 pub use digest::Digest;

@@ -81,6 +81,39 @@ pub enum PlanError {
         reason: String,
     },
 
+    /// An ignore file is too large, or not a regular file (a FIFO, a
+    /// device): it is read whole, so it is bounded (docs/design.md §6).
+    #[error("ignore file `{}` {reason}", path.display())]
+    BadIgnoreFile {
+        /// The ignore file.
+        path: PathBuf,
+        /// What is wrong: `is 10485760 bytes, over the limit of …`.
+        reason: String,
+    },
+
+    /// One layer writes a file (or symlink) and a path below it.
+    #[error("layer `{layer}` writes `{path}` as a file and `{child}` below it")]
+    FileIsParent {
+        /// The file or symlink destination.
+        path: String,
+        /// The destination below it.
+        child: String,
+        /// The layer.
+        layer: String,
+    },
+
+    /// The context nests directories deeper than the walk goes.
+    #[error(
+        "`{}` is nested more than {limit} directories deep in the context: exclude it, or flatten the tree",
+        path.display()
+    )]
+    TooDeep {
+        /// The directory at the limit.
+        path: PathBuf,
+        /// The limit.
+        limit: usize,
+    },
+
     /// A file changed between the walk and the end of hashing it.
     #[error("`{}` changed while it was being read; run again once it is stable", path.display())]
     Changed {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::digest::{Digest, file_mode, input_digest};
 use super::error::PlanError;
-use super::graph::{LayerFile, LayerFileKind, abs, files_digest, normalize_files};
+use super::graph::{FileConflict, LayerFile, LayerFileKind, abs, files_digest, normalize_files};
 use super::hash::{ContentHashes, HashReport, hash_walks, placeholder_hashes};
 use super::ignore::Matcher;
 use super::statcache::StatCache;
@@ -312,16 +312,39 @@ fn plan_with(spec: &ResolvedSpec, cache_root: Option<&Path>) -> Result<Plan, Pla
                 }
                 let walked: Vec<(usize, &Walk)> =
                     these.iter().map(|w| (w.entry, &w.walk)).collect();
-                let files = copy_layer_files(context, &layer.name, c, &walked, &hashes)?;
+                // Destinations that cannot all be written are the spec's
+                // fault: a diagnostic on the layer's `copy`.
+                let at_copy = |e: PlanError, help: &str| match e {
+                    e @ (PlanError::Overlap { .. } | PlanError::FileIsParent { .. }) => {
+                        PlanError::Spec(SpecError::Invalid {
+                            diagnostics: vec![
+                                Diag::error(&spec.source, layer.name_span.clone(), e.to_string())
+                                    .label("this layer")
+                                    .help(help),
+                            ],
+                        })
+                    }
+                    e => e,
+                };
+                let files = copy_layer_files(context, &layer.name, c, &walked, &hashes)
+                    .map_err(|e| {
+                        at_copy(
+                            e,
+                            "give each entry its own destination, or end `to` with `/` to copy into a directory",
+                        )
+                    })?;
                 for f in &files {
                     if f.kind != LayerFileKind::Dir
                         && let Some(first) = owners.insert(f.dest.clone(), layer.name.clone())
                     {
-                        return Err(PlanError::Overlap {
-                            path: abs(&f.dest),
-                            first,
-                            second: layer.name.clone(),
-                        });
+                        return Err(at_copy(
+                            PlanError::Overlap {
+                                path: abs(&f.dest),
+                                first,
+                                second: layer.name.clone(),
+                            },
+                            "give each layer its own destinations, or exclude the file from one of them",
+                        ));
                     }
                 }
                 if c.entries.iter().any(|e| e.stage.is_some()) {
@@ -532,10 +555,17 @@ pub fn copy_layer_files(
             files.push(LayerFile { dest, kind });
         }
     }
-    normalize_files(&mut files).map_err(|dest| PlanError::Overlap {
-        path: abs(&dest),
-        first: layer.to_string(),
-        second: layer.to_string(),
+    normalize_files(&mut files).map_err(|c| match c {
+        FileConflict::Same(dest) => PlanError::Overlap {
+            path: abs(&dest),
+            first: layer.to_string(),
+            second: layer.to_string(),
+        },
+        FileConflict::Parent { file, child } => PlanError::FileIsParent {
+            path: abs(&file),
+            child: abs(&child),
+            layer: layer.to_string(),
+        },
     })?;
     Ok(files)
 }

@@ -218,6 +218,9 @@ struct Walker<'a> {
     excludes: &'a Matcher,
 }
 
+/// How many directories deep below the context root a walk goes.
+pub const MAX_DEPTH: usize = 256;
+
 impl Walker<'_> {
     /// The sorted, filtered contents of a directory. `excluded` says whether
     /// the directory itself is excluded (then unreadable is empty, as BuildKit).
@@ -230,6 +233,14 @@ impl Walker<'_> {
         exclude_state: &MatchState,
         excluded: bool,
     ) -> Result<Vec<WalkEntry>, PlanError> {
+        // The walk recurses once per level: bounded, so a hostile tree
+        // gets an error instead of a stack overflow.
+        if ctx_rel.iter().filter(|&&b| b == b'/').count() >= MAX_DEPTH {
+            return Err(PlanError::TooDeep {
+                path: disk_dir.to_owned(),
+                limit: MAX_DEPTH,
+            });
+        }
         let read = match fs_err::read_dir(disk_dir) {
             Ok(read) => read,
             Err(e) if excluded && e.kind() == std::io::ErrorKind::PermissionDenied => {

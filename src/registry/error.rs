@@ -28,6 +28,28 @@ pub enum RegistryError {
         message: String,
     },
 
+    /// The registry could not be reached: no answer at all, as opposed to
+    /// an answer that says "not found" or "denied".
+    #[error("registry {registry} is unreachable: {cause} ({detail})")]
+    Network {
+        /// `host[:port]`.
+        registry: String,
+        /// What failed: `DNS lookup failed`, `connection refused`, `TLS
+        /// handshake failed`, `timed out`, `connection failed`.
+        cause: &'static str,
+        /// The client's words (the URL and the system error).
+        detail: String,
+    },
+
+    /// The registry answered that the image or blob does not exist.
+    #[error("registry {registry}: {what} not found")]
+    NotFound {
+        /// `host[:port]`.
+        registry: String,
+        /// What was asked for (`manifest host/repo:tag`).
+        what: String,
+    },
+
     /// The registry refused the credentials, or wants some and has none.
     #[error("registry {registry}: {action} was refused: not authorized{hint}")]
     Unauthorized {
@@ -80,10 +102,11 @@ pub enum RegistryError {
 
 impl RegistryError {
     /// Exit status (contracts §8): a bad reference or a wrong image is the
-    /// input's fault (1); network, auth and I/O are trouble (2).
+    /// input's fault (1), and so is an image the registry does not have;
+    /// network, auth and I/O are trouble (2).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::InvalidReference { .. } | Self::InvalidImage { .. } => 1,
+            Self::InvalidReference { .. } | Self::InvalidImage { .. } | Self::NotFound { .. } => 1,
             _ => 2,
         }
     }

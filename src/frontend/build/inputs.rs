@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::BuildError;
 use super::options::Options;
-use crate::frontend::gateway::{Caps, Gateway, Ref, SolveOptions, cap};
+use crate::frontend::gateway::{Caps, FileRange, Gateway, Ref, SolveOptions, cap};
 use crate::frontend::status::{ErrorStatus, SourceLocation};
 use crate::llb;
 use crate::plan::ignore::Matcher;
@@ -29,8 +29,30 @@ pub(super) struct Inputs {
     pub lock: Option<Lock>,
 }
 
+/// At most one byte over the limit of the files read whole (docs/design.md
+/// §6), so a huge file is never read whole.
+const BOUNDED: FileRange = FileRange {
+    offset: 0,
+    length: crate::bounded::MAX_SMALL_FILE + 1,
+};
+
 async fn read_optional<G: Gateway>(gw: &G, r: &Ref, path: &str) -> Option<Vec<u8>> {
-    gw.read_file(r, path, None).await.ok()
+    gw.read_file(r, path, Some(BOUNDED)).await.ok()
+}
+
+/// Fails when a file read with [`BOUNDED`] holds more than the limit.
+pub(super) fn check_bounded(what: &str, bytes: Option<&Vec<u8>>) -> Result<(), BuildError> {
+    use crate::bounded::{MAX_SMALL_FILE, describe_size};
+    match bytes {
+        Some(b) if b.len() as u64 > MAX_SMALL_FILE => Err(super::spec_error(
+            what,
+            format!(
+                "is {}, over the limit of {MAX_SMALL_FILE} bytes (2 MiB)",
+                describe_size(None, MAX_SMALL_FILE)
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub(super) async fn read_spec<G: Gateway>(
@@ -61,7 +83,7 @@ pub(super) async fn read_spec<G: Gateway>(
     let def = local.build().marshal().to_bytes();
     let r = gw.solve(&def, &SolveOptions::default()).await?;
     let (spec, ignore, lock) = tokio::join!(
-        gw.read_file(&r, &filename, None),
+        gw.read_file(&r, &filename, Some(BOUNDED)),
         read_optional(gw, &r, &ignore_name),
         read_optional(gw, &r, &lock_path),
     );
@@ -92,6 +114,12 @@ pub(super) async fn read_context_ignore<G: Gateway>(
 impl Inputs {
     /// Parses the spec's ignore file (else `context_ignore`) and lock file.
     pub fn parse(files: &SpecFiles, context_ignore: Option<Vec<u8>>) -> Result<Inputs, BuildError> {
+        check_bounded(
+            &format!("{}.dockerignore", files.filename),
+            files.ignore.as_ref(),
+        )?;
+        check_bounded(".dockerignore", context_ignore.as_ref())?;
+        check_bounded(LOCK_FILE, files.lock.as_ref())?;
         let ignore_bytes = files.ignore.clone().or(context_ignore);
         let ignore = match &ignore_bytes {
             Some(b) => Matcher::parse_ignore_file(b, ".dockerignore")

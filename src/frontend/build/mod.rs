@@ -25,6 +25,7 @@ use super::gateway::{Caps, FrontendResult, Gateway, ResultRefs, SolveOptions, Wa
 use super::opts::FrontendEnv;
 use super::status::ErrorStatus;
 use crate::llb;
+use crate::spec::SpecError;
 
 mod base;
 mod config;
@@ -75,6 +76,14 @@ async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, 
         inputs::read_spec(gw, &opts, &caps),
         inputs::read_context_ignore(gw, &opts)
     )?;
+    if files.spec.len() as u64 > crate::spec::MAX_SPEC_BYTES {
+        let e = SpecError::TooLarge {
+            path: files.filename.clone().into(),
+            size: None,
+            limit: crate::spec::MAX_SPEC_BYTES,
+        };
+        return Err(BuildError::Spec(Box::new(spec_status(&files, &e))));
+    }
     let source =
         crate::spec::parse::source_from_bytes(Path::new(&files.filename), files.spec.clone())
             .map_err(|e| BuildError::Spec(Box::new(spec_status(&files, &e))))?;

@@ -110,7 +110,8 @@ impl Options {
             resolve_mode,
             source_date_epoch: env
                 .opt("build-arg:SOURCE_DATE_EPOCH")
-                .and_then(|v| v.parse::<u64>().ok()),
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|&t| t <= crate::spec::MAX_TIMESTAMP),
             locked: env.opt("build-arg:STRATA_LOCKED") == Some("1"),
             labels,
         })

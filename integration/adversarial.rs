@@ -1,0 +1,463 @@
+//! What an attacker or a careless user tries against the embedded builder:
+//! concurrent builds into one layout, full disks, endless inputs, specs that
+//! `check` passes and `build` rejects, unreachable registries, and hostile
+//! outputs and contexts. Each test states the behaviour it holds to: a clear
+//! error (exit 1 or 2) that names the file, nothing written or lost.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::util::{Ctx, Run, in_ci};
+
+/// A one-layer spec copying `app/` to `/app`.
+const SPEC: &str = "version = 1\n[image]\nplatforms = [\"linux/amd64\"]\n\
+                    [[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"/app\" }]\n";
+
+#[track_caller]
+fn ok(run: &Run) -> String {
+    assert_eq!(run.code(), 0, "exit status; stderr:\n{}", run.stderr());
+    run.stdout().trim().to_string()
+}
+
+/// Asserts exit `code` and that stderr holds every phrase; returns stderr.
+#[track_caller]
+fn fails(run: &Run, code: i32, phrases: &[&str]) -> String {
+    let err = run.stderr();
+    assert_eq!(run.code(), code, "exit status; stderr:\n{err}");
+    for p in phrases {
+        assert!(err.contains(p), "stderr lacks `{p}`:\n{err}");
+    }
+    assert_eq!(run.stdout(), "", "nothing on stdout");
+    err
+}
+
+/// Deterministic incompressible bytes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Every path under `root` (relative, sorted), with each regular file's
+/// content, so that "nothing changed" compares bytes too.
+fn snapshot(root: &Path) -> Vec<(String, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    if !root.exists() {
+        return out;
+    }
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let ft = e.file_type().unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            if ft.is_dir() {
+                stack.push(p);
+                out.push((rel + "/", None));
+            } else if ft.is_file() {
+                out.push((rel, Some(std::fs::read(&p).unwrap())));
+            } else {
+                out.push((rel + " (link)", None));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn names(snap: &[(String, Option<Vec<u8>>)]) -> Vec<&str> {
+    snap.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+/// The tags in a layout's `index.json`.
+fn tags(layout: &Path) -> BTreeSet<String> {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .map(String::from)
+        .collect()
+}
+
+/// A context beside `ctx`'s, holding `app/file` with `content`.
+fn project(ctx: &Ctx, name: &str, content: &[u8]) -> PathBuf {
+    let dir = ctx.outside(name);
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    std::fs::write(dir.join("strata.toml"), SPEC).unwrap();
+    std::fs::write(dir.join("app/file"), content).unwrap();
+    dir
+}
+
+// Item: concurrent builds into one layout.
+
+/// Eight builds of different projects at once into one layout: each exits
+/// 0 and each tag is in `index.json`, pointing at a complete image.
+#[test]
+fn concurrent_builds_into_one_layout_keep_every_tag() {
+    let ctx = Ctx::new();
+    let projects: Vec<PathBuf> = (0..8)
+        .map(|i| project(&ctx, &format!("p{i}"), format!("project {i}\n").as_bytes()))
+        .collect();
+    for round in 0..3 {
+        let out = ctx.outside(&format!("out{round}"));
+        let children: Vec<_> = projects
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                ctx.command(&[
+                    "build",
+                    &p.display().to_string(),
+                    "--output",
+                    &format!("oci-layout:{}:t{i}", out.display()),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        let mut digests = BTreeSet::new();
+        for c in children {
+            let run = Run(c.wait_with_output().unwrap());
+            digests.insert(ok(&run));
+        }
+        assert_eq!(digests.len(), 8, "eight different images");
+        let want: BTreeSet<String> = (0..8).map(|i| format!("t{i}")).collect();
+        assert_eq!(tags(&out), want, "round {round}: every tag lands");
+        // Every image is complete: diff each against itself through strata.
+        for i in 0..8 {
+            let r = format!("oci-layout:{}:t{i}", out.display());
+            ok(&ctx.strata(&["diff", &r, &r]));
+        }
+    }
+}
+
+// Item: a failed build leaves nothing behind (a real full disk).
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`2m`); `None` (a skip) when not root
+    /// outside CI.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let uid = Command::new("id").arg("-u").output().unwrap();
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            assert!(!in_ci(), "CI runs as root: nothing may skip");
+            eprintln!("skipping: mounting a tmpfs needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount -t tmpfs");
+        Some(Tmpfs(dir))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// On a full disk a build into a new layout or archive exits 2, names the
+/// path, and leaves nothing at the output path; a build into an existing
+/// layout leaves it exactly as it was.
+#[test]
+fn a_full_disk_leaves_no_partial_output() {
+    let Some(fs) = Tmpfs::mount("2m") else {
+        return;
+    };
+    let ctx = Ctx::new();
+    ctx.spec(SPEC);
+    ctx.write("app/small", "small\n");
+    // An existing layout on the small disk, with one image.
+    let existing = fs.path().join("existing");
+    ok(&ctx.strata(&[
+        "build",
+        ".",
+        "--output",
+        &format!("oci-layout:{}:v1", existing.display()),
+    ]));
+    let before = snapshot(fs.path());
+    // Now a layer (3 MiB of noise) that cannot fit.
+    ctx.write("app/big", noise(3 << 20, 7));
+    for dest in [
+        format!("oci-layout:{}/new/out:v1", fs.path().display()),
+        format!("oci-layout:{}:v2", existing.display()),
+        format!("oci-archive:{}/image.tar", fs.path().display()),
+        format!("docker-archive:{}/docker.tar:app:v1", fs.path().display()),
+    ] {
+        let run = ctx.strata(&["build", ".", "--output", &dest]);
+        let err = fails(&run, 2, &[]);
+        assert!(
+            err.contains("No space left on device") || err.contains("os error 28"),
+            "{dest}: {err}"
+        );
+        let after = snapshot(fs.path());
+        assert_eq!(
+            names(&after),
+            names(&before),
+            "{dest}: nothing left behind, nothing removed"
+        );
+        assert!(after == before, "{dest}: the existing layout is unchanged");
+    }
+    // The cache itself on the full disk: the build fails while writing the
+    // layer, and the output path stays empty.
+    let run = ctx.strata_env(
+        &[
+            "build",
+            ".",
+            "--output",
+            &format!("oci-layout:{}:v1", ctx.outside("out-cache-full").display()),
+        ],
+        &[(
+            "STRATA_CACHE_DIR",
+            &fs.path().join("cache").display().to_string(),
+        )],
+    );
+    fails(&run, 2, &[]);
+    assert!(!ctx.outside("out-cache-full").exists());
+    // With room again, the same builds succeed into the same paths.
+    std::fs::remove_dir_all(fs.path().join("cache")).ok();
+    ctx.write("app/big", noise(1 << 20, 7));
+    ok(&ctx.strata(&[
+        "build",
+        ".",
+        "--output",
+        &format!("oci-layout:{}:v2", existing.display()),
+    ]));
+    let want: BTreeSet<String> = ["v1", "v2"].map(String::from).into();
+    assert_eq!(tags(&existing), want);
+}
+
+// Item: unbounded input.
+
+/// Runs `strata ARGS` in `ctx` with at most 1 GiB of address space and a
+/// minute of time, so an unbounded read fails fast instead of eating the
+/// machine.
+fn strata_bounded(ctx: &Ctx, args: &[&str]) -> Run {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["60", "sh", "-c", "ulimit -v 1048576 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .current_dir(ctx.path())
+        .env("NO_COLOR", "1")
+        .env("STRATA_CACHE_DIR", ctx.cache());
+    Run(cmd.output().unwrap())
+}
+
+/// `strata check -f /dev/zero` stops after 2 MiB and one byte: exit 1,
+/// naming the file, "more than 2 MiB" and the limit.
+#[test]
+fn an_endless_spec_is_read_at_most_to_the_limit() {
+    let ctx = Ctx::new();
+    let run = strata_bounded(&ctx, &["check", "-f", "/dev/zero", "."]);
+    fails(
+        &run,
+        1,
+        &["`/dev/zero`", "more than 2 MiB", "limit of 2097152 bytes"],
+    );
+    // A regular file over the limit says its size.
+    ctx.write("big.toml", vec![b'#'; 3 << 20]);
+    let run = strata_bounded(&ctx, &["check", "-f", "big.toml", "."]);
+    fails(&run, 1, &["big.toml", "3145728 bytes", "2097152"]);
+}
+
+/// The ignore files and `strata.lock` are bounded too: a 10 MB
+/// `.dockerignore` and a `strata.lock` that is `/dev/zero` are errors that
+/// name them (exit 1), never a read without end.
+#[test]
+fn ignore_and_lock_files_are_bounded() {
+    let ctx = Ctx::new();
+    ctx.spec(SPEC);
+    ctx.write("app/a", "a\n");
+    ctx.write(".dockerignore", "x\n".repeat(5 << 20));
+    for cmd in ["check", "plan"] {
+        let run = strata_bounded(&ctx, &[cmd, "."]);
+        fails(
+            &run,
+            1,
+            &[
+                "/.dockerignore`",
+                "10485760 bytes",
+                "limit of 2097152 bytes",
+            ],
+        );
+    }
+    // Beside the spec, `strata.toml.dockerignore` wins, and is bounded too.
+    ctx.write("strata.toml.dockerignore", "x\n".repeat(5 << 20));
+    let run = strata_bounded(&ctx, &["plan", "."]);
+    fails(&run, 1, &["strata.toml.dockerignore`", "10485760 bytes"]);
+    std::fs::remove_file(ctx.path().join("strata.toml.dockerignore")).unwrap();
+    std::fs::remove_file(ctx.path().join(".dockerignore")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", ctx.path().join("strata.lock")).unwrap();
+    let run = strata_bounded(&ctx, &["lock", "."]);
+    fails(&run, 1, &["strata.lock", "character device"]);
+}
+
+// Item: `check` rejects what `build` would reject for the spec's sake.
+
+/// Runs `check` and `build` on one spec: both must exit 1 with the spec's
+/// line in the message, and `build` must write nothing.
+#[track_caller]
+fn both_reject(ctx: &Ctx, line: &str, phrases: &[&str]) {
+    let check = ctx.strata(&["check", "."]);
+    let err = fails(&check, 1, phrases);
+    assert!(err.contains(line), "check names {line}:\n{err}");
+    assert!(err.contains("help:"), "check says what to do:\n{err}");
+    let out = ctx.outside("out-both");
+    let build = ctx.strata(&[
+        "build",
+        ".",
+        "--output",
+        &format!("oci-layout:{}", out.display()),
+    ]);
+    let err = fails(&build, 1, phrases);
+    assert!(err.contains(line), "build names {line}:\n{err}");
+    assert!(!out.exists(), "build wrote nothing");
+}
+
+/// A destination with a NUL byte (`\u0000` in TOML) passed `check` and
+/// failed `build` without a file or line.
+#[test]
+fn check_rejects_a_nul_byte_in_a_path() {
+    let ctx = Ctx::new();
+    ctx.write("app/a", "a\n");
+    ctx.spec(
+        "version = 1\n[image]\nplatforms = [\"linux/amd64\"]\n\
+         [[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"/app\\u0000x\" }]\n",
+    );
+    both_reject(&ctx, "strata.toml:6:", &["contains a NUL byte"]);
+    ctx.spec(
+        "version = 1\n[image]\nplatforms = [\"linux/amd64\"]\n\
+         [[layer]]\nname = \"app\"\ncopy = [{ from = \"ap\\u0000p\", to = \"/app\" }]\n",
+    );
+    both_reject(&ctx, "strata.toml:6:", &["contains a NUL byte"]);
+}
+
+/// `max_layers = 20000` with 10,000 layers passed `check` and failed
+/// `build` (at most 125 layers with the base's); `check` now names the line.
+#[test]
+fn check_rejects_max_layers_over_the_build_limit() {
+    let ctx = Ctx::new();
+    let mut spec =
+        String::from("version = 1\n[image]\nplatforms = [\"linux/amd64\"]\nmax_layers = 20000\n");
+    for i in 0..10_000 {
+        ctx.write(&format!("f/{i}"), "x");
+        spec.push_str(&format!(
+            "[[layer]]\nname = \"l{i}\"\ncopy = [{{ from = \"f/{i}\", to = \"/f/{i}\" }}]\n"
+        ));
+    }
+    ctx.spec(&spec);
+    both_reject(&ctx, "strata.toml:4:", &["`max_layers` = 20000", "125"]);
+}
+
+// Item: `strata lock` and network failures.
+
+fn lock_spec(ctx: &Ctx, from: &str) {
+    ctx.spec(&format!(
+        "version = 1\n[image]\nfrom = \"{from}\"\nplatforms = [\"linux/amd64\"]\n"
+    ));
+}
+
+/// An unreachable registry is an error (exit 2) naming the registry and
+/// the cause, never "authentication" and never a `local = true` pin; no
+/// lock is written, and `plan --locked` fails after it.
+#[test]
+fn lock_fails_on_an_unreachable_registry() {
+    // A loopback port with nothing listening: refused.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for (from, registry, cause) in [
+        (
+            format!("127.0.0.1:{port}/strata-adv/base:1"),
+            format!("127.0.0.1:{port}"),
+            "connection refused",
+        ),
+        (
+            "registry.strata-test.invalid/base:1".to_owned(),
+            "registry.strata-test.invalid".to_owned(),
+            "DNS lookup failed",
+        ),
+    ] {
+        let ctx = Ctx::new();
+        lock_spec(&ctx, &from);
+        let run = ctx.strata(&["lock", "."]);
+        let err = fails(
+            &run,
+            2,
+            &[&format!("registry {registry} is unreachable: {cause}")],
+        );
+        assert!(!err.to_lowercase().contains("authentication"), "{err}");
+        assert!(!err.contains("local"), "{err}");
+        assert!(!ctx.path().join("strata.lock").exists(), "no lock written");
+        let run = ctx.strata(&["plan", "--locked", "."]);
+        fails(&run, 1, &["no pin", "strata lock"]);
+    }
+}
+
+/// A registry that answers "not found" is an error too (exit 1), with the
+/// way to pin a daemon-only image: `--local REF`, which pins it without a
+/// request; `plan --locked` then passes with a warning.
+#[test]
+fn lock_pins_local_only_when_asked() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let Some(_) = crate::util::tool("docker") else {
+        return;
+    };
+    let ctx = Ctx::new();
+    // The loopback registry answers, and has no such image.
+    let missing = "127.0.0.1:5000/strata-adv/missing:never";
+    lock_spec(&ctx, missing);
+    let run = ctx.strata(&["lock", "."]);
+    if run.stderr().contains("unreachable") && !in_ci() {
+        eprintln!("skipping: the loopback registry is not running");
+        return;
+    }
+    fails(
+        &run,
+        1,
+        &["not found", &format!("strata lock --local {missing}")],
+    );
+    assert!(!ctx.path().join("strata.lock").exists());
+    ok(&ctx.strata(&["lock", "--local", missing, "."]));
+    let lock = std::fs::read_to_string(ctx.path().join("strata.lock")).unwrap();
+    assert!(lock.contains("local = true"), "{lock}");
+    let run = ctx.strata(&["plan", "--locked", "."]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(run.stderr().contains("pinned as local"), "{}", run.stderr());
+    // `--local` for an image the spec does not use is a usage error, and a
+    // local pin needs no network at all (an unreachable registry).
+    let run = ctx.strata(&["lock", "--local", "other:1", "."]);
+    fails(&run, 2, &["--local `other:1`", missing]);
+    let unreachable = format!("127.0.0.1:{port}/strata-adv/base:1");
+    lock_spec(&ctx, &unreachable);
+    ok(&ctx.strata(&["lock", "--local", &unreachable, "."]));
+}
