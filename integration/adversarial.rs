@@ -461,3 +461,472 @@ fn lock_pins_local_only_when_asked() {
     lock_spec(&ctx, &unreachable);
     ok(&ctx.strata(&["lock", "--local", &unreachable, "."]));
 }
+
+// Adversarial cases beyond the issue's list.
+
+/// The path of every entry of every layer of the image tagged `tag` in the
+/// layout `dir`, each blob checked against its digest.
+fn layer_paths(dir: &Path, tag: &str) -> Vec<Vec<u8>> {
+    use sha2::Digest as _;
+    use std::io::Read;
+    let blob = |d: &str| {
+        let bytes = std::fs::read(dir.join("blobs/sha256").join(&d[7..])).unwrap();
+        assert_eq!(
+            format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))),
+            d,
+            "blob matches its digest"
+        );
+        bytes
+    };
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let m = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap();
+    let manifest: Value = serde_json::from_slice(&blob(m["digest"].as_str().unwrap())).unwrap();
+    let mut out = Vec::new();
+    for l in manifest["layers"].as_array().unwrap() {
+        let bytes = blob(l["digest"].as_str().unwrap());
+        let mut tar = Vec::new();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_end(&mut tar)
+                .unwrap();
+        } else {
+            tar = bytes;
+        }
+        for e in tar::Archive::new(&tar[..]).entries().unwrap() {
+            out.push(e.unwrap().path_bytes().into_owned());
+        }
+    }
+    out
+}
+
+fn build_to(ctx: &Ctx, dest: &str) -> Run {
+    ctx.strata(&["build", ".", "--output", dest])
+}
+
+/// A spec that is a FIFO with no writer, and a `.dockerignore` that is a
+/// FIFO in the context (a hostile checkout): neither hangs; the FIFO spec
+/// reads as empty and the ignore file is refused by name (exit 1).
+#[test]
+fn fifos_never_hang_a_command() {
+    let ctx = Ctx::new();
+    let fifo = ctx.outside("spec.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = strata_bounded(&ctx, &["check", "-f", &fifo.display().to_string(), "."]);
+    fails(&run, 1, &["the spec is empty"]);
+    ctx.spec(SPEC);
+    ctx.write("app/a", "a\n");
+    let ignore = ctx.path().join(".dockerignore");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&ignore)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for cmd in ["check", "plan"] {
+        let run = strata_bounded(&ctx, &[cmd, "."]);
+        fails(&run, 1, &["/.dockerignore` is a FIFO, not a regular file"]);
+    }
+    // A spec through a pipe (`-f /dev/stdin`) still reads.
+    std::fs::remove_file(&ignore).unwrap();
+    let mut child = ctx
+        .command(&["check", "-f", "/dev/stdin", "."])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), SPEC.as_bytes()).unwrap();
+    let run = Run(child.wait_with_output().unwrap());
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+}
+
+/// Output names readers would refuse (`../`, spaces, a newline, upper
+/// case in a Docker name) are bad flags (exit 2) before anything is built
+/// or written.
+#[test]
+fn output_tags_and_names_are_checked_first() {
+    let ctx = Ctx::new();
+    ctx.spec(SPEC);
+    ctx.write("app/a", "a\n");
+    let out = ctx.outside("out");
+    for (dest, phrase) in [
+        (
+            format!("oci-layout:{}:../evil", out.display()),
+            "`../evil` is not a valid tag",
+        ),
+        (
+            format!("oci-layout:{}:a b", out.display()),
+            "`a b` is not a valid tag",
+        ),
+        (
+            format!("oci-layout:{}:v1\nx", out.display()),
+            "is not a valid tag",
+        ),
+        (
+            format!("oci-archive:{}:-v1", out.display()),
+            "`-v1` is not a valid tag",
+        ),
+        (
+            format!("docker-archive:{}:App:v1", out.display()),
+            "`App` is not a valid image name",
+        ),
+    ] {
+        let run = build_to(&ctx, &dest);
+        fails(&run, 2, &[phrase]);
+        assert!(!out.exists(), "{dest}: nothing written");
+        assert!(!ctx.cache().exists(), "{dest}: nothing built");
+    }
+}
+
+/// An output path that is a regular file, a directory that is not a layout
+/// (a careless `--output oci-layout:$HOME`), or a directory given to an
+/// archive is refused (exit 1), and what is there is kept as it was.
+#[test]
+fn outputs_that_are_not_layouts_are_refused() {
+    let ctx = Ctx::new();
+    ctx.spec(SPEC);
+    ctx.write("app/a", "a\n");
+    let file = ctx.outside("file");
+    std::fs::write(&file, "keep").unwrap();
+    let home = ctx.outside("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join("notes.txt"), "mine").unwrap();
+    for (dest, phrase) in [
+        (
+            format!("oci-layout:{}", file.display()),
+            "is not a directory",
+        ),
+        (
+            format!("oci-layout:{}", home.display()),
+            "is not an OCI layout",
+        ),
+        (format!("oci-archive:{}", home.display()), "is a directory"),
+        (
+            format!("docker-archive:{}:app:v1", home.display()),
+            "is a directory",
+        ),
+    ] {
+        let run = build_to(&ctx, &dest);
+        fails(&run, 1, &[phrase]);
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+        assert_eq!(
+            names(&snapshot(&home)),
+            ["notes.txt"],
+            "{dest}: nothing written into the directory"
+        );
+    }
+}
+
+/// An output path that is a symlink to a directory elsewhere is followed,
+/// as any Unix tool does: the layout lands in the target and the link stays.
+#[test]
+fn an_output_through_a_symlink_lands_in_its_target() {
+    let ctx = Ctx::new();
+    ctx.spec(SPEC);
+    ctx.write("app/a", "a\n");
+    let target = ctx.outside("big-disk/out");
+    std::fs::create_dir_all(&target).unwrap();
+    let link = ctx.outside("out");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    ok(&build_to(
+        &ctx,
+        &format!("oci-layout:{}:v1", link.display()),
+    ));
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(target.join("index.json").is_file());
+    assert_eq!(
+        layer_paths(&target, "v1"),
+        [b"app/".to_vec(), b"app/a".to_vec()]
+    );
+}
+
+/// An output inside the cache root would be pruned with it (or overwrite
+/// the cache's files): refused (exit 2) before building.
+#[test]
+fn an_output_inside_the_cache_root_is_refused() {
+    let ctx = Ctx::new();
+    ctx.spec(SPEC);
+    ctx.write("app/a", "a\n");
+    ok(&build_to(
+        &ctx,
+        &format!("oci-layout:{}", ctx.outside("first").display()),
+    ));
+    let before = snapshot(&ctx.cache());
+    for dest in [
+        format!("oci-layout:{}/blobs", ctx.cache().display()),
+        format!("oci-layout:{}", ctx.cache().display()),
+        format!("oci-archive:{}/x.tar", ctx.cache().display()),
+    ] {
+        let run = build_to(&ctx, &dest);
+        fails(&run, 2, &["is inside the cache root"]);
+        assert!(snapshot(&ctx.cache()) == before, "{dest}: cache untouched");
+    }
+}
+
+/// An existing layout whose `index.json` is garbage, a symlink to a file
+/// outside, or 40 MB is refused (exit 1) and left exactly as it was; the
+/// symlink's target is never written.
+#[test]
+fn a_broken_index_json_is_refused_and_kept() {
+    let ctx = Ctx::new();
+    ctx.spec(SPEC);
+    ctx.write("app/a", "a\n");
+    let out = ctx.outside("out");
+    let dest = format!("oci-layout:{}:v2", out.display());
+    ok(&build_to(&ctx, &format!("oci-layout:{}:v1", out.display())));
+    ctx.write("app/b", "b\n");
+    let outside = ctx.outside("secret.json");
+    std::fs::write(&outside, "{\"manifests\":[]}").unwrap();
+    let index = out.join("index.json");
+    for (make, phrase) in [
+        (0, "invalid json"),
+        (1, "is not a regular file"),
+        (2, "is larger than 33554432 bytes"),
+    ] {
+        std::fs::remove_file(&index).unwrap();
+        match make {
+            0 => std::fs::write(&index, "garbage").unwrap(),
+            1 => std::os::unix::fs::symlink(&outside, &index).unwrap(),
+            _ => std::fs::write(&index, vec![b' '; 40_000_000]).unwrap(),
+        }
+        let before = snapshot(&out);
+        let run = build_to(&ctx, &dest);
+        fails(&run, 1, &[phrase, "index.json"]);
+        assert!(
+            snapshot(&out) == before,
+            "{phrase}: the layout is unchanged"
+        );
+        assert_eq!(std::fs::read(&outside).unwrap(), b"{\"manifests\":[]}");
+    }
+}
+
+/// An existing layout whose blob is a symlink to a file elsewhere (a copy
+/// of /etc/passwd), or whose `blobs/` is a symlink to another directory:
+/// strata never writes through the link and never takes the link for the
+/// blob.
+#[test]
+fn symlinks_in_a_layout_are_never_written_through() {
+    let ctx = Ctx::new();
+    ctx.spec(SPEC);
+    ctx.write("app/a", "a\n");
+    let out = ctx.outside("out");
+    ok(&build_to(&ctx, &format!("oci-layout:{}:v1", out.display())));
+    let passwd = ctx.outside("passwd");
+    std::fs::copy("/etc/passwd", &passwd).unwrap();
+    let original = std::fs::read(&passwd).unwrap();
+    // Every blob of the image becomes a symlink to the passwd copy.
+    let blobs = out.join("blobs/sha256");
+    for e in std::fs::read_dir(&blobs).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(&passwd, &p).unwrap();
+    }
+    ok(&build_to(&ctx, &format!("oci-layout:{}:v2", out.display())));
+    assert_eq!(
+        std::fs::read(&passwd).unwrap(),
+        original,
+        "target untouched"
+    );
+    // The rebuilt image's blobs are regular files with their digests.
+    assert_eq!(
+        layer_paths(&out, "v2"),
+        [b"app/".to_vec(), b"app/a".to_vec()]
+    );
+    for e in std::fs::read_dir(&blobs).unwrap() {
+        let e = e.unwrap();
+        assert!(e.file_type().unwrap().is_file(), "{:?}", e.path());
+    }
+    // `blobs` itself a symlink to another directory: refused.
+    let elsewhere = ctx.outside("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("sha256")).unwrap();
+    std::fs::remove_dir_all(out.join("blobs")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("blobs")).unwrap();
+    let run = build_to(&ctx, &format!("oci-layout:{}:v3", out.display()));
+    fails(&run, 1, &["blobs` is not a directory"]);
+    assert_eq!(names(&snapshot(&elsewhere)), ["sha256/"]);
+}
+
+/// A file copied to `/`, to `/proc/..` (which cleans to `/`) or to `/app/.`
+/// lands inside that directory, as in Docker; `/proc/..` used to drop the
+/// file silently.
+#[test]
+fn destinations_that_name_a_directory_keep_the_file() {
+    let ctx = Ctx::new();
+    ctx.write("app/a", "a\n");
+    for (to, want) in [("/", "a"), ("/proc/..", "a"), ("/opt/.", "opt/a")] {
+        ctx.spec(&format!(
+            "version = 1\n[image]\nplatforms = [\"linux/amd64\"]\n\
+             [[layer]]\nname = \"app\"\ncopy = [{{ from = \"app/a\", to = \"{to}\" }}]\n"
+        ));
+        let out = ctx.outside(&format!("out{}", to.len()));
+        ok(&build_to(&ctx, &format!("oci-layout:{}:v1", out.display())));
+        let paths = layer_paths(&out, "v1");
+        assert!(paths.contains(&want.as_bytes().to_vec()), "{to}: {paths:?}");
+    }
+}
+
+/// One layer that writes a file and a path below it (`/x` and `/x/y`)
+/// made a tar no one can unpack; `check` and `build` now reject it at the
+/// layer's line.
+#[test]
+fn a_file_with_a_destination_below_it_is_rejected() {
+    let ctx = Ctx::new();
+    ctx.write("app/a", "a\n");
+    ctx.spec(
+        "version = 1\n[image]\nplatforms = [\"linux/amd64\"]\n\
+         [[layer]]\nname = \"app\"\n\
+         copy = [{ from = \"app/a\", to = \"/x\" }, { from = \"app/a\", to = \"/x/y\" }]\n",
+    );
+    both_reject(
+        &ctx,
+        "strata.toml:5:",
+        &["layer `app` writes `/x` as a file and `/x/y` below it"],
+    );
+}
+
+/// A `timestamp` after the year 9999 made a config skopeo and Docker
+/// refuse (RFC 3339 has four-digit years); so does SOURCE_DATE_EPOCH.
+#[test]
+fn times_after_the_year_9999_are_rejected() {
+    let ctx = Ctx::new();
+    ctx.write("app/a", "a\n");
+    ctx.spec(&SPEC.replace("[image]\n", "[image]\ntimestamp = 99999999999999\n"));
+    both_reject(&ctx, "strata.toml:3:", &["after the year 9999"]);
+    ctx.spec(SPEC);
+    let out = ctx.outside("out");
+    let run = ctx.strata_env(
+        &[
+            "build",
+            ".",
+            "--output",
+            &format!("oci-layout:{}", out.display()),
+        ],
+        &[("SOURCE_DATE_EPOCH", "99999999999999")],
+    );
+    fails(&run, 2, &["SOURCE_DATE_EPOCH", "the year 9999"]);
+    assert!(!out.exists());
+}
+
+/// A build argument with a newline, interpolated into a destination, and a
+/// context file whose name holds a newline: both land in the layer exactly
+/// (tar's PAX records carry them).
+#[test]
+fn newlines_in_names_land_exactly() {
+    let ctx = Ctx::new();
+    ctx.write("app/we\nird", "x");
+    ctx.spec(
+        "version = 1\n[args]\nDEST = \"/app\"\n[image]\nplatforms = [\"linux/amd64\"]\n\
+         [[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"${DEST}\" }]\n",
+    );
+    let out = ctx.outside("out");
+    ok(&ctx.strata(&[
+        "build",
+        ".",
+        "--build-arg",
+        "DEST=/a\nb",
+        "--output",
+        &format!("oci-layout:{}:v1", out.display()),
+    ]));
+    assert_eq!(
+        layer_paths(&out, "v1"),
+        [b"a\nb/".to_vec(), b"a\nb/we\nird".to_vec()]
+    );
+}
+
+/// 10,000 nested directories: the walk recursed until the stack overflowed
+/// (SIGABRT); now `check` and `build` stop with an error naming the path
+/// (exit 1) and write nothing.
+#[test]
+fn extremely_deep_nesting_is_an_error_not_a_crash() {
+    use rustix::fs::{Mode, OFlags, mkdirat, openat};
+    let ctx = Ctx::new();
+    ctx.spec(SPEC);
+    ctx.write("app/a", "a\n");
+    // Deeper than PATH_MAX allows by path: made through directory handles.
+    let mut dir = rustix::fs::open(
+        ctx.path().join("app"),
+        OFlags::DIRECTORY | OFlags::RDONLY,
+        Mode::empty(),
+    )
+    .unwrap();
+    for _ in 0..10_000 {
+        mkdirat(&dir, "d", Mode::from_raw_mode(0o755)).unwrap();
+        dir = openat(&dir, "d", OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty()).unwrap();
+    }
+    drop(dir);
+    let run = ctx.strata(&["check", "."]);
+    fails(&run, 1, &["is nested more than 256 directories deep"]);
+    let out = ctx.outside("out");
+    let run = build_to(&ctx, &format!("oci-layout:{}", out.display()));
+    fails(&run, 1, &["is nested more than 256 directories deep"]);
+    assert!(!out.exists());
+    // Removing the tree needs handles too (`rm -rf` does that).
+    let st = Command::new("rm")
+        .arg("-rf")
+        .arg(ctx.path().join("app/d"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// A spec with 100,000 keys (labels) just under the 2 MiB limit is read,
+/// checked and built, every label in the config.
+#[test]
+fn a_spec_with_100000_keys_builds() {
+    let ctx = Ctx::new();
+    ctx.write("app/a", "a\n");
+    let mut spec =
+        String::from("version = 1\n[image]\nplatforms = [\"linux/amd64\"]\n[image.labels]\n");
+    for i in 0..100_000 {
+        spec.push_str(&format!("k{i:06} = \"v\"\n"));
+    }
+    spec.push_str("[[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"/app\" }]\n");
+    assert!(spec.len() < 2 << 20);
+    ctx.spec(&spec);
+    ok(&ctx.strata(&["check", "."]));
+    let out = ctx.outside("out");
+    ok(&build_to(&ctx, &format!("oci-layout:{}:v1", out.display())));
+    // The config holds every label.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &str| std::fs::read(out.join("blobs/sha256").join(&d[7..])).unwrap();
+    let m: Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let c: Value = serde_json::from_slice(&blob(m["config"]["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(c["config"]["Labels"].as_object().unwrap().len(), 100_000);
+}
+
+/// A context that is a symlink loop is an error (exit 1); symlink loops
+/// inside the context are copied as the links they are, never followed.
+#[test]
+fn symlink_loops_are_never_followed() {
+    let ctx = Ctx::new();
+    let (a, b) = (ctx.outside("loop-a"), ctx.outside("loop-b"));
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let run = ctx.strata(&["check", &a.display().to_string()]);
+    fails(&run, 1, &["is not a directory"]);
+    ctx.spec(SPEC);
+    ctx.write("app/a", "a\n");
+    std::os::unix::fs::symlink("loopB", ctx.path().join("app/loopA")).unwrap();
+    std::os::unix::fs::symlink("loopA", ctx.path().join("app/loopB")).unwrap();
+    std::os::unix::fs::symlink(".", ctx.path().join("app/self")).unwrap();
+    let out = ctx.outside("out");
+    ok(&build_to(&ctx, &format!("oci-layout:{}:v1", out.display())));
+    assert_eq!(
+        layer_paths(&out, "v1"),
+        ["app/", "app/a", "app/loopA", "app/loopB", "app/self"].map(|s| s.as_bytes().to_vec())
+    );
+}
