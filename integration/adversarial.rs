@@ -418,6 +418,40 @@ fn lock_fails_on_an_unreachable_registry() {
         let run = ctx.strata(&["plan", "--locked", "."]);
         fails(&run, 1, &["no pin", "strata lock"]);
     }
+    // A server that answers HTTPS with plain text, on an address that is
+    // not loopback (so strata speaks TLS): a TLS failure.
+    let host_ip = String::from_utf8(Command::new("hostname").arg("-I").output().unwrap().stdout)
+        .unwrap()
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .map(String::from);
+    let Some(ip) = host_ip else {
+        assert!(!in_ci(), "no non-loopback IPv4 address");
+        return;
+    };
+    let listener = std::net::TcpListener::bind((ip.as_str(), 0)).unwrap();
+    let registry = format!("{ip}:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let _ = std::io::Write::write_all(&mut conn, b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        }
+    });
+    let ctx = Ctx::new();
+    lock_spec(&ctx, &format!("{registry}/strata-adv/base:1"));
+    let run = ctx.strata(&["lock", "."]);
+    let err = fails(
+        &run,
+        2,
+        &[&format!(
+            "registry {registry} is unreachable: TLS handshake failed"
+        )],
+    );
+    assert!(!err.to_lowercase().contains("authentication"), "{err}");
+    assert!(!ctx.path().join("strata.lock").exists(), "no lock written");
 }
 
 /// A registry that answers "not found" is an error too (exit 1), with the
@@ -929,4 +963,78 @@ fn symlink_loops_are_never_followed() {
         layer_paths(&out, "v1"),
         ["app/", "app/a", "app/loopA", "app/loopB", "app/self"].map(|s| s.as_bytes().to_vec())
     );
+}
+
+/// Builds killed (SIGKILL) at spread-out moments into an existing layout
+/// and into a new one: the existing tag and every blob it references stay
+/// sound, no blob has a name that is not its digest, and the next build
+/// into either path succeeds (a new path left by a kill is still taken for
+/// a layout).
+#[test]
+fn killed_builds_leave_outputs_usable() {
+    let ctx = Ctx::new();
+    ctx.spec(SPEC);
+    ctx.write("app/a", "a\n");
+    let existing = ctx.outside("existing");
+    ok(&build_to(
+        &ctx,
+        &format!("oci-layout:{}:v1", existing.display()),
+    ));
+    let v1 = std::fs::read(existing.join("index.json")).unwrap();
+    for round in 0..10u64 {
+        // New content each round, so every build writes a new layer.
+        ctx.write("app/big", noise(4 << 20, round));
+        let fresh = ctx.outside(&format!("fresh{round}"));
+        for dest in [
+            format!("oci-layout:{}:v2", existing.display()),
+            format!("oci-layout:{}:v1", fresh.display()),
+        ] {
+            let mut child = ctx
+                .command(&["build", ".", "--output", &dest])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20 + round * 40));
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Every named blob matches its name; v1 still resolves, sound.
+        for dir in [&existing, &fresh] {
+            let Ok(rd) = std::fs::read_dir(dir.join("blobs/sha256")) else {
+                continue;
+            };
+            for e in rd {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                use sha2::Digest as _;
+                let bytes = std::fs::read(e.path()).unwrap();
+                assert_eq!(
+                    hex::encode(sha2::Sha256::digest(&bytes)),
+                    name,
+                    "round {round}"
+                );
+            }
+        }
+        layer_paths(&existing, "v1");
+        let index = std::fs::read(existing.join("index.json")).unwrap();
+        assert!(
+            index == v1 || tags(&existing).contains("v2"),
+            "round {round}"
+        );
+        // The next builds complete what the kills left.
+        ok(&build_to(
+            &ctx,
+            &format!("oci-layout:{}:v2", existing.display()),
+        ));
+        ok(&build_to(
+            &ctx,
+            &format!("oci-layout:{}:v1", fresh.display()),
+        ));
+        assert!(layer_paths(&fresh, "v1").contains(&b"app/big".to_vec()));
+        assert!(layer_paths(&existing, "v2").contains(&b"app/big".to_vec()));
+    }
 }

@@ -30,10 +30,13 @@ pub enum RegistryError {
 
     /// The registry could not be reached: no answer at all, as opposed to
     /// an answer that says "not found" or "denied".
-    #[error("registry {registry} is unreachable: {cause} ({detail})")]
+    #[error("registry {registry} is unreachable: {cause} ({during}{detail})")]
     Network {
         /// `host[:port]`.
         registry: String,
+        /// `during upload of blob sha256:…: `, or empty (never an
+        /// authentication: the registry did not answer).
+        during: String,
         /// What failed: `DNS lookup failed`, `connection refused`, `TLS
         /// handshake failed`, `timed out`, `connection failed`.
         cause: &'static str,

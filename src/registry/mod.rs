@@ -325,6 +325,11 @@ impl Registry {
         if let Some(cause) = network_cause(&e) {
             return RegistryError::Network {
                 registry: self.host.clone(),
+                during: if action.starts_with("authentication") {
+                    String::new()
+                } else {
+                    format!("during {action}: ")
+                },
                 cause,
                 detail: format!("{}{tries}", describe(&e)),
             };
@@ -414,6 +419,13 @@ fn network_cause(e: &OciDistributionError) -> Option<&'static str> {
         text.push(' ');
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             kind = kind.or(Some(io.kind()));
+            // An io::Error's source() skips the error it wraps: look at it.
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return Some("TLS handshake failed");
+            }
         }
         if s.downcast_ref::<rustls::Error>().is_some() {
             return Some("TLS handshake failed");
@@ -426,7 +438,19 @@ fn network_cause(e: &OciDistributionError) -> Option<&'static str> {
             "DNS lookup failed"
         }
         Some(K::ConnectionRefused) => "connection refused",
-        _ if text.contains("certificate") || text.contains("tls") || text.contains("handshake") => {
+        // rustls' words, when its error is not reachable by type.
+        _ if [
+            "certificate",
+            "tls",
+            "handshake",
+            "corrupt message",
+            "fatal alert",
+            "peer is incompatible",
+            "peer misbehaved",
+        ]
+        .iter()
+        .any(|w| text.contains(w)) =>
+        {
             "TLS handshake failed"
         }
         Some(K::TimedOut) => "timed out",
