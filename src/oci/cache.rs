@@ -14,6 +14,7 @@ use super::compress::LayerBlob;
 use super::digest::Digest;
 use super::error::{OciError, Result};
 use super::layout::write_atomic;
+use super::verified::Verified;
 
 /// A layer blob known by its layer key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,23 +87,42 @@ impl LayerCache {
             }
         };
         let blob = self.blob_path(&layer.digest);
-        let meta = fs_err::metadata(&blob).ok()?;
-        if meta.len() != layer.size {
-            warnings.push(format!(
-                "ignoring layer cache blob `{}`: size {} is not {}",
-                blob.display(),
-                meta.len(),
-                layer.size
-            ));
-            return None;
+        let digest: Digest = layer.digest.parse().ok()?;
+        // Never reuse an unverified byte: the blob is checked against its
+        // digest (in full, or by its verified-stat record).
+        match self.verified().check(&blob, &digest, layer.size) {
+            Ok(true) => {}
+            Ok(false) if !blob.exists() => return None,
+            Ok(false) => {
+                warnings.push(format!(
+                    "ignoring layer cache blob `{}`: its content does not match its digest; the layer is written again",
+                    blob.display()
+                ));
+                let _ = fs_err::remove_file(&blob);
+                return None;
+            }
+            Err(e) => {
+                warnings.push(format!("ignoring layer cache blob: {e}"));
+                return None;
+            }
         }
+        // The record's time is the blob's last use (for pruning): the blob
+        // itself is not touched, which would void its verified-stat record.
         touch(&path);
-        touch(&blob);
         Some(layer)
     }
 
-    /// Records a blob written into [`LayerCache::blobs_dir`] under `key_hex`.
+    /// The verified-stat records of this cache root.
+    pub fn verified(&self) -> Verified {
+        Verified::new(&self.root)
+    }
+
+    /// Records a blob written into [`LayerCache::blobs_dir`] under `key_hex`
+    /// (written and hashed by this process: its verified-stat record is
+    /// made here).
     pub fn put(&self, key_hex: &str, blob: &LayerBlob) -> Result<CachedLayer> {
+        self.verified()
+            .record(&self.blob_path(blob.digest.as_str()), &blob.digest);
         let layer = CachedLayer {
             digest: blob.digest.to_string(),
             size: blob.size,
@@ -166,18 +186,38 @@ impl LayerCache {
     /// and then misses its blob rebuilds the layer. Returns what was removed.
     pub fn prune(&self, max_bytes: Option<u64>, older_than: Option<Duration>) -> Result<Pruned> {
         let now = SystemTime::now();
+        // A blob's last use: its own mtime, or the latest of the layer
+        // records naming it (a reuse touches the record, not the blob).
+        let mut used: std::collections::BTreeMap<String, SystemTime> = Default::default();
+        for (path, meta) in list(&self.root.join("layers"))? {
+            let Some(l) = fs_err::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<CachedLayer>(&b).ok())
+            else {
+                continue;
+            };
+            let t = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            let e = used.entry(l.digest).or_insert(t);
+            *e = (*e).max(t);
+        }
+        let last_use = |p: &Path, m: &std::fs::Metadata| {
+            let own = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            let name = p
+                .file_name()
+                .map(|n| format!("sha256:{}", n.to_string_lossy()));
+            name.and_then(|n| used.get(&n).copied())
+                .map_or(own, |t| t.max(own))
+        };
         let mut blobs = list(&self.blobs_dir())?;
         blobs.retain(|(p, _)| {
             !p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'))
         });
-        blobs.sort_by_key(|(p, m)| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), p.clone()));
+        blobs.sort_by_key(|(p, m)| (last_use(p, m), p.clone()));
         let mut total: u64 = blobs.iter().map(|(_, m)| m.len()).sum();
         let mut doomed = Vec::new();
         for (path, meta) in &blobs {
-            let age = now
-                .duration_since(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))
-                .unwrap_or_default();
+            let age = now.duration_since(last_use(path, meta)).unwrap_or_default();
             let too_old = older_than.is_some_and(|o| age > o);
             let too_big = max_bytes.is_some_and(|m| total > m);
             if too_old || too_big {
@@ -217,10 +257,22 @@ impl LayerCache {
                 pruned.layers += 1;
             }
         }
+        let verified = self.verified();
         for (path, len) in doomed {
+            verified.forget(&path);
             if fs_err::remove_file(&path).is_ok() {
                 pruned.blobs += 1;
                 pruned.bytes += len;
+            }
+        }
+        // Verified-stat records not renewed for 30 days (their blob may be
+        // long gone; a record still needed costs one re-hash).
+        for (path, meta) in list(&self.root.join("verified"))? {
+            let age = now
+                .duration_since(meta.modified().unwrap_or(now))
+                .unwrap_or_default();
+            if age > Duration::from_secs(30 * 24 * 3600) {
+                let _ = fs_err::remove_file(&path);
             }
         }
         // Stale temp files of builds that died.

@@ -172,7 +172,15 @@ pub fn write_layer(
         Compression::Auto => is_compressible(entries)?,
         Compression::Zstd => false,
     };
-    let out = BufWriter::with_capacity(1 << 20, BlobWriter::new(blobs_dir)?);
+    let plain = compression != Compression::Zstd && !gzip;
+    // An uncompressed blob is the tar itself: its digest is the diffID, so
+    // the tar writer's hash names it and the blob writer hashes nothing.
+    let writer = if plain {
+        BlobWriter::unhashed(blobs_dir)?
+    } else {
+        BlobWriter::new(blobs_dir)?
+    };
+    let out = BufWriter::with_capacity(1 << 20, writer);
     let (blob, info, media_type): (Blob, _, _) = if compression == Compression::Zstd {
         let enc = zstd_encoder(out).at(blobs_dir)?;
         let (enc, info) = write_layer_tar(entries, enc, blobs_dir)?;
@@ -187,7 +195,11 @@ pub fn write_layer(
     } else {
         let (out, info) = write_layer_tar(entries, out, blobs_dir)?;
         let blob = out.into_inner().map_err(|e| e.into_error()).at(blobs_dir)?;
-        (blob.complete()?, info, media::LAYER_TAR)
+        (
+            blob.complete_as(info.diff_id.clone())?,
+            info,
+            media::LAYER_TAR,
+        )
     };
     Ok(LayerBlob {
         digest: blob.digest,

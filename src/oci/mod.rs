@@ -18,6 +18,7 @@ pub mod error;
 pub mod image;
 pub mod layout;
 pub mod tar;
+pub mod verified;
 
 pub use digest::Digest;
 pub use error::OciError;
