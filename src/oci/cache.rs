@@ -345,3 +345,74 @@ fn touch(path: &Path) {
 pub fn hex_id(parts: &[&str]) -> String {
     Digest::of(parts.join("\0").as_bytes()).hex().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::blob::write_blob;
+    use crate::oci::image::media;
+    use std::io::{Seek, SeekFrom, Write};
+
+    fn put(cache: &LayerCache, key: &str, bytes: &[u8]) -> PathBuf {
+        let blob = write_blob(&cache.blobs_dir(), bytes).unwrap();
+        let layer = LayerBlob {
+            digest: blob.digest.clone(),
+            size: blob.size,
+            media_type: media::LAYER_TAR,
+            diff_id: blob.digest.clone(),
+            tar_size: blob.size,
+        };
+        cache.put(key, &layer).unwrap();
+        cache.blob_path(blob.digest.as_str())
+    }
+
+    fn age(path: &Path, secs: u64) {
+        let f = fs_err::File::options().append(true).open(path).unwrap();
+        f.file()
+            .set_modified(SystemTime::now() - Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn reuse_counts_for_pruning_without_touching_the_blob() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = LayerCache::open(root.path()).unwrap();
+        let (ka, kb) = ("a".repeat(64), "b".repeat(64));
+        let a = put(&cache, &ka, &[1u8; 1000]);
+        let b = put(&cache, &kb, &[2u8; 1000]);
+        // A is older than B, but then reused.
+        for (p, secs) in [(&a, 7200), (&cache.record_path(&ka), 7200)] {
+            age(p, secs);
+        }
+        for (p, secs) in [(&b, 3600), (&cache.record_path(&kb), 3600)] {
+            age(p, secs);
+        }
+        let blob_mtime = fs_err::metadata(&a).unwrap().modified().unwrap();
+        let mut w = Vec::new();
+        assert!(cache.get(&ka, &mut w).is_some(), "{w:?}");
+        assert_eq!(
+            fs_err::metadata(&a).unwrap().modified().unwrap(),
+            blob_mtime
+        );
+        let pruned = cache.prune(Some(1000), None).unwrap();
+        assert_eq!(pruned.blobs, 1);
+        assert!(a.exists() && !b.exists());
+    }
+
+    #[test]
+    fn a_corrupt_blob_is_refused_reported_and_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = LayerCache::open(root.path()).unwrap();
+        let key = "c".repeat(64);
+        let blob = put(&cache, &key, b"layer bytes");
+        let mut w = Vec::new();
+        assert!(cache.get(&key, &mut w).is_some());
+        let mut f = fs_err::File::options().write(true).open(&blob).unwrap();
+        f.seek(SeekFrom::Start(2)).unwrap();
+        f.write_all(b"Y").unwrap();
+        drop(f);
+        assert!(cache.get(&key, &mut w).is_none());
+        assert!(w[0].contains("does not match its digest"), "{w:?}");
+        assert!(!blob.exists());
+    }
+}
