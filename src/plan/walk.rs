@@ -725,9 +725,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_directory_swapped_during_the_walk_is_read_through_its_handle() {
-        // The walk reads each directory through a handle opened with
-        // O_NOFOLLOW: a skipped path and an outside tree never show up.
+    fn own_paths_are_skipped_and_an_input_swapped_for_an_outside_link_is_refused() {
+        // strata's own output inside an input is left out; an input
+        // directory replaced by a symlink to an outside tree is refused.
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("ctx");
         let outside = dir.path().join("outside");
