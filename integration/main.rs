@@ -11,6 +11,7 @@ mod build;
 mod check;
 mod diff;
 mod frontend;
+mod hardening;
 mod ignore;
 mod llb;
 mod matrix;

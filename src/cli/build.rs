@@ -7,6 +7,7 @@ use clap::Args;
 use super::common::{cache_root, check_locked, human, refuse_run_layers, short};
 use super::{SpecArgs, output, registry};
 use crate::error::{Error, Result};
+use crate::oci::OciError;
 use crate::oci::base::ImageRef;
 use crate::oci::build::{BuildRequest, build, load_base, oci_platform};
 use crate::oci::compress::Compression;
@@ -184,7 +185,19 @@ fn build_one(
         let current = load_base(spec)?.and_then(|b| b.manifest_digest.map(|d| d.to_string()));
         check_locked(spec, current)?;
     }
-    let plan = crate::plan::make_plan(spec, root)?;
+    let own_output = match output {
+        ImageRef::OciLayout { path, .. }
+        | ImageRef::OciArchive { path, .. }
+        | ImageRef::DockerArchive { path, .. } => vec![path.clone()],
+    };
+    let plan = crate::plan::make::make_plan_excluding(spec, root, &own_output)?;
+    if !plan.excluded.is_empty() {
+        let list: Vec<String> = plan.excluded.iter().map(|p| format!("`{p}`")).collect();
+        output::warn(format!(
+            "leaving {} out of the context: strata's own output and cache are never inputs",
+            list.join(", ")
+        ));
+    }
     output::diagnostics(&plan.warnings);
     for w in &plan.cache_warnings {
         output::warn(w);
@@ -211,7 +224,8 @@ fn build_one(
         source_date_epoch,
         compression: Compression::Auto,
         registry_base,
-    })?;
+    })
+    .inspect_err(|e| forget_changed(e, spec, root))?;
     for w in &outcome.warnings {
         output::warn(w);
     }
@@ -285,6 +299,22 @@ fn resolved_path(path: &std::path::Path) -> PathBuf {
             }
             _ => return abs,
         }
+    }
+}
+
+/// A file found not to hold the content hashed for its stat: its stat cache
+/// entry must not answer for it again.
+fn forget_changed(e: &OciError, spec: &crate::spec::ResolvedSpec, root: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let OciError::ContentChanged { path } = e else {
+        return;
+    };
+    let Ok(rel) = path.strip_prefix(&spec.context) else {
+        return;
+    };
+    if let Ok((mut cache, _)) = crate::plan::statcache::StatCache::open(root, &spec.context) {
+        cache.forget(rel.as_os_str().as_bytes());
+        let _ = cache.save();
     }
 }
 

@@ -51,6 +51,17 @@ pub enum DiffError {
         source: std::io::Error,
     },
 
+    /// A layer blob does not match its descriptor: the image is corrupt.
+    #[error("corrupt blob {digest} in {location}: found {found}")]
+    CorruptBlob {
+        /// The image.
+        location: String,
+        /// The digest the descriptor names.
+        digest: String,
+        /// What the blob holds instead.
+        found: String,
+    },
+
     /// A layer could not be read as a tar.
     #[error("cannot read layer {digest} of {location}: {reason}")]
     Layer {

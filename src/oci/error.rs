@@ -22,6 +22,18 @@ pub enum OciError {
         source: io::Error,
     },
 
+    /// A context input is not what was hashed when it is written into a
+    /// layer: its content, its inode or a component of its path changed
+    /// during the build.
+    #[error(
+        "`{}` changed while being read: it is not the file whose content keyed the layer; run again once it is stable",
+        path.display()
+    )]
+    ContentChanged {
+        /// The input file.
+        path: PathBuf,
+    },
+
     /// A file's size on disk differs from the size the plan recorded: the
     /// input changed while the build ran.
     #[error(

@@ -179,14 +179,9 @@ impl OciDir {
     }
 
     /// Copies a blob in from `reader`, keeping it only if it has `digest`
-    /// and `size`. An existing blob is kept as is.
+    /// and `size`. An existing blob of that name is replaced (it is not
+    /// trusted to hold those bytes).
     pub fn copy_blob(&self, digest: &Digest, size: u64, mut reader: impl Read) -> Result<Blob> {
-        if self.has_blob(digest) {
-            return Ok(Blob {
-                digest: digest.clone(),
-                size,
-            });
-        }
         let mut w = self.blob_writer()?;
         std::io::copy(&mut reader, &mut w).at(&self.blobs_dir())?;
         w.complete_verified(digest, Some(size))

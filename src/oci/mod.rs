@@ -19,6 +19,7 @@ pub mod image;
 pub mod layout;
 pub mod output;
 pub mod tar;
+pub mod verified;
 
 pub use digest::Digest;
 pub use error::OciError;

@@ -33,6 +33,17 @@ pub enum PlanError {
         input: String,
     },
 
+    /// An input that is a symlink cannot be followed.
+    #[error("input `{}` is a symlink to `{target}` that cannot be followed: {reason}", path.display())]
+    SourceLink {
+        /// The input path on disk.
+        path: PathBuf,
+        /// The link's target.
+        target: String,
+        /// Why not.
+        reason: &'static str,
+    },
+
     /// An input path goes through a symlinked directory; inputs never follow links.
     #[error(
         "input `{}` goes through the symlink `{}`: name the path the link points to",

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::digest::{Digest, InputEncoder};
-use super::entries::{Entry, EntryKind, path_order, sort_entries};
+use super::entries::{Entry, EntryKind, Expected, InputFile, path_order, sort_entries};
 use super::error::PlanError;
 use crate::spec::{CopyLayer, Owner};
 
@@ -41,6 +41,8 @@ pub enum LayerFileKind {
         mode: u32,
         /// Its content hash.
         content: Digest,
+        /// The context input it is read from, checked when it is written.
+        input: Option<InputFile>,
     },
     /// A symlink.
     Symlink {
@@ -165,12 +167,22 @@ pub fn layer_entries(
         let e = match &f.kind {
             LayerFileKind::Dir => dir_entry(&f.dest, &f.dest)?,
             LayerFileKind::File {
-                source, size, mode, ..
+                source,
+                size,
+                mode,
+                content,
+                input,
             } => Entry {
                 path: f.dest.clone(),
                 kind: EntryKind::File {
                     source: source.clone(),
                     size: *size,
+                    expect: input.as_ref().map(|input| {
+                        Box::new(Expected {
+                            input: input.clone(),
+                            content: *content,
+                        })
+                    }),
                 },
                 mode: *mode,
                 uid: u64::from(owner.uid),

@@ -319,6 +319,7 @@ fn layer_file(dest: &str, regular: bool, size: u64) -> LayerFile {
                 size,
                 mode: 0,
                 content: crate::plan::digest::Digest::of(b""),
+                input: None,
             },
         }
     } else {
