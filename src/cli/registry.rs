@@ -49,7 +49,7 @@ pub fn fetch_base(
         .get(reference)
         .filter(|p| !p.local)
         .and_then(|p| p.platforms.get(&platform))
-        .map(|d| d.parse::<Digest>())
+        .map(|d| d.parse::<Digest>().map_err(crate::oci::OciError::from))
         .transpose()?;
     let reg: std::cell::OnceCell<Registry> = std::cell::OnceCell::new();
     let manifest = match pinned {
@@ -118,7 +118,7 @@ impl Observer for Lines {
             .open
             .lock()
             .expect("bars lock")
-            .remove(blob.digest.as_str())
+            .remove(&blob.digest.to_string())
         {
             bar.finish_and_clear();
             self.bars.remove(&bar);
@@ -132,7 +132,7 @@ impl Observer for Lines {
             blob.what,
             action.word(),
             human(blob.size),
-            short(blob.digest.as_str()),
+            short(&blob.digest.to_string()),
         );
         self.bars.suspend(|| output::note(line));
     }

@@ -20,12 +20,12 @@ use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::digest::{Digest, hash_reader};
 use super::error::{IoContext, OciError, Result};
 use super::image::{
     CONTAINERD_NAME, Descriptor, HistoryEntry, ImageIndex, ImageManifest, Platform, REF_NAME, media,
 };
 use super::layout::{MAX_JSON, parse_json};
+use crate::plan::sha256::{Digest, hash_reader};
 
 /// Where an image is read from or written to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -357,7 +357,7 @@ pub fn image_platforms(r: &ImageRef) -> Result<(Option<Digest>, Vec<Platform>)> 
                 .filter(real)
                 .filter_map(|d| d.platform.clone())
                 .collect();
-            Ok((Some(one.digest.clone()), platforms))
+            Ok((Some(one.digest), platforms))
         }
         [_] => Ok((None, Vec::new())),
         many => Ok((
@@ -699,7 +699,7 @@ fn describe_layer(
     let packing = sniff(&mut BufReader::new(source.open()?)).at(&source.path)?;
     let digest = match (named, packing) {
         (Some(d), _) => d,
-        (None, Packing::Tar) => diff_id.clone(),
+        (None, Packing::Tar) => *diff_id,
         (None, _) => hash_reader(source.open()?).at(&source.path)?.0,
     };
     Ok((digest, source.len, packing))

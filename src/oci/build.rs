@@ -15,13 +15,13 @@ use serde::{Deserialize, Serialize};
 use super::base::{BaseImage, BasePath, ImageRef, base_paths, import_base};
 use super::cache::{CachedLayer, LayerCache, hex_id};
 use super::compress::{Compression, blob_key, write_layer};
-use super::digest::Digest;
 use super::error::{OciError, Result};
 use super::image::{
     Descriptor, Healthcheck, HistoryEntry, ImageSettings, Platform, build_config,
     check_layer_budget, rfc3339, write_image,
 };
 use super::layout::OciDir;
+use crate::plan::Digest;
 use crate::plan::graph::{BaseDirs, BaseEntry, base_queries, layer_entries, layer_key};
 use crate::plan::{Plan, PlannedKind, PlannedLayer};
 use crate::spec::{BaseRef, ResolvedSpec};
@@ -221,8 +221,13 @@ pub fn layer_keys(spec: &ResolvedSpec, plan: &Plan, base: &BaseDirs) -> Vec<Opti
         .map(|l| match &l.kind {
             PlannedKind::Copy { owner, .. } => {
                 let queries = copy_of(spec, l).map(base_queries).unwrap_or_default();
-                let key = layer_key(&l.inputs, *owner, spec.image.timestamp, base, &queries);
-                Some(key.to_string().parse().expect("plan digests are sha256"))
+                Some(layer_key(
+                    &l.inputs,
+                    *owner,
+                    spec.image.timestamp,
+                    base,
+                    &queries,
+                ))
             }
             PlannedKind::Run { .. } => None,
         })
@@ -266,7 +271,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
             // The blob's cache key: the layer key, plus an explicit
             // compression choice (oci::compress::blob_key).
             let bkey = blob_key(key, *comp);
-            if let Some(hit) = cache.get(bkey.hex(), &mut warnings) {
+            if let Some(hit) = cache.get(&bkey.hex(), &mut warnings) {
                 return Ok((
                     LayerOutcome {
                         id: layer.id.clone(),
@@ -282,7 +287,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
             };
             let entries = layer_entries(&layer.id, files, *owner, spec.image.timestamp, &dirs)?;
             let blob = write_layer(&entries, &cache.blobs_dir(), *comp)?;
-            let stored = cache.put(bkey.hex(), &blob)?;
+            let stored = cache.put(&bkey.hex(), &blob)?;
             Ok((
                 LayerOutcome {
                     id: layer.id.clone(),
@@ -373,7 +378,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
         .collect();
     let diff_ids: Vec<Digest> = layers
         .iter()
-        .map(|l| l.layer.diff_id.parse())
+        .map(|l| Ok(l.layer.diff_id.parse::<Digest>()?))
         .collect::<Result<_>>()?;
     let settings = settings(spec);
     let platform = oci_platform(&spec.platform);
@@ -452,7 +457,7 @@ fn link_blob(work: &OciDir, cache: &LayerCache, digest: &Digest, size: u64) -> R
     if work.has_blob(digest) {
         return Ok(true);
     }
-    let src = cache.blob_path(digest.as_str());
+    let src = cache.blob_path(&digest.to_string());
     let dst = work.blob_path(digest);
     let tmp = dst.with_file_name(format!(".link-{}-{}", digest.hex(), std::process::id()));
     let _ = fs_err::remove_file(&tmp);

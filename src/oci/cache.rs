@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::compress::LayerBlob;
-use super::digest::Digest;
 use super::error::{OciError, Result};
 use super::layout::write_atomic;
+use crate::plan::Digest;
 
 /// A layer blob known by its layer key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -78,13 +78,8 @@ pub enum OciError {
     },
 
     /// A digest string is malformed or uses an unsupported algorithm.
-    #[error("invalid digest `{digest}`: {reason}")]
-    InvalidDigest {
-        /// The digest as given.
-        digest: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    InvalidDigest(#[from] crate::plan::sha256::DigestError),
 
     /// A JSON document could not be read or written.
     #[error("invalid json in {what}: {source}")]

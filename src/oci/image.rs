@@ -14,9 +14,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::digest::Digest;
 use super::error::{OciError, Result};
 use super::layout::OciDir;
+use crate::plan::Digest;
 
 /// Media types strata writes or reads.
 pub mod media {

@@ -16,9 +16,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::blob::{Blob, BlobWriter, sync_dir, write_blob};
-use super::digest::{Digest, hash_reader};
 use super::error::{IoContext, OciError, Result};
 use super::image::{Descriptor, ImageIndex, ImageManifest, REF_NAME, media};
+use crate::plan::sha256::{Digest, hash_reader};
 
 /// Content of the `oci-layout` file.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -174,7 +174,7 @@ impl OciDir {
     pub fn copy_blob(&self, digest: &Digest, size: u64, mut reader: impl Read) -> Result<Blob> {
         if self.has_blob(digest) {
             return Ok(Blob {
-                digest: digest.clone(),
+                digest: *digest,
                 size,
             });
         }

@@ -13,11 +13,10 @@ pub mod blob;
 pub mod build;
 pub mod cache;
 pub mod compress;
-pub mod digest;
 pub mod error;
 pub mod image;
 pub mod layout;
 pub mod tar;
 
-pub use digest::Digest;
+pub use crate::plan::Digest;
 pub use error::OciError;

@@ -26,9 +26,9 @@ use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
-use super::digest::{Digest, HashingWriter};
 use super::error::{IoContext, OciError, Result};
 use crate::plan::entries::{Entry, EntryKind, path_order};
+use crate::plan::sha256::{Digest, HashingWriter};
 
 /// Size of a tar block.
 pub const BLOCK: usize = 512;
@@ -525,7 +525,7 @@ pub(crate) mod tests {
             fs_err::write(out, &bytes).unwrap();
         }
         assert_eq!(
-            info.diff_id.as_str(),
+            info.diff_id.to_string(),
             "sha256:52196da0c035b9405e4229d518b95ece131151c5a8235247c3e5b7c3ccdb6710"
         );
     }

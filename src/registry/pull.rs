@@ -58,7 +58,7 @@ pub fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
     let (bytes, media_type) = reg.get_manifest(r, &ACCEPTED)?;
     let digest = Digest::of(&bytes);
     if let Some(want) = r.digest()
-        && want != digest.as_str()
+        && want != digest.to_string()
     {
         return Err(RegistryError::DigestMismatch {
             registry: reg.host().to_owned(),
@@ -82,9 +82,7 @@ pub fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
             if let Some(p) = &m.platform
                 && p.os != "unknown"
             {
-                platforms
-                    .entry(p.to_string())
-                    .or_insert_with(|| m.digest.clone());
+                platforms.entry(p.to_string()).or_insert_with(|| m.digest);
             }
         }
     } else if kind == media::MANIFEST || kind == media::DOCKER_MANIFEST {
@@ -99,7 +97,7 @@ pub fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
             p.push('/');
             p.push_str(s("variant"));
         }
-        platforms.insert(p, digest.clone());
+        platforms.insert(p, digest);
     } else {
         return Err(invalid(format!("unsupported media type `{kind}`")));
     }
@@ -162,7 +160,7 @@ pub fn fetch_image<'a>(
         let mut writer: Option<BlobWriter> = None;
         reg.get_blob(
             &repo_ref(r, d),
-            d.as_str(),
+            &d.to_string(),
             size.unwrap_or(0),
             &mut |chunk| {
                 match chunk {
@@ -205,7 +203,7 @@ pub fn fetch_image<'a>(
         let kind = media_type_of(&bytes, media::MANIFEST);
         index
             .manifests
-            .push(Descriptor::new(&kind, manifest.clone(), bytes.len() as u64));
+            .push(Descriptor::new(&kind, *manifest, bytes.len() as u64));
         layout.write_index(&index)?;
         let tmp = tmp.keep();
         if let Err(e) = fs_err::rename(&tmp, &dir) {
@@ -230,13 +228,18 @@ fn manifest_blob(reg: &Registry, r: &Reference, digest: &Digest) -> Result<Vec<u
 /// The config blob `digest` of the image `r` names, in memory, verified.
 fn config_blob(reg: &Registry, r: &Reference, digest: &Digest, size: u64) -> Result<Vec<u8>> {
     let mut config = Vec::new();
-    reg.get_blob(&repo_ref(r, digest), digest.as_str(), size, &mut |chunk| {
-        match chunk {
-            None => config.clear(),
-            Some(c) => config.extend_from_slice(c),
-        }
-        Ok(())
-    })?;
+    reg.get_blob(
+        &repo_ref(r, digest),
+        &digest.to_string(),
+        size,
+        &mut |chunk| {
+            match chunk {
+                None => config.clear(),
+                Some(c) => config.extend_from_slice(c),
+            }
+            Ok(())
+        },
+    )?;
     verify(reg, || format!("config of {}", r.whole()), &config, digest)?;
     Ok(config)
 }

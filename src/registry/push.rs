@@ -99,14 +99,14 @@ pub fn image_blobs(
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| format!("layer {}", i + 1)),
-            digest: l.digest.clone(),
+            digest: l.digest,
             size: l.size,
             path: layout.blob_path(&l.digest),
         })
         .collect();
     blobs.push(PushBlob {
         what: "image config".into(),
-        digest: manifest.config.digest.clone(),
+        digest: manifest.config.digest,
         size: manifest.config.size,
         path: layout.blob_path(&manifest.config.digest),
     });
@@ -148,10 +148,10 @@ fn push_blobs_then_manifest(
     let mut unique = Vec::new();
     for b in blobs {
         // Each blob once (a base and a strata layer can share a digest).
-        if !seen.insert(b.digest.clone()) {
+        if !seen.insert(b.digest) {
             continue;
         }
-        let digest = b.digest.as_str();
+        let digest = &b.digest.to_string();
         let action = if reg.blob_exists(target, digest)? {
             Some(BlobAction::Exists)
         } else {
@@ -191,7 +191,7 @@ fn push_blobs_then_manifest(
             Some(a) => a,
             None => {
                 results.next().expect("one result per upload")?;
-                known.add(b.digest.as_str(), &repo);
+                known.add(&b.digest.to_string(), &repo);
                 observer.done(b, &BlobAction::Uploaded);
                 BlobAction::Uploaded
             }
@@ -200,7 +200,7 @@ fn push_blobs_then_manifest(
     }
     let digest = Digest::of(manifest);
     if let Some(d) = target.digest()
-        && d != digest.as_str()
+        && d != digest.to_string()
     {
         return Err(RegistryError::InvalidImage {
             registry: reg.host().to_owned(),
