@@ -317,9 +317,8 @@ mod tests {
     #[test]
     fn end_to_end_image() {
         use crate::oci::compress::{Compression, write_layer};
-        use crate::oci::image::{
-            ConfigInput, HistoryEntry, ImageSettings, build_config, rfc3339, write_image,
-        };
+        use crate::oci::image::{ConfigInput, HistoryEntry, ImageSettings, build_config, rfc3339};
+        use crate::oci::layout::write_image;
         let tmp = tempfile::tempdir().unwrap();
         let keep = std::env::var_os("STRATA_DUMP_DIR").map(std::path::PathBuf::from);
         let out = keep.clone().unwrap_or_else(|| tmp.path().to_owned());

@@ -18,9 +18,9 @@ use super::compress::{Compression, blob_key, write_layer};
 use super::error::{OciError, Result};
 use super::image::{
     Descriptor, Healthcheck, HistoryEntry, ImageSettings, Platform, build_config,
-    check_layer_budget, rfc3339, write_image,
+    check_layer_budget, rfc3339,
 };
-use super::layout::OciDir;
+use super::layout::{OciDir, write_image};
 use crate::plan::Digest;
 use crate::plan::graph::{BaseDirs, BaseEntry, base_queries, layer_entries, layer_key};
 use crate::plan::{Plan, PlannedKind, PlannedLayer};

@@ -2,7 +2,7 @@
 //!
 //! Data flows `plan::entries::Entry` → [`compress::write_layer`] (tar →
 //! diffID → gzip → digest → blob, one pass) → [`image::build_config`] and
-//! [`image::write_image`] → [`layout::OciDir::set_tag`] or
+//! [`layout::write_image`] → [`layout::OciDir::set_tag`] or
 //! [`archive::write_output`]. Base images come in through
 //! [`base::import_base`]; [`base::base_paths`] answers the parent-directory
 //! questions of contracts §1. `docs/oci.md` states the byte-level rules.
