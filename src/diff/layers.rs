@@ -158,7 +158,7 @@ pub fn layer_names(history: &[HistoryEntry], n: usize) -> Vec<LayerName> {
             id: h
                 .created_by
                 .as_deref()
-                .and_then(|c| c.strip_prefix("strata layer "))
+                .and_then(crate::plan::record::layer_id)
                 .map(str::to_owned),
             created_by: h.created_by.clone(),
         })

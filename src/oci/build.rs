@@ -23,6 +23,7 @@ use super::image::{
 use super::layout::{OciDir, write_image};
 use crate::plan::Digest;
 use crate::plan::graph::{BaseDirs, BaseEntry, base_queries, layer_entries, layer_key};
+use crate::plan::record::{self, Record};
 use crate::plan::{Plan, PlannedKind, PlannedLayer};
 use crate::spec::{BaseRef, ResolvedSpec};
 
@@ -362,17 +363,15 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
         .zip(&comps)
         .map(|((p, l), comp)| HistoryEntry {
             created: Some(rfc3339(created)),
-            created_by: Some(format!("strata layer {}", p.id)),
+            created_by: Some(record::created_by(&p.id)),
             author: None,
-            comment: Some(match comp {
-                Compression::Auto => format!("strata/v1 key={} inputs={}", l.key, p.inputs),
-                c => format!(
-                    "strata/v1 key={} inputs={} compression={}",
-                    l.key,
-                    p.inputs,
-                    c.name()
-                ),
-            }),
+            comment: Some(
+                match comp {
+                    Compression::Auto => Record::copy(&l.key, p.inputs),
+                    c => Record::copy(&l.key, p.inputs).field("compression", c.name()),
+                }
+                .to_string(),
+            ),
             empty_layer: false,
         })
         .collect();

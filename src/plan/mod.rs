@@ -15,6 +15,7 @@ pub mod hash;
 pub mod ignore;
 pub mod lock;
 pub mod make;
+pub mod record;
 pub mod sha256;
 pub mod statcache;
 pub mod walk;
