@@ -144,6 +144,37 @@ fn strata_builds_from_two_checkouts_are_equal_and_changes_are_named() {
     );
 }
 
+/// Layers stored with zstd (`compression = "zstd"`) are read and compared
+/// entry by entry, as gzip ones are.
+#[test]
+fn zstd_layers_are_compared_entry_by_entry() {
+    let ctx = Ctx::new();
+    checkout(&ctx, "2001-02-03", "zstd");
+    ctx.spec(&SPEC.replace(
+        "name = \"app\"\n",
+        "name = \"app\"\ncompression = \"zstd\"\n",
+    ));
+    let img = ctx.outside("img");
+    let (r1, r2) = (
+        format!("oci-layout:{}:v1", img.display()),
+        format!("oci-layout:{}:v2", img.display()),
+    );
+    built(&ctx, &r1);
+    ctx.write("app/main.py", "print('changed')\n");
+    built(&ctx, &r2);
+    let run = diff(&ctx, &["--format", "json", &r1, &r2]);
+    assert_eq!(run.code(), 1, "{}{}", run.stdout(), run.stderr());
+    let report = json(&run);
+    let app = layer(&report, "app");
+    assert_eq!(app["status"], "content", "{app}");
+    let e = &app["entries"][0];
+    assert_eq!(e["path"], "srv/app/main.py");
+    assert_eq!(
+        e["changes"][0]["b"]["sha256"],
+        sha256(b"print('changed')\n")
+    );
+}
+
 #[test]
 fn bad_sides_are_trouble() {
     let ctx = Ctx::new();

@@ -277,8 +277,8 @@ fn compare_images(
         .par_iter()
         .map(|j| match j {
             Job::Walk(la, lb) => {
-                let ta = layers::open_tar(la, &a.location)?;
-                let tb = layers::open_tar(lb, &b.location)?;
+                let ta = layers::open_tar(la)?;
+                let tb = layers::open_tar(lb)?;
                 entries::walk(ta, tb, &ignore)
                     .map(Some)
                     .map_err(|e| DiffError::Layer {

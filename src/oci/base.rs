@@ -128,6 +128,20 @@ impl BlobSource {
         Ok(BufReader::with_capacity(1 << 20, f).take(self.len))
     }
 
+    /// Opens the blob's uncompressed tar, decompressed as it is read (gzip,
+    /// zstd or none, told by its first bytes): the one reader of layer
+    /// blobs, for base images and `strata diff` alike.
+    pub fn open_tar(&self) -> Result<Box<dyn Read + Send>> {
+        let mut reader = BufReader::with_capacity(1 << 20, self.open()?);
+        Ok(match sniff(&mut reader).at(&self.path)? {
+            Packing::Tar => Box::new(reader),
+            Packing::Gzip => Box::new(MultiGzDecoder::new(reader)),
+            Packing::Zstd => {
+                Box::new(zstd::stream::read::Decoder::with_buffer(reader).at(&self.path)?)
+            }
+        })
+    }
+
     fn read_json<T: for<'de> Deserialize<'de>>(
         &self,
         what: &str,
@@ -179,6 +193,11 @@ impl BaseLayer {
     /// Opens the layer blob as stored (possibly compressed).
     pub fn open(&self) -> Result<impl Read + use<>> {
         self.source.open()
+    }
+
+    /// Opens the layer's uncompressed tar ([`BlobSource::open_tar`]).
+    pub fn open_tar(&self) -> Result<Box<dyn Read + Send>> {
+        self.source.open_tar()
     }
 }
 
@@ -604,13 +623,17 @@ fn oci_layer_type(media_type: &str) -> &str {
 
 /// Compression of a layer blob, from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Packing {
+pub enum Packing {
+    /// An uncompressed tar.
     Tar,
+    /// gzip (one or more members).
     Gzip,
+    /// zstd.
     Zstd,
 }
 
-fn sniff(r: &mut impl BufRead) -> std::io::Result<Packing> {
+/// The packing of the blob `r` starts, without consuming it.
+pub fn sniff(r: &mut impl BufRead) -> std::io::Result<Packing> {
     let head = r.fill_buf()?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
         Packing::Gzip
@@ -659,7 +682,7 @@ fn verify_layer(
     match packing {
         Packing::Tar => check_digest(&what, diff_id, &digest)?,
         Packing::Gzip if desc.is_none() => {
-            let (unpacked, _) = hash_reader(MultiGzDecoder::new(source.open()?)).map_err(|e| {
+            let (unpacked, _) = hash_reader(source.open_tar()?).map_err(|e| {
                 // A corrupt stream is a wrong input (exit 1), not trouble.
                 match e.kind() {
                     std::io::ErrorKind::InvalidInput
@@ -900,15 +923,7 @@ pub fn base_paths(layers: &[BaseLayer], paths: &[Vec<u8>]) -> Result<BTreeMap<Ve
         .map(|p| (p.clone(), BasePath::Absent))
         .collect();
     for layer in layers {
-        let mut reader = BufReader::with_capacity(1 << 20, layer.open()?);
-        let packing = sniff(&mut reader).at(&layer.source.path)?;
-        let tar_reader: Box<dyn Read> = match packing {
-            Packing::Tar => Box::new(reader),
-            Packing::Gzip => Box::new(MultiGzDecoder::new(reader)),
-            Packing::Zstd => {
-                Box::new(zstd::stream::read::Decoder::with_buffer(reader).at(&layer.source.path)?)
-            }
-        };
+        let tar_reader = layer.open_tar()?;
         // This layer's own entries, applied over the lower state at the end,
         // so its whiteouts only hide lower layers.
         let mut layer_set: BTreeMap<Vec<u8>, BasePath> = BTreeMap::new();
