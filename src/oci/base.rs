@@ -11,10 +11,8 @@
 //! length in the tar file), so importing costs one read of each blob.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
@@ -27,85 +25,7 @@ use super::image::{
 use super::layout::{MAX_JSON, parse_json};
 use crate::plan::sha256::{Digest, hash_reader};
 
-/// Where an image is read from or written to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ImageRef {
-    /// An OCI layout directory, optionally a tag in it.
-    OciLayout {
-        /// The layout directory.
-        path: PathBuf,
-        /// The `org.opencontainers.image.ref.name` to select.
-        tag: Option<String>,
-    },
-    /// A tar of an OCI layout.
-    OciArchive {
-        /// The archive file.
-        path: PathBuf,
-        /// The tag to select or write.
-        tag: Option<String>,
-    },
-    /// A `docker save` archive.
-    DockerArchive {
-        /// The archive file.
-        path: PathBuf,
-        /// `NAME[:TAG]` to select or write.
-        reference: Option<String>,
-    },
-}
-
-impl FromStr for ImageRef {
-    type Err = OciError;
-
-    /// Parses `TRANSPORT:PATH[:REST]`. As in skopeo, the path ends at the
-    /// first `:` after the transport, so paths cannot contain `:`.
-    fn from_str(s: &str) -> Result<Self> {
-        let invalid = |reason: &str| OciError::InvalidReference {
-            reference: s.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let (transport, rest) = s
-            .split_once(':')
-            .ok_or_else(|| invalid("expected oci-layout:, oci-archive: or docker-archive:"))?;
-        let (path, extra) = match rest.split_once(':') {
-            Some((p, e)) => (p, Some(e)),
-            None => (rest, None),
-        };
-        if path.is_empty() {
-            return Err(invalid("missing path"));
-        }
-        if extra == Some("") {
-            return Err(invalid("empty tag after `:`"));
-        }
-        let path = PathBuf::from(path);
-        let extra = extra.map(str::to_owned);
-        match transport {
-            "oci-layout" | "oci" => Ok(Self::OciLayout { path, tag: extra }),
-            "oci-archive" => Ok(Self::OciArchive { path, tag: extra }),
-            "docker-archive" => Ok(Self::DockerArchive {
-                path,
-                reference: extra,
-            }),
-            _ => Err(invalid(
-                "expected oci-layout:, oci-archive: or docker-archive:",
-            )),
-        }
-    }
-}
-
-impl fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (transport, path, extra) = match self {
-            Self::OciLayout { path, tag } => ("oci-layout", path, tag),
-            Self::OciArchive { path, tag } => ("oci-archive", path, tag),
-            Self::DockerArchive { path, reference } => ("docker-archive", path, reference),
-        };
-        write!(f, "{transport}:{}", path.display())?;
-        if let Some(e) = extra {
-            write!(f, ":{e}")?;
-        }
-        Ok(())
-    }
-}
+pub use crate::spec::reference::ImageRef;
 
 /// A byte range of a file holding one blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1342,29 +1262,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn parses_references() {
-        let r: ImageRef = "oci-layout:out:v1".parse().unwrap();
-        assert_eq!(
-            r,
-            ImageRef::OciLayout {
-                path: "out".into(),
-                tag: Some("v1".into())
-            }
-        );
-        assert_eq!(r.to_string(), "oci-layout:out:v1");
-        let r: ImageRef = "docker-archive:img.tar:localhost:5000/app:1"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            r,
-            ImageRef::DockerArchive {
-                path: "img.tar".into(),
-                reference: Some("localhost:5000/app:1".into())
-            }
-        );
-        for bad in ["nothing", "http:x", "oci-archive:", "oci-layout:x:"] {
-            assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
-        }
+    fn same_references() {
         assert!(same_reference("docker.io/library/base", "base:latest"));
         assert!(!same_reference("base:1", "base:2"));
     }

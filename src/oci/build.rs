@@ -117,18 +117,7 @@ pub fn base_location(spec: &ResolvedSpec) -> Result<Option<ImageRef>> {
     let at = |p: &Path| spec.context.join(p);
     Ok(match &spec.image.from {
         BaseRef::Scratch => None,
-        BaseRef::OciLayout { path, tag } => Some(ImageRef::OciLayout {
-            path: at(path),
-            tag: tag.clone(),
-        }),
-        BaseRef::OciArchive { path, tag } => Some(ImageRef::OciArchive {
-            path: at(path),
-            tag: tag.clone(),
-        }),
-        BaseRef::DockerArchive { path } => Some(ImageRef::DockerArchive {
-            path: at(path),
-            reference: None,
-        }),
+        BaseRef::Local(r) => Some(r.map_path(at)),
         BaseRef::Registry(r) => {
             return Err(OciError::Unsupported {
                 what: "base image",

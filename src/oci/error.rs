@@ -234,3 +234,12 @@ impl<T> IoContext<T> for io::Result<T> {
         self.map_err(|e| OciError::io(path, e))
     }
 }
+
+impl From<crate::spec::reference::ImageRefError> for OciError {
+    fn from(e: crate::spec::reference::ImageRefError) -> Self {
+        OciError::InvalidReference {
+            reference: e.reference,
+            reason: e.reason,
+        }
+    }
+}

@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use super::error::SpecSource;
+use super::reference::ImageRef;
 
 /// The contracts §1 default layer timestamp: 1980-01-02T00:00:00Z. Frozen.
 pub const DEFAULT_TIMESTAMP: u64 = 315_619_200;
@@ -61,41 +62,18 @@ impl ResolvedSpec {
 pub enum BaseRef {
     /// No base.
     Scratch,
-    /// `oci-layout:PATH[:TAG]`.
-    OciLayout {
-        /// Layout directory.
-        path: PathBuf,
-        /// Tag (`ref.name`), if given.
-        tag: Option<String>,
-    },
-    /// `oci-archive:FILE[:TAG]`.
-    OciArchive {
-        /// Archive file.
-        path: PathBuf,
-        /// Tag, if given.
-        tag: Option<String>,
-    },
-    /// `docker-archive:FILE`.
-    DockerArchive {
-        /// Archive file.
-        path: PathBuf,
-    },
+    /// An image on disk: `oci-layout:`, `oci-archive:` or `docker-archive:`
+    /// (its path relative to the context).
+    Local(ImageRef),
     /// A registry reference such as `python:3.11-slim`.
     Registry(String),
 }
 
 impl fmt::Display for BaseRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tag = |t: &Option<String>| t.as_ref().map(|t| format!(":{t}")).unwrap_or_default();
         match self {
             BaseRef::Scratch => f.write_str("scratch"),
-            BaseRef::OciLayout { path, tag: t } => {
-                write!(f, "oci-layout:{}{}", path.display(), tag(t))
-            }
-            BaseRef::OciArchive { path, tag: t } => {
-                write!(f, "oci-archive:{}{}", path.display(), tag(t))
-            }
-            BaseRef::DockerArchive { path } => write!(f, "docker-archive:{}", path.display()),
+            BaseRef::Local(r) => r.fmt(f),
             BaseRef::Registry(r) => f.write_str(r),
         }
     }

@@ -69,10 +69,8 @@ pub fn validate_context(spec: &ResolvedSpec) -> Vec<Diag> {
         }
     }
     match &spec.image.from {
-        BaseRef::OciLayout { path, .. }
-        | BaseRef::OciArchive { path, .. }
-        | BaseRef::DockerArchive { path } => {
-            let full = context.join(path);
+        BaseRef::Local(r) => {
+            let full = context.join(r.path());
             if !full.exists() {
                 diags.push(
                     Diag::error(
