@@ -25,5 +25,3 @@ pub mod plan;
 mod proto;
 pub mod registry;
 pub mod spec;
-
-pub use oci_spec;

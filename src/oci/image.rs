@@ -1,9 +1,15 @@
 //! Image model and config building.
 //!
-//! Manifests, indexes and descriptors are small serde types of our own (with
-//! `BTreeMap` annotations), and the image config is a `serde_json::Value`:
-//! oci-spec 0.10's `ImageConfiguration` has no `Healthcheck` and would drop
-//! keys of a base config it does not know (`Shell`, `ArgsEscaped`, ...).
+//! Manifests, indexes, descriptors and platforms are small serde types of
+//! our own (with `BTreeMap` annotations), and the image config is a
+//! `serde_json::Value`: oci-spec 0.10's `ImageConfiguration` has no
+//! `Healthcheck` and would drop keys of a base config it does not know
+//! (`Shell`, `ArgsEscaped`, ...). strata does not use oci-spec's document
+//! types either: their descriptors carry oci-spec's own `Digest` and
+//! `MediaType` and their platforms its `Arch`/`Os` enums, so each would be a
+//! second type beside `plan::Digest`, our media-type strings and our
+//! `Platform`, converted at every boundary. One type per concept means
+//! these.
 //! Every JSON blob is written through [`canonical_json`](super::layout::canonical_json).
 //! Nothing here reads the clock: `created` is always given.
 
