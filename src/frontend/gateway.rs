@@ -275,28 +275,9 @@ impl Stat {
     }
 }
 
-/// Where `ResolveImageConfig` looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ResolveMode {
-    /// The daemon's default (local store first for `# syntax=`).
-    #[default]
-    Default,
-    /// Always the registry.
-    Pull,
-    /// Only the local store.
-    Local,
-}
-
-impl ResolveMode {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResolveMode::Default => "default",
-            ResolveMode::Pull => "pull",
-            ResolveMode::Local => "local",
-        }
-    }
-}
+/// Where `ResolveImageConfig` looks: the one mode type, shared with the
+/// LLB image source.
+pub use crate::llb::ResolveMode;
 
 /// A resolved image: its manifest digest and config JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
