@@ -139,18 +139,17 @@ impl Platform {
     /// architecture, and the same variant where both name one (`arm64` without
     /// a variant means `v8`).
     pub fn satisfies(&self, wanted: &Platform) -> bool {
-        fn variant(p: &Platform) -> Option<&str> {
-            match (p.architecture.as_str(), p.variant.as_deref()) {
-                ("arm64", None) => Some("v8"),
-                (_, v) => v,
-            }
+        self.as_spec().satisfies(&wanted.as_spec())
+    }
+
+    /// The same os, architecture and variant as the spec's platform type,
+    /// whose [`satisfies`](crate::spec::Platform::satisfies) is the one match.
+    fn as_spec(&self) -> crate::spec::Platform {
+        crate::spec::Platform {
+            os: self.os.clone(),
+            arch: self.architecture.clone(),
+            variant: self.variant.clone(),
         }
-        self.os == wanted.os
-            && self.architecture == wanted.architecture
-            && match (variant(self), variant(wanted)) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            }
     }
 }
 

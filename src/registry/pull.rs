@@ -21,6 +21,7 @@ use crate::oci::Digest;
 use crate::oci::blob::BlobWriter;
 use crate::oci::image::{Descriptor, ImageIndex, ImageManifest, media};
 use crate::oci::layout::OciDir;
+use crate::spec::values::parse_platform;
 
 /// The media types strata accepts for a manifest or index.
 pub const ACCEPTED: [&str; 4] = [
@@ -48,6 +49,21 @@ impl Resolved {
             .cloned()
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The manifest digest for `wanted` (`os/arch[/variant]`): the entry
+    /// listed under exactly that name, else the first whose platform
+    /// satisfies it ([`crate::spec::Platform::satisfies`]: `linux/arm64`
+    /// finds `linux/arm64/v8`).
+    pub fn manifest_for(&self, wanted: &str) -> Option<&Digest> {
+        if let Some(d) = self.platforms.get(wanted) {
+            return Some(d);
+        }
+        let wanted = parse_platform(wanted).ok()?;
+        self.platforms
+            .iter()
+            .find(|(p, _)| parse_platform(p).is_ok_and(|p| p.satisfies(&wanted)))
+            .map(|(_, d)| d)
     }
 }
 
@@ -270,8 +286,7 @@ fn verify(
 pub fn fetch_config(reg: &Registry, r: &Reference, platform: &str) -> Result<serde_json::Value> {
     let resolved = resolve(reg, r)?;
     let manifest = resolved
-        .platforms
-        .get(platform)
+        .manifest_for(platform)
         .ok_or_else(|| RegistryError::InvalidImage {
             registry: reg.host().to_owned(),
             reference: r.whole(),

@@ -111,6 +111,27 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// Whether an image for `self` serves a request for `wanted`: same os and
+    /// architecture, and the same variant where both name one (`arm64`
+    /// without a variant means `v8`, as in containerd). The one platform
+    /// match: base images, registry indexes and the lock all use it.
+    pub fn satisfies(&self, wanted: &Platform) -> bool {
+        fn variant(p: &Platform) -> Option<&str> {
+            match (p.arch.as_str(), p.variant.as_deref()) {
+                ("arm64", None) => Some("v8"),
+                (_, v) => v,
+            }
+        }
+        self.os == wanted.os
+            && self.arch == wanted.arch
+            && match (variant(self), variant(wanted)) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.os, self.arch)?;
