@@ -309,3 +309,53 @@ pub fn fetch_config(reg: &Registry, r: &Reference, platform: &str) -> Result<ser
         reason: format!("bad config: {e}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_come_from_the_body_else_the_header() {
+        let index = br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#;
+        assert_eq!(media_type_of(index, "application/json"), media::INDEX);
+        assert_eq!(
+            media_type_of(
+                b"{}",
+                "application/vnd.docker.distribution.manifest.v2+json; charset=utf-8"
+            ),
+            media::DOCKER_MANIFEST
+        );
+        assert_eq!(media_type_of(b"not json", ""), "");
+    }
+
+    #[test]
+    fn digests_address_the_repository_and_the_cache() {
+        let r: Reference = "localhost:5000/team/app:v1".parse().unwrap();
+        let d = Digest::of(b"manifest");
+        let at = repo_ref(&r, &d);
+        assert_eq!(at.whole(), format!("localhost:5000/team/app@{d}"));
+        assert_eq!(
+            image_dir(Path::new("/cache"), &d),
+            Path::new("/cache/registry/images").join(d.hex())
+        );
+    }
+
+    /// A platform is found under its own name first, then by the one
+    /// normalizing match; names that are no platform are skipped.
+    #[test]
+    fn manifests_are_found_by_platform() {
+        let (arm, odd) = (Digest::of(b"arm"), Digest::of(b"odd"));
+        let resolved = Resolved {
+            digest: Digest::of(b"index"),
+            platforms: [
+                ("unknown".to_string(), odd),
+                ("linux/arm64/v8".to_string(), arm),
+            ]
+            .into(),
+        };
+        assert_eq!(resolved.manifest_for("linux/arm64"), Some(&arm));
+        assert_eq!(resolved.manifest_for("unknown"), Some(&odd));
+        assert_eq!(resolved.manifest_for("linux/amd64"), None);
+        assert_eq!(resolved.platform_list(), "linux/arm64/v8, unknown");
+    }
+}

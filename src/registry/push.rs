@@ -216,3 +216,49 @@ fn push_blobs_then_manifest(
         blobs: done,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::image::{build_manifest, media};
+
+    /// The blobs pushed for an image: layers bottom first with their names
+    /// (or `layer N`), then the config, each at its blob path; the manifest
+    /// bytes as stored (its digest is the image's).
+    #[test]
+    fn image_blobs_lists_layers_then_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = OciDir::create(tmp.path()).unwrap();
+        let l1 = layout.write_blob(b"layer one").unwrap();
+        let l2 = layout.write_blob(b"layer two").unwrap();
+        let config = layout.write_blob(b"{}").unwrap();
+        let manifest = build_manifest(
+            Descriptor::new(media::CONFIG, config.digest, config.size),
+            vec![
+                Descriptor::new(media::LAYER_TAR, l1.digest, l1.size),
+                Descriptor::new(media::LAYER_TAR, l2.digest, l2.size),
+            ],
+        );
+        let stored = layout.write_json_blob(&manifest).unwrap();
+        let desc = Descriptor::new(media::MANIFEST, stored.digest, stored.size);
+        let (blobs, bytes) = image_blobs(&layout, &desc, &["models".to_string()]).unwrap();
+        let listed: Vec<(&str, Digest, u64)> = blobs
+            .iter()
+            .map(|b| (b.what.as_str(), b.digest, b.size))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("models", l1.digest, 9),
+                ("layer 2", l2.digest, 9),
+                ("image config", config.digest, 2),
+            ]
+        );
+        assert!(blobs.iter().all(|b| b.path == layout.blob_path(&b.digest)));
+        assert_eq!(Digest::of(&bytes), desc.digest);
+        // A config blob is no manifest: an input error naming the blob.
+        let not_manifest = Descriptor::new(media::MANIFEST, config.digest, config.size);
+        let err = image_blobs(&layout, &not_manifest, &[]).unwrap_err();
+        assert!(err.to_string().contains("not an image manifest"), "{err}");
+    }
+}
