@@ -570,20 +570,11 @@ pub fn split_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{ResolveOptions, SpecSource, resolve_all};
 
-    /// `text` resolved for linux/amd64 in the context `dir`.
+    /// `text`, written as the context's spec, resolved for linux/amd64.
     fn spec_in(dir: &Path, text: &str) -> ResolvedSpec {
         fs_err::write(dir.join("strata.toml"), text).unwrap();
-        let opts = ResolveOptions {
-            context: dir.to_path_buf(),
-            platforms: vec![crate::spec::values::parse_platform("linux/amd64").unwrap()],
-            ..Default::default()
-        };
-        resolve_all(&SpecSource::new(dir.join("strata.toml"), text), &opts)
-            .unwrap()
-            .specs
-            .remove(0)
+        crate::spec::validate::tests::spec_in(dir, text)
     }
 
     const SPEC: &str = r#"version = 1

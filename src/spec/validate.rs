@@ -179,12 +179,12 @@ pub fn file_destination(from: &str, to: &str, to_is_dir: bool) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::spec::{ResolveOptions, SpecSource, resolve_all};
 
     /// `text` resolved for linux/amd64 against the context `dir`.
-    fn spec_in(dir: &Path, text: &str) -> ResolvedSpec {
+    pub(crate) fn spec_in(dir: &Path, text: &str) -> ResolvedSpec {
         let opts = ResolveOptions {
             context: dir.to_path_buf(),
             platforms: vec![crate::spec::values::parse_platform("linux/amd64").unwrap()],
