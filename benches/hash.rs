@@ -23,8 +23,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use strata::plan::hash::{hash_reader, hash_walks};
+use strata::plan::hash::hash_walks;
 use strata::plan::ignore::Matcher;
+use strata::plan::sha256::hash_reader_with;
 use strata::plan::statcache::StatCache;
 use strata::plan::walk::walk;
 
@@ -265,7 +266,7 @@ fn single_file(shard: &Path) {
         let f = fs_err::File::open(shard).expect("open");
         let mut buf = vec![0u8; buf_size];
         let t = Instant::now();
-        let (d, n) = hash_reader(f, &mut buf).expect("hash");
+        let (d, n) = hash_reader_with(f, &mut buf).expect("hash");
         std::hint::black_box(d);
         assert_eq!(n, len);
         len as f64 / t.elapsed().as_secs_f64() / 1e6

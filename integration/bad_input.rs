@@ -2,9 +2,7 @@
 //! Docker 28.5: each fails with a message that names the file and line (or
 //! the path), and no image tag is created.
 
-use std::process::Command;
-
-use crate::util::{Ctx, engine};
+use crate::util::{Ctx, docker, engine};
 
 const BASE: &str = "version = 1\n[image]\nfrom = \"scratch\"\n";
 
@@ -88,8 +86,7 @@ fn broken_specs_fail_in_check_and_through_buildx() {
 
         let Some(syntax) = &syntax else { continue };
         let tag = format!("strata-it-bad:{name}");
-        let out = Command::new("docker")
-            .env("DOCKER_HOST", &host)
+        let out = docker(&host)
             .args([
                 "buildx",
                 "build",
@@ -109,8 +106,7 @@ fn broken_specs_fail_in_check_and_through_buildx() {
             text.contains(mention),
             "{name}: buildx output lacks `{mention}`:\n{text}"
         );
-        let exists = Command::new("docker")
-            .env("DOCKER_HOST", &host)
+        let exists = docker(&host)
             .args(["image", "inspect", &tag])
             .output()
             .unwrap()

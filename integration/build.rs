@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::util::{Ctx, Run, tool};
+use crate::util::{Ctx, Run, docker, engine, engine_lock, noise, ok, run_ok, tool};
 
 /// The fixed layer timestamp (contracts §1).
 const EPOCH_1980: u64 = 315_619_200;
@@ -26,26 +26,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(bytes))
-}
-
-/// Asserts exit 0 and returns stdout, trimmed.
-#[track_caller]
-fn ok(run: &Run) -> String {
-    assert_eq!(run.code(), 0, "exit status; stderr:\n{}", run.stderr());
-    run.stdout().trim().to_string()
-}
-
-/// Deterministic incompressible bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// Writes `content` at `root/rel` with `mode`, creating parents.
@@ -1022,12 +1002,10 @@ fn a_failed_or_killed_build_leaves_the_previous_image_intact() {
         let temps = layout.check_sound();
         assert!(temps.is_empty(), "{what}: left {temps:?}");
         if let Some(skopeo) = &skopeo {
-            let o = Command::new(skopeo)
-                .args(["inspect", &format!("oci:{}:v1", out.display())])
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            let o = run_ok(
+                Command::new(skopeo).args(["inspect", &format!("oci:{}:v1", out.display())]),
+            );
+            let v: Value = serde_json::from_slice(&o.0.stdout).unwrap();
             assert_eq!(v["Digest"], v1.as_str());
         }
     };
@@ -1325,21 +1303,20 @@ fn layer_tars_read_back_with_two_readers() {
     let Some(gnu_tar) = gnu_tar else { return };
     let file = ctx.outside("layer.tar");
     std::fs::write(&file, &tar).unwrap();
-    let o = Command::new(&gnu_tar)
-        .args([
-            "--numeric-owner",
-            "--full-time",
-            "--quoting-style=literal",
-            "-tvf",
-        ])
-        .arg(&file)
-        .env("TZ", "UTC")
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run_ok(
+        Command::new(&gnu_tar)
+            .args([
+                "--numeric-owner",
+                "--full-time",
+                "--quoting-style=literal",
+                "-tvf",
+            ])
+            .arg(&file)
+            .env("TZ", "UTC")
+            .env("LC_ALL", "C"),
+    );
     let mut listed = Vec::new();
-    for line in o.stdout.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+    for line in o.0.stdout.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
         // perms owner size date time name [-> target]
         let mut fields = Vec::new();
         let mut rest = line;
@@ -1401,18 +1378,6 @@ fn layer_tars_read_back_with_two_readers() {
 
 // ---------------------------------------------------------------- 8. interop
 
-/// Runs a tool; panics with its stderr unless it succeeds.
-#[track_caller]
-fn run_tool(cmd: &mut Command) -> Vec<u8> {
-    let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
-}
-
 /// Compares an unpacked root filesystem with the inputs of `TREE_SPEC`.
 fn assert_rootfs(ctx: &Ctx, rootfs: &Path) {
     for (path, kind, mode) in tree_expected() {
@@ -1461,47 +1426,6 @@ fn assert_rootfs(ctx: &Ctx, rootfs: &Path) {
     assert_eq!((meta.uid(), meta.gid()), (1000, 1001));
 }
 
-/// `DOCKER_HOST` of a Docker engine that answers, if any.
-fn docker_engine(docker: &Path) -> Option<String> {
-    let scripts = [
-        concat!(env!("CARGO_MANIFEST_DIR"), "/integration/env.sh"),
-        // The test environment's worktree, until its script is merged here.
-        "/work/wt-env/integration/env.sh",
-    ];
-    let host = scripts
-        .iter()
-        .find(|s| Path::new(s).is_file())
-        .and_then(|s| {
-            let o = Command::new("bash")
-                .args([s, "host", "d28"])
-                .output()
-                .ok()?;
-            o.status
-                .success()
-                .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        })
-        .or_else(|| std::env::var("DOCKER_HOST").ok())?;
-    let mut child = Command::new(docker)
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .env("DOCKER_HOST", &host)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().ok()? {
-            return status.success().then_some(host);
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn skopeo_umoci_and_docker_read_the_outputs() {
     let (skopeo, umoci) = (tool("skopeo"), tool("umoci"));
@@ -1530,9 +1454,11 @@ fn skopeo_umoci_and_docker_read_the_outputs() {
             format!("docker-archive:{}", docker_file.display()),
             format!("oci-archive:{}:v1", oci_file.display()),
         ] {
-            let v: Value = serde_json::from_slice(&run_tool(
-                Command::new(skopeo).args(["inspect", &reference]),
-            ))
+            let v: Value = serde_json::from_slice(
+                &run_ok(Command::new(skopeo).args(["inspect", &reference]))
+                    .0
+                    .stdout,
+            )
             .unwrap();
             assert_eq!(v["Layers"].as_array().unwrap().len(), 2, "{reference}");
             assert_eq!(v["Architecture"], "amd64", "{reference}");
@@ -1550,7 +1476,7 @@ fn skopeo_umoci_and_docker_read_the_outputs() {
         if me != 0 {
             cmd.arg("--rootless");
         }
-        run_tool(
+        run_ok(
             cmd.arg("--image")
                 .arg(format!("{}:v1", out.display()))
                 .arg(&bundle),
@@ -1564,39 +1490,20 @@ fn skopeo_umoci_and_docker_read_the_outputs() {
         }
     }
 
-    // Docker, when an engine answers (the engine suite comes later).
-    let Some(docker) = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("docker"))
-            .find(|p| p.is_file())
-    }) else {
-        eprintln!("skipping docker load: no docker client");
-        return;
-    };
-    let Some(host) = docker_engine(&docker) else {
-        eprintln!("skipping docker load: no Docker engine answers");
-        return;
-    };
-    let docker_cmd = || {
-        let mut c = Command::new(&docker);
-        c.env("DOCKER_HOST", &host);
-        c
-    };
-    let loaded = run_tool(docker_cmd().arg("load").arg("-i").arg(&docker_file));
-    assert!(
-        String::from_utf8_lossy(&loaded).contains(&name),
-        "{}",
-        String::from_utf8_lossy(&loaded)
-    );
-    let inspect = run_tool(docker_cmd().args([
+    // Docker 28.5 loads the docker archive.
+    let _engines = engine_lock();
+    let Some(host) = engine("d28") else { return };
+    let loaded = run_ok(docker(&host).arg("load").arg("-i").arg(&docker_file)).stdout();
+    assert!(loaded.contains(&name), "{loaded}");
+    let inspect = run_ok(docker(&host).args([
         "image",
         "inspect",
         "--format",
         "{{json .RootFS.Layers}}",
         &name,
     ]));
-    let _ = docker_cmd().args(["rmi", &name]).output();
-    let layers: Value = serde_json::from_slice(&inspect).unwrap();
+    let _ = docker(&host).args(["rmi", &name]).output();
+    let layers: Value = serde_json::from_slice(&inspect.0.stdout).unwrap();
     assert_eq!(layers, diff_ids);
 }
 

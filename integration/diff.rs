@@ -11,7 +11,7 @@ use std::process::Command;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::util::{Ctx, Run, engine, tool};
+use crate::util::{Ctx, Run, docker, engine, nonce, run_ok, tool};
 
 const SPEC: &str = r#"version = 1
 [image]
@@ -144,6 +144,37 @@ fn strata_builds_from_two_checkouts_are_equal_and_changes_are_named() {
     );
 }
 
+/// Layers stored with zstd (`compression = "zstd"`) are read and compared
+/// entry by entry, as gzip ones are.
+#[test]
+fn zstd_layers_are_compared_entry_by_entry() {
+    let ctx = Ctx::new();
+    checkout(&ctx, "2001-02-03", "zstd");
+    ctx.spec(&SPEC.replace(
+        "name = \"app\"\n",
+        "name = \"app\"\ncompression = \"zstd\"\n",
+    ));
+    let img = ctx.outside("img");
+    let (r1, r2) = (
+        format!("oci-layout:{}:v1", img.display()),
+        format!("oci-layout:{}:v2", img.display()),
+    );
+    built(&ctx, &r1);
+    ctx.write("app/main.py", "print('changed')\n");
+    built(&ctx, &r2);
+    let run = diff(&ctx, &["--format", "json", &r1, &r2]);
+    assert_eq!(run.code(), 1, "{}{}", run.stdout(), run.stderr());
+    let report = json(&run);
+    let app = layer(&report, "app");
+    assert_eq!(app["status"], "content", "{app}");
+    let e = &app["entries"][0];
+    assert_eq!(e["path"], "srv/app/main.py");
+    assert_eq!(
+        e["changes"][0]["b"]["sha256"],
+        sha256(b"print('changed')\n")
+    );
+}
+
 #[test]
 fn bad_sides_are_trouble() {
     let ctx = Ctx::new();
@@ -224,16 +255,7 @@ fn a_recompressed_copy_is_a_compression_only_difference() {
             "oci:../b:v1",
         ],
     ] {
-        let out = Command::new("skopeo")
-            .args(args)
-            .current_dir(ctx.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(Command::new("skopeo").args(args).current_dir(ctx.path()));
     }
     let run = diff(
         &ctx,
@@ -271,23 +293,6 @@ fn a_recompressed_copy_is_a_compression_only_difference() {
 
 const DOCKERFILE: &str = "FROM scratch\nCOPY --link models /srv/models\nCOPY --link app /srv/app\n";
 
-fn docker(host: &str) -> Command {
-    let mut c = Command::new("docker");
-    c.env("DOCKER_HOST", host)
-        .env("BUILDX_NO_DEFAULT_ATTESTATIONS", "1");
-    c
-}
-
-#[track_caller]
-fn docker_ok(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Docker 28.5's `COPY --link` from two checkouts with other mtimes (built
 /// on two engines, so neither reuses the other's layers): the report names
 /// the mtime cause and the layers; strata's image of the same checkouts is
@@ -304,7 +309,7 @@ fn docker_copy_link_differs_in_mtime_where_strata_is_equal() {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
-    let nonce = format!("{now:?}");
+    let nonce = nonce();
     let (ta, tb) = (
         981_158_400 + now.as_secs() % 1_000_000,
         1_930_348_800 + now.as_secs() % 1_000_000,
@@ -314,7 +319,7 @@ fn docker_copy_link_differs_in_mtime_where_strata_is_equal() {
     checkout(&b, &format!("@{tb}"), &nonce);
     for (host, ctx, tag) in [(&h1, &a, "diff-it-link:a"), (&h2, &b, "diff-it-link:b")] {
         std::fs::write(ctx.outside("Dockerfile"), DOCKERFILE).unwrap();
-        docker_ok(
+        run_ok(
             docker(host)
                 .args(["buildx", "build", "-q", "--load", "-t", tag, "-f"])
                 .arg(ctx.outside("Dockerfile"))
@@ -323,7 +328,7 @@ fn docker_copy_link_differs_in_mtime_where_strata_is_equal() {
     }
     // B comes over as an archive; A is read from the engine.
     let saved = b.outside("b.tar");
-    docker_ok(
+    run_ok(
         docker(&h2)
             .args(["save", "-o"])
             .arg(&saved)
@@ -389,7 +394,7 @@ fn a_deleted_base_file_is_a_whiteout() {
     let _engines = crate::util::engine_lock();
     let Some(host) = engine("d28") else { return };
     let ctx = Ctx::new();
-    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let nonce = nonce();
     for (tag, cmd) in [
         (
             "diff-it-wh:a",
@@ -406,7 +411,7 @@ fn a_deleted_base_file_is_a_whiteout() {
             format!("FROM strata-test/debian:bookworm\nRUN {cmd}\n"),
         )
         .unwrap();
-        docker_ok(
+        run_ok(
             docker(&host)
                 .args(["buildx", "build", "-q", "--load", "-t", tag, "-f"])
                 .arg(&file)

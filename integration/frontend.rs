@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-use crate::util::engine;
+use crate::util::{buildx, docker, engine, run_ok};
 
 pub(crate) const REPO: &str = env!("CARGO_MANIFEST_DIR");
 pub(crate) const BASE: &str = "strata-test/debian:bookworm";
@@ -45,37 +45,25 @@ pub(crate) fn frontend_image_with(host: &str, suffix: &[u8]) -> String {
             .status()
             .unwrap();
         assert!(status.success());
-        let out = docker(host)
-            .args([
-                "build",
-                "-q",
-                "--build-arg",
-                "SOURCE_DATE_EPOCH=0",
-                "-f",
-                &format!("{REPO}/frontend.Dockerfile"),
-                "--target",
-                "host",
-                "-t",
-                &tag,
-            ])
-            .arg(ctx.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            docker(host)
+                .args([
+                    "build",
+                    "-q",
+                    "--build-arg",
+                    "SOURCE_DATE_EPOCH=0",
+                    "-f",
+                    &format!("{REPO}/frontend.Dockerfile"),
+                    "--target",
+                    "host",
+                    "-t",
+                    &tag,
+                ])
+                .arg(ctx.path()),
         );
         done.push(key);
     }
     tag
-}
-
-pub(crate) fn docker(host: &str) -> Command {
-    let mut c = Command::new("docker");
-    c.env("DOCKER_HOST", host)
-        .env("BUILDX_NO_DEFAULT_ATTESTATIONS", "1");
-    c
 }
 
 /// A copy of examples/tts in a temp dir.
@@ -98,29 +86,13 @@ fn build(host: &str, dir: &Path, tag: &str, extra: &[&str]) -> String {
 
 /// Builds with the frontend image `syntax`.
 fn build_with(host: &str, syntax: &str, dir: &Path, tag: &str, extra: &[&str]) -> String {
-    let out = crate::util::with_fault_retry(&format!("build {tag}"), || {
-        docker(host)
-            .args([
-                "buildx",
-                "build",
-                "--progress=plain",
-                "-f",
-                "strata.toml",
-                "--build-arg",
-            ])
-            .arg(format!("BASE_IMAGE={BASE}"))
-            .arg("--build-arg")
-            .arg(format!("BUILDKIT_SYNTAX={syntax}"))
-            .args(extra)
-            .args(["--load", "-t", tag, "."])
-            .current_dir(dir)
-            .output()
-            .unwrap()
-    });
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "build failed:\n{text}");
-    text
+    buildx(
+        host,
+        syntax,
+        BASE,
+        dir,
+        &[extra, &["--load", "-t", tag]].concat(),
+    )
 }
 
 /// Runs a build of `dir` that must fail; returns its output.
@@ -255,25 +227,11 @@ fn parent_directories_follow_the_base_on_docker_28() {
         )
     };
     std::fs::write(dir.path().join("strata.toml"), spec("/tmp/x/x.txt")).unwrap();
-    let out = docker(&host)
-        .args([
-            "buildx",
-            "build",
-            "--progress=plain",
-            "-f",
-            "strata.toml",
-            "--load",
-            "-t",
-            "strata-it-tmp:1",
-            ".",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        docker(&host)
+            .args(["buildx", "build", "--progress=plain", "-f", "strata.toml"])
+            .args(["--load", "-t", "strata-it-tmp:1", "."])
+            .current_dir(dir.path()),
     );
     let run = docker(&host)
         .args([
@@ -399,11 +357,7 @@ fn two_fresh_builders_give_identical_copy_layers() {
         for (first, second) in &pairs {
             let (a, b) = (&a, &b);
             s.spawn(move || {
-                let out = docker(second)
-                    .args(["builder", "prune", "-af"])
-                    .output()
-                    .unwrap();
-                assert!(out.status.success());
+                run_ok(docker(second).args(["builder", "prune", "-af"]));
                 // Only the second builder is made fresh (pruned, --no-cache):
                 // the first keeps the cache other tests rely on.
                 build(first, a, "strata-it-fresh:a", &[]);
@@ -494,18 +448,8 @@ fn copy_layers_across_engines_and_outputs() {
     let oci = |host: &str, name: &str| {
         let path = out.path().join(format!("{name}.tar"));
         let syntax = frontend_image(host);
-        let o = crate::util::with_fault_retry(&format!("oci output on {name}"), || {
-            docker(host)
-                .args(["buildx", "build", "--progress=plain", "-f", "strata.toml"])
-                .arg(format!("--build-arg=BASE_IMAGE={BASE}"))
-                .arg(format!("--build-arg=BUILDKIT_SYNTAX={syntax}"))
-                .arg(format!("--output=type=oci,dest={}", path.display()))
-                .arg(".")
-                .current_dir(&dir)
-                .output()
-                .unwrap()
-        });
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let output = format!("--output=type=oci,dest={}", path.display());
+        buildx(host, &syntax, BASE, &dir, &[&output]);
         oci_archive_layers(&path)
     };
     let (d28, b28) = oci(&h28, "d28");

@@ -3,9 +3,7 @@
 //! row's context is copied with `COPY . /ctx/` and the exported files must
 //! agree with strata's matcher. Under CI=true a missing engine fails.
 
-use std::process::Command;
-
-use crate::util::engine;
+use crate::util::{docker, engine, run_ok};
 
 const TABLE: &str = include_str!("../src/plan/ignore_conformance.txt");
 
@@ -51,19 +49,13 @@ fn docker_excludes(host: &str, row: &Row) -> bool {
     let dockerfile = root.path().join("Dockerfile");
     std::fs::write(&dockerfile, "FROM scratch\nCOPY . /ctx/\n").unwrap();
     let out = root.path().join("out");
-    let run = Command::new("docker")
-        .env("DOCKER_HOST", host)
-        .args(["buildx", "build", "-q", "-f"])
-        .arg(&dockerfile)
-        .arg("--output")
-        .arg(format!("type=local,dest={}", out.display()))
-        .arg(&ctx)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    run_ok(
+        docker(host)
+            .args(["buildx", "build", "-q", "-f"])
+            .arg(&dockerfile)
+            .arg("--output")
+            .arg(format!("type=local,dest={}", out.display()))
+            .arg(&ctx),
     );
     !out.join("ctx")
         .join(row.path.trim_end_matches('/'))

@@ -8,19 +8,17 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::util::run_ok;
+
 fn llb(dir: &std::path::Path, extra: &[&str]) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("llb")
-        .arg(dir)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("llb")
+            .arg(dir)
+            .args(extra),
+    )
+    .0
+    .stdout
 }
 
 fn kinds(json: &Value) -> BTreeMap<String, usize> {

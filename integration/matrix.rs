@@ -11,8 +11,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::frontend::{BASE, TTS_LAYERS, docker, frontend_image, layers, strata_layers, tts};
-use crate::util::{Ctx, engine, with_fault_retry};
+use crate::frontend::{BASE, TTS_LAYERS, frontend_image, layers, strata_layers, tts};
+use crate::util::{Ctx, assert_ok, buildx, docker, engine, nonce, run_ok, with_fault_retry};
 
 const SHARD: &str = "models@/app/models/whisper/model-00002-of-00003.safetensors";
 
@@ -104,20 +104,6 @@ const TTS_LAYERS_AFTER_SYSTEM: [&str; 8] = [
     "app",
 ];
 
-/// A value new to this test run, so that changed content is new to the
-/// engines' caches, which outlive a run.
-fn nonce() -> String {
-    static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NONCE
-        .get_or_init(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap();
-            format!("{}.{}", t.as_secs(), t.subsec_nanos())
-        })
-        .clone()
-}
-
 /// Applies `change` to the checkout at `dir` (`base` is the base to use
 /// from now on, updated for [`Change::Base`]).
 fn apply(change: Change, dir: &Path, n: usize, base: &mut String, other_base: &str) {
@@ -176,31 +162,20 @@ fn other_base(host: &str) -> String {
             .output()
             .unwrap()
     });
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok("build the second base", out);
     tag
 }
 
 /// Builds the checkout through the frontend; returns the plain progress.
 fn frontend_build(host: &str, dir: &Path, base: &str, tag: &str, extra: &[&str]) -> String {
-    let syntax = frontend_image(host);
-    let out = with_fault_retry(&format!("build {tag}"), || {
-        docker(host)
-            .args(["buildx", "build", "--progress=plain", "-f", "strata.toml"])
-            .arg(format!("--build-arg=BASE_IMAGE={base}"))
-            .arg(format!("--build-arg=BUILDKIT_SYNTAX={syntax}"))
-            .args(extra)
-            .args(["--load", "-t", tag, "."])
-            .current_dir(dir)
-            .output()
-            .unwrap()
-    });
-    let text = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "build {tag} failed:\n{text}");
-    text
+    let load = ["--load", "-t", tag];
+    buildx(
+        host,
+        &frontend_image(host),
+        base,
+        dir,
+        &[extra, &load].concat(),
+    )
 }
 
 /// The layers whose step BuildKit ran and those it only found in a cache,
@@ -438,16 +413,11 @@ fn reuse_matrix_with_the_embedded_builder() {
     assert!(status.success());
     ctx.spec(COPY_ONLY);
     for (file, image) in [("base-1.tar", BASE), ("base-2.tar", other.as_str())] {
-        let out = docker(&host)
-            .args(["save", "-o"])
-            .arg(ctx.path().join(file))
-            .arg(image)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            docker(&host)
+                .args(["save", "-o"])
+                .arg(ctx.path().join(file))
+                .arg(image),
         );
     }
     let out = ctx.outside("out");

@@ -7,65 +7,31 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Output;
 
-use crate::frontend::{BASE, TTS_LAYERS, docker, frontend_image, frontend_image_with, layers, tts};
+use crate::frontend::{BASE, TTS_LAYERS, frontend_image, frontend_image_with, layers, tts};
 use crate::matrix::steps;
-use crate::util::{engine, with_fault_retry};
-
-const REGISTRY: &str = "127.0.0.1:5000";
-const REGISTRY_LOG: &str = "/var/log/strata-registry.log";
+use crate::util::{REGISTRY, buildx, docker, engine, log_len, log_since, nonce, run_ok};
 
 /// A repository name new to this test run.
 fn repo(name: &str) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    format!("strata-it/{name}-{}-{}", t.as_secs(), t.subsec_nanos())
+    format!("strata-it/{name}-{}", nonce())
 }
 
 /// `docker buildx build` of the tts checkout with extra arguments; returns
 /// the plain progress.
-fn buildx(host: &str, dir: &Path, extra: &[&str]) -> String {
-    buildx_with(host, &frontend_image(host), BASE, dir, extra)
+fn build(host: &str, dir: &Path, extra: &[&str]) -> String {
+    build_with(host, &frontend_image(host), BASE, dir, extra)
 }
 
-/// The same with the frontend image `syntax`.
-fn buildx_with(host: &str, syntax: &str, base: &str, dir: &Path, extra: &[&str]) -> String {
-    let out: Output = with_fault_retry(&format!("build {extra:?}"), || {
-        docker(host)
-            .args(["buildx", "build", "--progress=plain", "--provenance=false"])
-            .args(["-f", "strata.toml"])
-            .arg(format!("--build-arg=BASE_IMAGE={base}"))
-            .arg(format!("--build-arg=BUILDKIT_SYNTAX={syntax}"))
-            .args(extra)
-            .arg(".")
-            .current_dir(dir)
-            .output()
-            .unwrap()
-    });
-    let text = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "build {extra:?} failed:\n{text}");
-    text
-}
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The registry's log from byte `from` on.
-fn log_since(from: u64) -> String {
-    let bytes = std::fs::read(REGISTRY_LOG).unwrap();
-    String::from_utf8_lossy(&bytes[from as usize..]).into_owned()
-}
-
-fn log_len() -> u64 {
-    std::fs::metadata(REGISTRY_LOG).unwrap().len()
+/// The same with the frontend image `syntax` and the base `base`.
+fn build_with(host: &str, syntax: &str, base: &str, dir: &Path, extra: &[&str]) -> String {
+    buildx(
+        host,
+        syntax,
+        base,
+        dir,
+        &[&["--provenance=false"], extra].concat(),
+    )
 }
 
 /// Completed uploads into `repo` in a stretch of the registry's access
@@ -97,35 +63,17 @@ fn a_push_is_pulled_everywhere_and_a_code_change_uploads_one_layer() {
     let repo = repo("push");
     let image = format!("{REGISTRY}/{repo}");
     let (_tmp, dir) = tts();
-    buildx(&h28, &dir, &["--push", "-t", &format!("{image}:1")]);
-    ok(
-        docker(&h28)
-            .args(["pull", &format!("{image}:1")])
-            .output()
-            .unwrap(),
-        "pull on d28",
-    );
+    build(&h28, &dir, &["--push", "-t", &format!("{image}:1")]);
+    run_ok(docker(&h28).args(["pull", &format!("{image}:1")])).stdout();
     let want = layers(&h28, &format!("{image}:1"));
     for host in &others {
-        ok(
-            docker(host)
-                .args(["pull", &format!("{image}:1")])
-                .output()
-                .unwrap(),
-            "pull",
-        );
+        run_ok(docker(host).args(["pull", &format!("{image}:1")])).stdout();
         assert_eq!(
             layers(host, &format!("{image}:1")),
             want,
             "{host}: same layers"
         );
-        let run = ok(
-            docker(host)
-                .args(["run", "--rm", &format!("{image}:1")])
-                .output()
-                .unwrap(),
-            "run",
-        );
+        let run = run_ok(docker(host).args(["run", "--rm", &format!("{image}:1")])).stdout();
         assert!(run.contains("f5-tts-api 0.1.0"), "{host}: {run}");
     }
 
@@ -135,7 +83,7 @@ fn a_push_is_pulled_everywhere_and_a_code_change_uploads_one_layer() {
     )
     .unwrap();
     let before = log_len();
-    buildx(&h28, &dir, &["--push", "-t", &format!("{image}:2")]);
+    build(&h28, &dir, &["--push", "-t", &format!("{image}:2")]);
     let log = log_since(before);
     assert_eq!(
         uploads(&log, &repo),
@@ -164,29 +112,14 @@ fn published_frontend(host: &str, suffix: &[u8]) -> String {
 /// from a tarball, under its own manifest digest), as a registry base is.
 fn published(host: &str, image: &str, name: &str) -> String {
     let (local, remote) = (image.to_string(), format!("{REGISTRY}/{name}"));
-    ok(
-        docker(host)
-            .args(["tag", &local, &remote])
-            .output()
-            .unwrap(),
-        "tag the image",
-    );
-    ok(
-        docker(host).args(["push", &remote]).output().unwrap(),
-        "push the image",
-    );
+    run_ok(docker(host).args(["tag", &local, &remote])).stdout();
+    run_ok(docker(host).args(["push", &remote])).stdout();
     remote
 }
 
 /// Prunes an engine's build cache: a fresh builder, as on a new CI runner.
 fn prune(host: &str) {
-    ok(
-        docker(host)
-            .args(["builder", "prune", "-af"])
-            .output()
-            .unwrap(),
-        "prune",
-    );
+    run_ok(docker(host).args(["builder", "prune", "-af"])).stdout();
 }
 
 /// Asserts what an imported cache gives a pruned builder: every layer step
@@ -228,7 +161,7 @@ fn a_fresh_engine_reuses_registry_and_local_caches() {
     let (_tmp, dir) = tts();
     // Content new to both engines, so the export is this run's.
     std::fs::write(dir.join("src/f5_tts_api/extra.py"), format!("# {cache}\n")).unwrap();
-    buildx_with(
+    build_with(
         &h28,
         &syntax,
         &base,
@@ -255,7 +188,7 @@ fn a_fresh_engine_reuses_registry_and_local_caches() {
         ),
     ] {
         prune(&fresh);
-        let progress = buildx_with(
+        let progress = build_with(
             &fresh,
             &syntax,
             &base,
@@ -299,13 +232,13 @@ fn inline_cache_on_docker_20() {
     let image = format!("{REGISTRY}/{}:1", repo("inline"));
     let (_tmp, dir) = tts();
     std::fs::write(dir.join("src/f5_tts_api/extra.py"), format!("# {image}\n")).unwrap();
-    buildx(
+    build(
         &h20,
         &dir,
         &["--cache-to=type=inline", "--push", "-t", &image],
     );
     prune(&h20);
-    let progress = buildx(
+    let progress = build(
         &h20,
         &dir,
         &[&format!("--cache-from={image}"), "-t", "strata-it-inline:2"],
@@ -340,7 +273,7 @@ fn inline_cache_on_docker_20() {
 /// Each history entry's `created_by` and comment (the strata records),
 /// newest first.
 fn records(host: &str, image: &str) -> String {
-    ok(
+    run_ok(
         docker(host)
             .args([
                 "history",
@@ -348,9 +281,7 @@ fn records(host: &str, image: &str) -> String {
                 "--format",
                 "{{.CreatedBy}} | {{.Comment}}",
             ])
-            .arg(image)
-            .output()
-            .unwrap(),
-        "history",
+            .arg(image),
     )
+    .stdout()
 }

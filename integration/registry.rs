@@ -4,46 +4,20 @@
 //! registries of our own (a temp directory, a free port) where a test must
 //! kill one or turn on htpasswd auth.
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{Ctx, Run, engine, engine_lock, tool};
-
-const SHARED: &str = "127.0.0.1:5000";
-const SHARED_LOG: &str = "/var/log/strata-registry.log";
+use crate::util::{
+    Ctx, REGISTRY, Run, assert_ok, engine, engine_lock, log_len, log_since, noise, nonce, ok,
+    run_ok, tool,
+};
 
 /// A repository name no other run uses.
 fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("registry-it/{name}-{}-{nanos}", std::process::id())
-}
-
-/// Asserts exit 0 and returns stdout, trimmed.
-#[track_caller]
-fn ok(run: &Run) -> String {
-    assert_eq!(run.code(), 0, "exit status; stderr:\n{}", run.stderr());
-    run.stdout().trim().to_string()
-}
-
-/// Deterministic incompressible bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    format!("registry-it/{name}-{}", nonce())
 }
 
 /// Runs `strata` with an empty Docker config (no credentials of the
@@ -66,36 +40,21 @@ fn two_layer_context(ctx: &Ctx, from: &str, app: &str) {
 }
 
 fn skopeo_inspect(skopeo: &Path, reference: &str) -> Value {
-    let o = Command::new(skopeo)
-        .args([
-            "inspect",
-            "--tls-verify=false",
-            &format!("docker://{reference}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "skopeo inspect {reference}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
+    let o = run_ok(Command::new(skopeo).args([
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]));
+    serde_json::from_slice(&o.0.stdout).unwrap()
 }
 
 /// The registry's access-log lines about `repo` written after `from` bytes.
 fn log_lines(from: u64, repo: &str) -> Vec<String> {
-    let mut f = std::fs::File::open(SHARED_LOG).unwrap();
-    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(from)).unwrap();
-    let mut text = String::new();
-    f.read_to_string(&mut text).unwrap();
-    text.lines()
+    log_since(from)
+        .lines()
         .filter(|l| l.starts_with("127.0.0.1 - ") && l.contains(&format!(" /v2/{repo}/")))
         .map(str::to_owned)
         .collect()
-}
-
-fn log_len() -> u64 {
-    std::fs::metadata(SHARED_LOG).map_or(0, |m| m.len())
 }
 
 /// Blob uploads the registry committed (the final `PUT …?digest=`).
@@ -124,16 +83,16 @@ fn shared_registry() -> bool {
             "5",
             "-o",
             "/dev/null",
-            &format!("http://{SHARED}/v2/"),
+            &format!("http://{REGISTRY}/v2/"),
         ])
         .status()
         .is_ok_and(|s| s.success());
     if !up {
         assert!(
             !crate::util::in_ci(),
-            "the registry on {SHARED} does not answer"
+            "the registry on {REGISTRY} does not answer"
         );
-        eprintln!("skipping: no registry on {SHARED}");
+        eprintln!("skipping: no registry on {REGISTRY}");
     }
     up
 }
@@ -147,7 +106,7 @@ fn push_then_pull_back_with_skopeo_and_docker() {
     let ctx = Ctx::new();
     two_layer_context(&ctx, "scratch", "print('v1')\n");
     let repo = unique("pull-back");
-    let reference = format!("{SHARED}/{repo}:v1");
+    let reference = format!("{REGISTRY}/{repo}:v1");
     let run = strata(
         &ctx,
         &["build", "--output", &format!("registry:{reference}"), "."],
@@ -183,19 +142,15 @@ fn push_then_pull_back_with_skopeo_and_docker() {
     ));
     assert_eq!(local, digest, "a push and a local build give one image");
     let back = ctx.outside("back");
-    let o = Command::new(&skopeo)
-        .args([
-            "copy",
-            "--src-tls-verify=false",
-            // The weights layer is stored uncompressed; keep it so.
-            "--dest-oci-accept-uncompressed-layers",
-            "--preserve-digests",
-            &format!("docker://{reference}"),
-            &format!("oci:{}:v1", back.display()),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(Command::new(&skopeo).args([
+        "copy",
+        "--src-tls-verify=false",
+        // The weights layer is stored uncompressed; keep it so.
+        "--dest-oci-accept-uncompressed-layers",
+        "--preserve-digests",
+        &format!("docker://{reference}"),
+        &format!("oci:{}:v1", back.display()),
+    ]));
     let index: Value =
         serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], digest);
@@ -211,12 +166,7 @@ fn push_then_pull_back_with_skopeo_and_docker() {
             .output()
             .unwrap()
     };
-    let o = docker_cmd(&["pull", &reference]);
-    assert!(
-        o.status.success(),
-        "docker pull: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok("docker pull", docker_cmd(&["pull", &reference]));
     let o = docker_cmd(&[
         "image",
         "inspect",
@@ -227,7 +177,7 @@ fn push_then_pull_back_with_skopeo_and_docker() {
     let repo_digests = String::from_utf8_lossy(&o.stdout).into_owned();
     let _ = docker_cmd(&["rmi", &reference]);
     assert!(
-        repo_digests.contains(&format!("{SHARED}/{repo}@{digest}")),
+        repo_digests.contains(&format!("{REGISTRY}/{repo}@{digest}")),
         "{repo_digests}"
     );
 }
@@ -245,7 +195,7 @@ fn a_second_push_after_a_code_change_uploads_one_layer_config_and_manifest() {
         &[
             "build",
             "--tag",
-            &format!("{SHARED}/{repo}:v1"),
+            &format!("{REGISTRY}/{repo}:v1"),
             "--push",
             ".",
         ],
@@ -259,7 +209,7 @@ fn a_second_push_after_a_code_change_uploads_one_layer_config_and_manifest() {
             "--format",
             "json",
             "--against",
-            &format!("registry:{SHARED}/{repo}:v1"),
+            &format!("registry:{REGISTRY}/{repo}:v1"),
             ".",
         ],
     )))
@@ -280,7 +230,7 @@ fn a_second_push_after_a_code_change_uploads_one_layer_config_and_manifest() {
         &[
             "build",
             "--tag",
-            &format!("{SHARED}/{repo}:v2"),
+            &format!("{REGISTRY}/{repo}:v2"),
             "--push",
             ".",
         ],
@@ -321,7 +271,7 @@ fn a_second_push_after_a_code_change_uploads_one_layer_config_and_manifest() {
         &[
             "build",
             "--output",
-            &format!("registry:{SHARED}/{other}:v2"),
+            &format!("registry:{REGISTRY}/{other}:v2"),
             ".",
         ],
     );
@@ -366,7 +316,7 @@ fn a_registry_base_gives_the_same_image_as_an_oci_layout_copy_and_follows_the_lo
         ],
     ));
     let base_repo = unique("base");
-    let base_ref = format!("{SHARED}/{base_repo}:v1");
+    let base_ref = format!("{REGISTRY}/{base_repo}:v1");
     assert_eq!(
         ok(&strata(
             &base_ctx,
@@ -878,22 +828,19 @@ fn a_multi_platform_push_is_an_index_of_one_manifest_per_platform() {
          [[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"/app\" }]\n",
     );
     ctx.write("app/main.py", "print('multi')\n");
-    let reference = format!("{SHARED}/{}:v1", unique("multi"));
+    let reference = format!("{REGISTRY}/{}:v1", unique("multi"));
     let run = strata(
         &ctx,
         &["build", "--output", &format!("registry:{reference}"), "."],
     );
     let digest = ok(&run);
-    let o = Command::new(&skopeo)
-        .args([
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{reference}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run_ok(Command::new(&skopeo).args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]))
+    .0;
     assert_eq!(
         format!(
             "sha256:{}",
@@ -958,7 +905,7 @@ fn zstd_layers_pull_on_docker_28_and_26_but_not_20_10() {
          [[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"/app\" }]\n",
     );
     ctx.write("app/main.py", "print('zstd')\n".repeat(100));
-    let reference = format!("{SHARED}/{}:v1", unique("zstd"));
+    let reference = format!("{REGISTRY}/{}:v1", unique("zstd"));
     let run = strata(
         &ctx,
         &["build", "--output", &format!("registry:{reference}"), "."],

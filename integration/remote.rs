@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::frontend::{BASE, TTS_LAYERS, frontend_image, tts};
 use crate::matrix::steps;
-use crate::util::{engine, with_fault_retry};
+use crate::util::{engine, run_ok, with_fault_retry};
 
 /// A docker client with its own config directory (holding the context and
 /// the buildx plugin) and no DOCKER_HOST: it reaches the engine only
@@ -28,16 +28,11 @@ impl Client {
         )
         .unwrap();
         let client = Self { config };
-        let out = client
-            .docker()
-            .args(["context", "create", name, "--docker"])
-            .arg(format!("host={host}"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            client
+                .docker()
+                .args(["context", "create", name, "--docker"])
+                .arg(format!("host={host}")),
         );
         client
     }

@@ -6,8 +6,8 @@
 use serde_json::Value;
 
 use crate::check::check;
-use crate::frontend::{BASE, docker};
-use crate::util::Ctx;
+use crate::frontend::BASE;
+use crate::util::{Ctx, buildx_result, docker, nonce};
 
 /// Lines 1-3; a stage starts on line 4.
 const HEAD: &str = "version = 1\n[image]\nfrom = \"scratch\"\n";
@@ -431,32 +431,18 @@ fn plan_json_with_stages_is_pinned() {
 
 // ------------------------------------------------------- end to end, Docker 26
 
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
 /// `docker buildx build --load -t TAG` of `dir` with the frontend under
 /// test; returns the plain progress output, or panics with it.
-fn buildx(host: &str, dir: &std::path::Path, tag: &str, extra: &[&str]) -> String {
-    let (ok, text) = buildx_result(host, dir, tag, extra);
+fn build(host: &str, dir: &std::path::Path, tag: &str, extra: &[&str]) -> String {
+    let (ok, text) = build_result(host, dir, tag, extra);
     assert!(ok, "build failed:\n{text}");
     text
 }
 
-fn buildx_result(host: &str, dir: &std::path::Path, tag: &str, extra: &[&str]) -> (bool, String) {
+fn build_result(host: &str, dir: &std::path::Path, tag: &str, extra: &[&str]) -> (bool, String) {
     let syntax = crate::frontend::frontend_image(host);
-    let out = docker(host)
-        .args(["buildx", "build", "--progress=plain", "-f", "strata.toml"])
-        .arg("--build-arg")
-        .arg(format!("BASE_IMAGE={BASE}"))
-        .arg("--build-arg")
-        .arg(format!("BUILDKIT_SYNTAX={syntax}"))
-        .args(extra)
-        .args(["--load", "-t", tag, "."])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    let load = ["--load", "-t", tag];
+    buildx_result(host, &syntax, BASE, dir, &[extra, &load].concat())
 }
 
 /// The stage steps, run layers and copy helpers that ran (were not cached)
@@ -543,28 +529,13 @@ fn sdist(dir: &std::path::Path, version: &str) {
 /// first build runs the stage on the shared engine whatever earlier runs
 /// cached (never `--no-cache` on the shared engines).
 fn tts_copy(nonce: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("tts");
-    let status = std::process::Command::new("cp")
-        .args(["-r", &format!("{REPO}/examples/tts")])
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let (tmp, root) = crate::frontend::tts();
     std::fs::write(
         root.join("requirements.txt"),
         format!("# {nonce}\ntts-textnorm==0.1.0\n"),
     )
     .unwrap();
     (tmp, root)
-}
-
-fn nonce() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("stages-{}-{t}", std::process::id())
 }
 
 /// Runs `sh -c SCRIPT` in `tag` (entrypoint replaced); returns (ok, output).
@@ -603,7 +574,7 @@ fn tts_production_with_a_build_stage_on_docker_26() {
     let tag = |n: u32| format!("stages-it-tts:{n}");
     let prod = ["--target", "production"];
 
-    let text = buildx(&host, &dir, &tag(1), &prod);
+    let text = build(&host, &dir, &tag(1), &prod);
     let first = ran(&text);
     assert!(
         first.contains("stage build") && first.contains("layer python-deps"),
@@ -630,7 +601,7 @@ fn tts_production_with_a_build_stage_on_docker_26() {
         .status()
         .unwrap();
     assert!(status.success());
-    let text = buildx(&host, &dir, &tag(2), &prod);
+    let text = build(&host, &dir, &tag(2), &prod);
     assert_eq!(ran(&text), set(&[]), "touch re-runs nothing:\n{text}");
 
     // App code: only its copy helper; no stage, no run layer.
@@ -639,7 +610,7 @@ fn tts_production_with_a_build_stage_on_docker_26() {
         "VERSION = \"0.2.0\"\n",
     )
     .unwrap();
-    let text = buildx(&host, &dir, &tag(3), &prod);
+    let text = build(&host, &dir, &tag(3), &prod);
     assert_eq!(ran(&text), set(&["layer app"]), "{text}");
 
     // Requirements (a new sdist, a new pin): the stage and python-deps only.
@@ -649,7 +620,7 @@ fn tts_production_with_a_build_stage_on_docker_26() {
         format!("# {}\ntts-textnorm==0.2.0\n", nonce()),
     )
     .unwrap();
-    let text = buildx(&host, &dir, &tag(4), &prod);
+    let text = build(&host, &dir, &tag(4), &prod);
     assert_eq!(
         ran(&text),
         set(&["stage build", "layer python-deps"]),
@@ -693,8 +664,8 @@ fn a_layer_copied_from_a_stage_is_identical_on_two_fresh_builders() {
     )
     .unwrap();
     let tag = "stages-it-fresh:1";
-    let ta = buildx(&a, &dir, tag, &[]);
-    let tb = buildx(&b, &dir, tag, &[]);
+    let ta = build(&a, &dir, tag, &[]);
+    let tb = build(&b, &dir, tag, &[]);
     // The stage runs on both (its inputs carry a nonce). The copy step may
     // be cached: its key is the content of the stage's /wheels, which is
     // deterministic, so an earlier test that built the same wheel on this
@@ -741,7 +712,7 @@ fn a_failing_stage_step_points_at_its_line() {
         ),
     )
     .unwrap();
-    let (ok, text) = buildx_result(&host, dir.path(), "stages-it-fails:1", &[]);
+    let (ok, text) = build_result(&host, dir.path(), "stages-it-fails:1", &[]);
     assert!(!ok, "the build must fail:\n{text}");
     assert!(text.contains("[strata] stage build: echo"), "{text}");
     assert!(text.contains("strata.toml:7"), "{text}");
@@ -810,7 +781,7 @@ fn stage_copies_and_mounts_on_docker_20() {
     )
     .unwrap();
     let tag = "stages-it-d20:1";
-    buildx(&host, dir.path(), tag, &[]);
+    build(&host, dir.path(), tag, &[]);
     let (ok, out) = in_image(
         &host,
         tag,

@@ -91,6 +91,121 @@ impl Run {
     }
 }
 
+/// Asserts exit 0 and returns stdout, trimmed.
+#[track_caller]
+pub fn ok(run: &Run) -> String {
+    assert_eq!(run.code(), 0, "exit status; stderr:\n{}", run.stderr());
+    run.stdout().trim().to_string()
+}
+
+/// Asserts that `out`, the output of `what`, shows exit 0 (its stderr in
+/// the message); returns it as a [`Run`].
+#[track_caller]
+pub fn assert_ok(what: &str, out: Output) -> Run {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Run(out)
+}
+
+/// Runs `cmd` and asserts that it exits 0 ([`assert_ok`]).
+#[track_caller]
+pub fn run_ok(cmd: &mut Command) -> Run {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert_ok(&format!("{cmd:?}"), out)
+}
+
+/// Deterministic incompressible bytes.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A value no other call makes (process id and wall-clock nanoseconds), so
+/// that changed content or a repository name is new to the engines' caches
+/// and the shared registry, which outlive a test run.
+pub fn nonce() -> String {
+    static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    *last = now.max(*last + 1);
+    format!("{}-{}", std::process::id(), *last)
+}
+
+/// The shared loopback registry (`integration/env.sh`).
+pub const REGISTRY: &str = "127.0.0.1:5000";
+/// Its access log.
+pub const REGISTRY_LOG: &str = "/var/log/strata-registry.log";
+
+/// The registry log's length in bytes (0 while there is none).
+pub fn log_len() -> u64 {
+    std::fs::metadata(REGISTRY_LOG).map_or(0, |m| m.len())
+}
+
+/// The registry's log from byte `from` on.
+pub fn log_since(from: u64) -> String {
+    let bytes = std::fs::read(REGISTRY_LOG).expect("read the registry log");
+    String::from_utf8_lossy(&bytes[from as usize..]).into_owned()
+}
+
+/// `docker` talking to the engine at `host` (no default attestations, so
+/// images compare across engines).
+pub fn docker(host: &str) -> Command {
+    let mut c = Command::new("docker");
+    c.env("DOCKER_HOST", host)
+        .env("BUILDX_NO_DEFAULT_ATTESTATIONS", "1");
+    c
+}
+
+/// `docker buildx build --progress=plain -f strata.toml EXTRA .` of `dir`
+/// on `host` through the frontend image `syntax`, with the build argument
+/// `BASE_IMAGE=base`; an engine fault is retried once
+/// ([`with_fault_retry`]). Returns whether it succeeded, and its output
+/// (stdout, then stderr, where the plain progress goes).
+pub fn buildx_result(
+    host: &str,
+    syntax: &str,
+    base: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> (bool, String) {
+    let out = with_fault_retry(&format!("buildx build {extra:?}"), || {
+        docker(host)
+            .args(["buildx", "build", "--progress=plain", "-f", "strata.toml"])
+            .arg(format!("--build-arg=BASE_IMAGE={base}"))
+            .arg(format!("--build-arg=BUILDKIT_SYNTAX={syntax}"))
+            .args(extra)
+            .arg(".")
+            .current_dir(dir)
+            .output()
+            .expect("run docker buildx build")
+    });
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// [`buildx_result`] of a build that must succeed; returns its output.
+#[track_caller]
+pub fn buildx(host: &str, syntax: &str, base: &str, dir: &Path, extra: &[&str]) -> String {
+    let (ok, text) = buildx_result(host, syntax, base, dir, extra);
+    assert!(ok, "buildx build {extra:?} failed:\n{text}");
+    text
+}
+
 /// Whether the suite runs in CI, where nothing may skip.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")

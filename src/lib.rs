@@ -27,5 +27,3 @@ pub mod plan;
 mod proto;
 pub mod registry;
 pub mod spec;
-
-pub use oci_spec;

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::oci::base::{ImageRef, import_base};
 use crate::oci::build::{base_dirs, last_record, layer_keys, load_base_from, oci_platform};
 use crate::oci::image::HistoryEntry;
+use crate::plan::record::{self, Record};
 use crate::plan::{Plan, PlannedKind, make_plan};
 use crate::spec::ResolvedSpec;
 
@@ -419,24 +420,15 @@ fn strata_history(image: &str, history: &[HistoryEntry]) -> Result<BTreeMap<Stri
         let (Some(by), Some(comment)) = (&h.created_by, &h.comment) else {
             continue;
         };
-        let Some(id) = by.strip_prefix("strata layer ") else {
+        let (Some(id), Some(record)) = (record::layer_id(by), Record::parse(comment)) else {
             continue;
         };
-        let mut key = None;
-        let mut inputs = None;
-        for part in comment.split_whitespace() {
-            if let Some(k) = part.strip_prefix("key=") {
-                key = Some(k.to_string());
-            } else if let Some(i) = part.strip_prefix("inputs=") {
-                inputs = Some(i.to_string());
-            }
-        }
-        if let Some(inputs) = inputs {
+        if let Some(inputs) = record.get("inputs") {
             out.insert(
                 id.to_string(),
                 Earlier {
-                    inputs,
-                    key,
+                    inputs: inputs.to_string(),
+                    key: record.get("key").map(str::to_string),
                     size: None,
                     files: None,
                 },

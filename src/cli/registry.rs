@@ -49,7 +49,7 @@ pub fn fetch_base(
         .get(reference)
         .filter(|p| !p.local)
         .and_then(|p| p.platforms.get(&platform))
-        .map(|d| d.parse::<Digest>())
+        .map(|d| d.parse::<Digest>().map_err(crate::oci::OciError::from))
         .transpose()?;
     let reg: std::cell::OnceCell<Registry> = std::cell::OnceCell::new();
     let manifest = match pinned {
@@ -80,7 +80,7 @@ pub fn fetch_base(
 
 /// The manifest digest of `platform` in a resolved reference.
 pub fn pick_platform(resolved: &pull::Resolved, reference: &str, platform: &str) -> Result<Digest> {
-    resolved.platforms.get(platform).cloned().ok_or_else(|| {
+    resolved.manifest_for(platform).copied().ok_or_else(|| {
         Error::Input(format!(
             "`{reference}` has no image for {platform}; it has: {}",
             resolved.platform_list()
@@ -118,7 +118,7 @@ impl Observer for Lines {
             .open
             .lock()
             .expect("bars lock")
-            .remove(blob.digest.as_str())
+            .remove(&blob.digest.to_string())
         {
             bar.finish_and_clear();
             self.bars.remove(&bar);
@@ -132,7 +132,7 @@ impl Observer for Lines {
             blob.what,
             action.word(),
             human(blob.size),
-            short(blob.digest.as_str()),
+            short(&blob.digest.to_string()),
         );
         self.bars.suspend(|| output::note(line));
     }
@@ -212,4 +212,38 @@ pub fn push_index(
         index.manifests.len()
     ));
     Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index lists `linux/arm64/v8`; a spec asks for `linux/arm64`
+    /// (`arm64` without a variant is `v8`), and the other way round.
+    #[test]
+    fn platforms_match_with_arm64_as_v8() {
+        let (amd, arm) = (Digest::of(b"amd64"), Digest::of(b"arm64"));
+        let resolved = pull::Resolved {
+            digest: Digest::of(b"index"),
+            platforms: [
+                ("linux/amd64".to_string(), amd),
+                ("linux/arm64/v8".to_string(), arm),
+            ]
+            .into(),
+        };
+        let pick = |p: &str| pick_platform(&resolved, "base", p).ok();
+        assert_eq!(pick("linux/amd64"), Some(amd));
+        assert_eq!(pick("linux/arm64"), Some(arm));
+        assert_eq!(pick("linux/arm64/v8"), Some(arm));
+        assert_eq!(pick("linux/arm64/v9"), None);
+        assert_eq!(pick("linux/arm/v7"), None);
+        let plain = pull::Resolved {
+            digest: Digest::of(b"index"),
+            platforms: [("linux/arm64".to_string(), arm)].into(),
+        };
+        assert_eq!(
+            pick_platform(&plain, "base", "linux/arm64/v8").ok(),
+            Some(arm)
+        );
+    }
 }

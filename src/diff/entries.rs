@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::oci::Digest;
-use crate::oci::digest::hash_reader;
+use crate::plan::sha256::hash_reader;
 
 /// The kinds of difference between two entries of the same path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

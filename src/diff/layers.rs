@@ -2,13 +2,12 @@
 //! the compressed blob and the diffID compared, and for a compression-only
 //! difference the codec, the gzip header fields and a level guess.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 
-use flate2::read::MultiGzDecoder;
 use serde::Serialize;
 
 use super::error::{DiffError, Result};
-use crate::oci::base::BaseLayer;
+use crate::oci::base::{BaseLayer, Packing as Codec, sniff};
 use crate::oci::image::HistoryEntry;
 
 /// How a layer blob is stored.
@@ -97,31 +96,27 @@ pub fn packing(layer: &BaseLayer) -> Result<Packing> {
             path: layer.source.path.clone(),
             source: e,
         })?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Packing {
-            codec: "gzip",
-            size: layer.descriptor.size,
-            gzip: parse_gzip_header(&head),
-        }
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Packing {
-            codec: "zstd",
-            size: layer.descriptor.size,
-            gzip: None,
-        }
-    } else {
-        Packing {
-            codec: "none",
-            size: layer.descriptor.size,
-            gzip: None,
-        }
+    let codec = sniff(&mut &head[..]).map_err(|e| DiffError::Io {
+        path: layer.source.path.clone(),
+        source: e,
+    })?;
+    Ok(Packing {
+        codec: match codec {
+            Codec::Gzip => "gzip",
+            Codec::Zstd => "zstd",
+            Codec::Tar => "none",
+        },
+        size: layer.descriptor.size,
+        gzip: (codec == Codec::Gzip)
+            .then(|| parse_gzip_header(&head))
+            .flatten(),
     })
 }
 
 /// Checks a layer blob's size and digest against its descriptor.
 pub fn verify(layer: &BaseLayer, location: &str) -> Result<()> {
     let (digest, size) =
-        crate::oci::digest::hash_reader(layer.open()?).map_err(|e| DiffError::Io {
+        crate::plan::sha256::hash_reader(layer.open()?).map_err(|e| DiffError::Io {
             path: layer.source.path.clone(),
             source: e,
         })?;
@@ -137,23 +132,8 @@ pub fn verify(layer: &BaseLayer, location: &str) -> Result<()> {
 }
 
 /// The layer's uncompressed tar, decompressed as it is read.
-pub fn open_tar(layer: &BaseLayer, location: &str) -> Result<Box<dyn Read + Send>> {
-    let mut r = BufReader::with_capacity(1 << 20, layer.open()?);
-    let head = r.fill_buf().map_err(|e| DiffError::Io {
-        path: layer.source.path.clone(),
-        source: e,
-    })?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(MultiGzDecoder::new(r)))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Err(DiffError::Layer {
-            location: location.to_owned(),
-            digest: layer.descriptor.digest.to_string(),
-            reason: "zstd layers cannot be read yet".to_owned(),
-        })
-    } else {
-        Ok(Box::new(r))
-    }
+pub fn open_tar(layer: &BaseLayer) -> Result<Box<dyn Read + Send>> {
+    Ok(layer.open_tar()?)
 }
 
 /// A layer's name from the history entry that made it: the strata layer ID
@@ -176,7 +156,7 @@ pub fn layer_names(history: &[HistoryEntry], n: usize) -> Vec<LayerName> {
             id: h
                 .created_by
                 .as_deref()
-                .and_then(|c| c.strip_prefix("strata layer "))
+                .and_then(crate::plan::record::layer_id)
                 .map(str::to_owned),
             created_by: h.created_by.clone(),
         })

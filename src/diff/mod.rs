@@ -287,8 +287,8 @@ fn compare_images(
         .par_iter()
         .map(|j| match j {
             Job::Walk(la, lb) => {
-                let ta = layers::open_tar(la, &a.location)?;
-                let tb = layers::open_tar(lb, &b.location)?;
+                let ta = layers::open_tar(la)?;
+                let tb = layers::open_tar(lb)?;
                 entries::walk(ta, tb, &ignore)
                     .map(Some)
                     .map_err(|e| DiffError::Layer {
@@ -696,7 +696,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, error::DiffError::CorruptBlob { .. }), "{e}");
-        assert!(e.to_string().contains(blob.as_str()), "{e}");
+        assert!(e.to_string().contains(&blob.to_string()), "{e}");
         fs_err::write(&path, good).unwrap();
         let r = diff_images(
             (&layout_ref(&a, "v1"), "A"),

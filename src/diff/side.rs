@@ -46,12 +46,9 @@ impl FromStr for Side {
             .map(Self::Image)
             .map_err(|e| DiffError::InvalidSide {
                 side: s.to_owned(),
-                reason: match e {
-                    crate::oci::OciError::InvalidReference { reason, .. } => {
-                        reason.replace("docker-archive:", "docker-archive:, docker-daemon:")
-                    }
-                    other => other.to_string(),
-                },
+                reason: e
+                    .reason
+                    .replace("docker-archive:", "docker-archive:, docker-daemon:"),
             })
     }
 }

@@ -306,12 +306,12 @@ mod tests {
         block_on(async {
             let got = gw.resolve_image_config("debian:12", None, ResolveMode::Default);
             assert_eq!(got.await.unwrap().digest, "sha256:ab");
-            let missing = gw.resolve_image_config("nope", None, ResolveMode::Pull);
+            let missing = gw.resolve_image_config("nope", None, ResolveMode::ForcePull);
             assert!(missing.await.is_err());
         });
         let Call::ResolveImageConfig { mode, .. } = &gw.calls()[1] else {
             panic!()
         };
-        assert_eq!(*mode, ResolveMode::Pull);
+        assert_eq!(*mode, ResolveMode::ForcePull);
     }
 }

@@ -4,7 +4,6 @@
 //! against the trait, so unit tests run it on a fake.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -49,45 +48,9 @@ const PING_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bytes asked for per `ReadFile` call: well under every daemon's limits.
 pub const READ_CHUNK: u64 = 2 << 20;
 
-/// An OCI platform.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// `amd64`, `arm64`, …
-    pub architecture: String,
-    /// `v8`, `v7`, … or empty.
-    pub variant: String,
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if !self.variant.is_empty() {
-            write!(f, "/{}", self.variant)?;
-        }
-        Ok(())
-    }
-}
-
-impl Platform {
-    fn from_pb(p: &pb::Platform) -> Platform {
-        Platform {
-            os: p.os.clone(),
-            architecture: p.architecture.clone(),
-            variant: p.variant.clone(),
-        }
-    }
-
-    fn to_pb(&self) -> pb::Platform {
-        pb::Platform {
-            os: self.os.clone(),
-            architecture: self.architecture.clone(),
-            variant: self.variant.clone(),
-            ..Default::default()
-        }
-    }
-}
+/// An OCI platform: the LLB one, the only platform type the BuildKit
+/// protocol code uses.
+pub use crate::llb::Platform;
 
 /// A BuildKit worker.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -146,7 +109,7 @@ impl Caps {
                 .map(|w| Worker {
                     id: w.id,
                     labels: w.labels,
-                    platforms: w.platforms.iter().map(Platform::from_pb).collect(),
+                    platforms: w.platforms.iter().map(Platform::from_proto).collect(),
                     buildkit_version: w.buildkit_version.map(|v| v.version),
                 })
                 .collect(),
@@ -275,28 +238,9 @@ impl Stat {
     }
 }
 
-/// Where `ResolveImageConfig` looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ResolveMode {
-    /// The daemon's default (local store first for `# syntax=`).
-    #[default]
-    Default,
-    /// Always the registry.
-    Pull,
-    /// Only the local store.
-    Local,
-}
-
-impl ResolveMode {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResolveMode::Default => "default",
-            ResolveMode::Pull => "pull",
-            ResolveMode::Local => "local",
-        }
-    }
-}
+/// Where `ResolveImageConfig` looks: the one mode type, shared with the
+/// LLB image source.
+pub use crate::llb::ResolveMode;
 
 /// A resolved image: its manifest digest and config JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -715,7 +659,7 @@ impl Gateway for GrpcGateway {
     ) -> Result<ImageConfig, FrontendError> {
         let request = gw::ResolveImageConfigRequest {
             r#ref: image.to_string(),
-            platform: platform.map(Platform::to_pb),
+            platform: platform.map(Platform::to_proto),
             resolve_mode: mode.as_str().to_string(),
             log_name: format!("[strata] load metadata for {image}"),
             session_id: self.session_id.clone(),

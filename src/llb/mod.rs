@@ -106,7 +106,7 @@ impl Platform {
         self
     }
 
-    fn to_proto(&self) -> pb::Platform {
+    pub(crate) fn to_proto(&self) -> pb::Platform {
         pb::Platform {
             architecture: self.architecture.clone(),
             os: self.os.clone(),
@@ -114,6 +114,25 @@ impl Platform {
             os_version: String::new(),
             os_features: Vec::new(),
         }
+    }
+
+    /// The platform of a protobuf message (os version and features dropped).
+    pub(crate) fn from_proto(p: &pb::Platform) -> Platform {
+        Platform {
+            os: p.os.clone(),
+            architecture: p.architecture.clone(),
+            variant: p.variant.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if !self.variant.is_empty() {
+            write!(f, "/{}", self.variant)?;
+        }
+        Ok(())
     }
 }
 

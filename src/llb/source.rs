@@ -187,10 +187,12 @@ impl Local {
     }
 }
 
-/// Where BuildKit looks for an image (`image.resolvemode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where BuildKit looks for an image: an image source's
+/// `image.resolvemode`, and the gateway's `ResolveImageConfig` mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ResolveMode {
-    /// The daemon's default (`default`).
+    /// The daemon's default (`default`; local store first for `# syntax=`).
+    #[default]
     Default,
     /// Always ask the registry (`pull`).
     ForcePull,
@@ -199,7 +201,8 @@ pub enum ResolveMode {
 }
 
 impl ResolveMode {
-    fn as_str(self) -> &'static str {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
         match self {
             ResolveMode::Default => "default",
             ResolveMode::ForcePull => "pull",

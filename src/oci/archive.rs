@@ -20,12 +20,12 @@ use std::io::BufWriter;
 use std::path::Path;
 
 use super::base::ImageRef;
-use super::digest::Digest;
 use super::error::{IoContext, OciError, Result};
 use super::image::{CONTAINERD_NAME, Descriptor, ImageIndex, ImageManifest, REF_NAME, media};
 use super::layout::{OCI_LAYOUT, OciDir, canonical_json};
 use super::output::LayoutWrite;
 use super::tar::{Meta, TarStream};
+use crate::plan::Digest;
 
 /// mtime of every entry of an output archive: the default layer timestamp
 /// (contracts §1).
@@ -189,7 +189,7 @@ fn write_archive(
     dest: &Path,
 ) -> Result<()> {
     let mut blobs = layout.reachable(manifest)?;
-    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+    blobs.sort_by_key(|a| a.digest);
     let index = ImageIndex {
         manifests: vec![index_entry.clone()],
         ..ImageIndex::default()
@@ -374,9 +374,8 @@ mod tests {
     #[test]
     fn end_to_end_image() {
         use crate::oci::compress::{Compression, write_layer};
-        use crate::oci::image::{
-            ConfigInput, HistoryEntry, ImageSettings, build_config, rfc3339, write_image,
-        };
+        use crate::oci::image::{ConfigInput, HistoryEntry, ImageSettings, build_config, rfc3339};
+        use crate::oci::layout::write_image;
         let tmp = tempfile::tempdir().unwrap();
         let keep = std::env::var_os("STRATA_DUMP_DIR").map(std::path::PathBuf::from);
         let out = keep.clone().unwrap_or_else(|| tmp.path().to_owned());
@@ -430,7 +429,7 @@ mod tests {
         // Pinned: the whole image's identity.
         if keep.is_none() {
             assert_eq!(
-                manifest.digest.as_str(),
+                manifest.digest.to_string(),
                 "sha256:87d2e423b2cc8bf0e5878b76b55e6147b4cce2dff3da8f138e55eb8c8a29f365"
             );
         }

@@ -11,101 +11,21 @@
 //! length in the tar file), so importing costs one read of each blob.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::digest::{Digest, hash_reader};
 use super::error::{IoContext, OciError, Result};
 use super::image::{
     CONTAINERD_NAME, Descriptor, HistoryEntry, ImageIndex, ImageManifest, Platform, REF_NAME, media,
 };
 use super::layout::{MAX_JSON, parse_json};
+use crate::plan::sha256::{Digest, hash_reader};
 
-/// Where an image is read from or written to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ImageRef {
-    /// An OCI layout directory, optionally a tag in it.
-    OciLayout {
-        /// The layout directory.
-        path: PathBuf,
-        /// The `org.opencontainers.image.ref.name` to select.
-        tag: Option<String>,
-    },
-    /// A tar of an OCI layout.
-    OciArchive {
-        /// The archive file.
-        path: PathBuf,
-        /// The tag to select or write.
-        tag: Option<String>,
-    },
-    /// A `docker save` archive.
-    DockerArchive {
-        /// The archive file.
-        path: PathBuf,
-        /// `NAME[:TAG]` to select or write.
-        reference: Option<String>,
-    },
-}
-
-impl FromStr for ImageRef {
-    type Err = OciError;
-
-    /// Parses `TRANSPORT:PATH[:REST]`. As in skopeo, the path ends at the
-    /// first `:` after the transport, so paths cannot contain `:`.
-    fn from_str(s: &str) -> Result<Self> {
-        let invalid = |reason: &str| OciError::InvalidReference {
-            reference: s.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let (transport, rest) = s
-            .split_once(':')
-            .ok_or_else(|| invalid("expected oci-layout:, oci-archive: or docker-archive:"))?;
-        let (path, extra) = match rest.split_once(':') {
-            Some((p, e)) => (p, Some(e)),
-            None => (rest, None),
-        };
-        if path.is_empty() {
-            return Err(invalid("missing path"));
-        }
-        if extra == Some("") {
-            return Err(invalid("empty tag after `:`"));
-        }
-        let path = PathBuf::from(path);
-        let extra = extra.map(str::to_owned);
-        match transport {
-            "oci-layout" | "oci" => Ok(Self::OciLayout { path, tag: extra }),
-            "oci-archive" => Ok(Self::OciArchive { path, tag: extra }),
-            "docker-archive" => Ok(Self::DockerArchive {
-                path,
-                reference: extra,
-            }),
-            _ => Err(invalid(
-                "expected oci-layout:, oci-archive: or docker-archive:",
-            )),
-        }
-    }
-}
-
-impl fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (transport, path, extra) = match self {
-            Self::OciLayout { path, tag } => ("oci-layout", path, tag),
-            Self::OciArchive { path, tag } => ("oci-archive", path, tag),
-            Self::DockerArchive { path, reference } => ("docker-archive", path, reference),
-        };
-        write!(f, "{transport}:{}", path.display())?;
-        if let Some(e) = extra {
-            write!(f, ":{e}")?;
-        }
-        Ok(())
-    }
-}
+pub use crate::spec::reference::ImageRef;
 
 /// A byte range of a file holding one blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +46,20 @@ impl BlobSource {
             f.seek(SeekFrom::Start(self.offset)).at(&self.path)?;
         }
         Ok(BufReader::with_capacity(1 << 20, f).take(self.len))
+    }
+
+    /// Opens the blob's uncompressed tar, decompressed as it is read (gzip,
+    /// zstd or none, told by its first bytes): the one reader of layer
+    /// blobs, for base images and `strata diff` alike.
+    pub fn open_tar(&self) -> Result<Box<dyn Read + Send>> {
+        let mut reader = BufReader::with_capacity(1 << 20, self.open()?);
+        Ok(match sniff(&mut reader).at(&self.path)? {
+            Packing::Tar => Box::new(reader),
+            Packing::Gzip => Box::new(MultiGzDecoder::new(reader)),
+            Packing::Zstd => {
+                Box::new(zstd::stream::read::Decoder::with_buffer(reader).at(&self.path)?)
+            }
+        })
     }
 
     fn read_json<T: for<'de> Deserialize<'de>>(
@@ -179,6 +113,11 @@ impl BaseLayer {
     /// Opens the layer blob as stored (possibly compressed).
     pub fn open(&self) -> Result<impl Read + use<>> {
         self.source.open()
+    }
+
+    /// Opens the layer's uncompressed tar ([`BlobSource::open_tar`]).
+    pub fn open_tar(&self) -> Result<Box<dyn Read + Send>> {
+        self.source.open_tar()
     }
 }
 
@@ -357,7 +296,7 @@ pub fn image_platforms(r: &ImageRef) -> Result<(Option<Digest>, Vec<Platform>)> 
                 .filter(real)
                 .filter_map(|d| d.platform.clone())
                 .collect();
-            Ok((Some(one.digest.clone()), platforms))
+            Ok((Some(one.digest), platforms))
         }
         [_] => Ok((None, Vec::new())),
         many => Ok((
@@ -604,13 +543,17 @@ fn oci_layer_type(media_type: &str) -> &str {
 
 /// Compression of a layer blob, from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Packing {
+pub enum Packing {
+    /// An uncompressed tar.
     Tar,
+    /// gzip (one or more members).
     Gzip,
+    /// zstd.
     Zstd,
 }
 
-fn sniff(r: &mut impl BufRead) -> std::io::Result<Packing> {
+/// The packing of the blob `r` starts, without consuming it.
+pub fn sniff(r: &mut impl BufRead) -> std::io::Result<Packing> {
     let head = r.fill_buf()?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
         Packing::Gzip
@@ -659,7 +602,7 @@ fn verify_layer(
     match packing {
         Packing::Tar => check_digest(&what, diff_id, &digest)?,
         Packing::Gzip if desc.is_none() => {
-            let (unpacked, _) = hash_reader(MultiGzDecoder::new(source.open()?)).map_err(|e| {
+            let (unpacked, _) = hash_reader(source.open_tar()?).map_err(|e| {
                 // A corrupt stream is a wrong input (exit 1), not trouble.
                 match e.kind() {
                     std::io::ErrorKind::InvalidInput
@@ -699,7 +642,7 @@ fn describe_layer(
     let packing = sniff(&mut BufReader::new(source.open()?)).at(&source.path)?;
     let digest = match (named, packing) {
         (Some(d), _) => d,
-        (None, Packing::Tar) => diff_id.clone(),
+        (None, Packing::Tar) => *diff_id,
         (None, _) => hash_reader(source.open()?).at(&source.path)?.0,
     };
     Ok((digest, source.len, packing))
@@ -900,15 +843,7 @@ pub fn base_paths(layers: &[BaseLayer], paths: &[Vec<u8>]) -> Result<BTreeMap<Ve
         .map(|p| (p.clone(), BasePath::Absent))
         .collect();
     for layer in layers {
-        let mut reader = BufReader::with_capacity(1 << 20, layer.open()?);
-        let packing = sniff(&mut reader).at(&layer.source.path)?;
-        let tar_reader: Box<dyn Read> = match packing {
-            Packing::Tar => Box::new(reader),
-            Packing::Gzip => Box::new(MultiGzDecoder::new(reader)),
-            Packing::Zstd => {
-                Box::new(zstd::stream::read::Decoder::with_buffer(reader).at(&layer.source.path)?)
-            }
-        };
+        let tar_reader = layer.open_tar()?;
         // This layer's own entries, applied over the lower state at the end,
         // so its whiteouts only hide lower layers.
         let mut layer_set: BTreeMap<Vec<u8>, BasePath> = BTreeMap::new();
@@ -1327,29 +1262,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn parses_references() {
-        let r: ImageRef = "oci-layout:out:v1".parse().unwrap();
-        assert_eq!(
-            r,
-            ImageRef::OciLayout {
-                path: "out".into(),
-                tag: Some("v1".into())
-            }
-        );
-        assert_eq!(r.to_string(), "oci-layout:out:v1");
-        let r: ImageRef = "docker-archive:img.tar:localhost:5000/app:1"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            r,
-            ImageRef::DockerArchive {
-                path: "img.tar".into(),
-                reference: Some("localhost:5000/app:1".into())
-            }
-        );
-        for bad in ["nothing", "http:x", "oci-archive:", "oci-layout:x:"] {
-            assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
-        }
+    fn same_references() {
         assert!(same_reference("docker.io/library/base", "base:latest"));
         assert!(!same_reference("base:1", "base:2"));
     }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::digest::Digest;
 use super::error::{IoContext, OciError, Result};
+use crate::plan::Digest;
 
 /// A blob stored under its digest.
 #[derive(Clone, Debug, PartialEq, Eq)]

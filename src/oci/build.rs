@@ -15,15 +15,16 @@ use serde::{Deserialize, Serialize};
 use super::base::{BaseImage, BasePath, ImageRef, base_paths, import_base};
 use super::cache::{CachedLayer, LayerCache, hex_id};
 use super::compress::{Compression, blob_key, write_layer};
-use super::digest::Digest;
 use super::error::{OciError, Result};
 use super::image::{
     Descriptor, Healthcheck, HistoryEntry, ImageSettings, Platform, build_config,
-    check_layer_budget, rfc3339, write_image,
+    check_layer_budget, rfc3339,
 };
-use super::layout::OciDir;
+use super::layout::{OciDir, write_image};
+use crate::plan::Digest;
 use crate::plan::beneath::fstat_file;
 use crate::plan::graph::{BaseDirs, BaseEntry, base_queries, layer_entries, layer_key};
+use crate::plan::record::{self, Record};
 use crate::plan::{Plan, PlannedKind, PlannedLayer};
 use crate::spec::{BaseRef, ResolvedSpec};
 
@@ -117,18 +118,7 @@ pub fn base_location(spec: &ResolvedSpec) -> Result<Option<ImageRef>> {
     let at = |p: &Path| spec.context.join(p);
     Ok(match &spec.image.from {
         BaseRef::Scratch => None,
-        BaseRef::OciLayout { path, tag } => Some(ImageRef::OciLayout {
-            path: at(path),
-            tag: tag.clone(),
-        }),
-        BaseRef::OciArchive { path, tag } => Some(ImageRef::OciArchive {
-            path: at(path),
-            tag: tag.clone(),
-        }),
-        BaseRef::DockerArchive { path } => Some(ImageRef::DockerArchive {
-            path: at(path),
-            reference: None,
-        }),
+        BaseRef::Local(r) => Some(r.map_path(at)),
         BaseRef::Registry(r) => {
             return Err(OciError::Unsupported {
                 what: "base image",
@@ -222,8 +212,13 @@ pub fn layer_keys(spec: &ResolvedSpec, plan: &Plan, base: &BaseDirs) -> Vec<Opti
         .map(|l| match &l.kind {
             PlannedKind::Copy { owner, .. } => {
                 let queries = copy_of(spec, l).map(base_queries).unwrap_or_default();
-                let key = layer_key(&l.inputs, *owner, spec.image.timestamp, base, &queries);
-                Some(key.to_string().parse().expect("plan digests are sha256"))
+                Some(layer_key(
+                    &l.inputs,
+                    *owner,
+                    spec.image.timestamp,
+                    base,
+                    &queries,
+                ))
             }
             PlannedKind::Run { .. } => None,
         })
@@ -267,7 +262,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
             // The blob's cache key: the layer key, plus an explicit
             // compression choice (oci::compress::blob_key).
             let bkey = blob_key(key, *comp);
-            if let Some(hit) = cache.get(bkey.hex(), &mut warnings) {
+            if let Some(hit) = cache.get(&bkey.hex(), &mut warnings) {
                 return Ok((
                     LayerOutcome {
                         id: layer.id.clone(),
@@ -283,7 +278,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
             };
             let entries = layer_entries(&layer.id, files, *owner, spec.image.timestamp, &dirs)?;
             let blob = write_layer(&entries, &cache.blobs_dir(), *comp)?;
-            let stored = cache.put(bkey.hex(), &blob)?;
+            let stored = cache.put(&bkey.hex(), &blob)?;
             Ok((
                 LayerOutcome {
                     id: layer.id.clone(),
@@ -387,23 +382,21 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
         .zip(&comps)
         .map(|((p, l), comp)| HistoryEntry {
             created: Some(rfc3339(created)),
-            created_by: Some(format!("strata layer {}", p.id)),
+            created_by: Some(record::created_by(&p.id)),
             author: None,
-            comment: Some(match comp {
-                Compression::Auto => format!("strata/v1 key={} inputs={}", l.key, p.inputs),
-                c => format!(
-                    "strata/v1 key={} inputs={} compression={}",
-                    l.key,
-                    p.inputs,
-                    c.name()
-                ),
-            }),
+            comment: Some(
+                match comp {
+                    Compression::Auto => Record::copy(&l.key, p.inputs),
+                    c => Record::copy(&l.key, p.inputs).field("compression", c.name()),
+                }
+                .to_string(),
+            ),
             empty_layer: false,
         })
         .collect();
     let diff_ids: Vec<Digest> = layers
         .iter()
-        .map(|l| l.layer.diff_id.parse())
+        .map(|l| Ok(l.layer.diff_id.parse::<Digest>()?))
         .collect::<Result<_>>()?;
     let settings = settings(spec);
     let platform = oci_platform(&spec.platform);
@@ -499,7 +492,7 @@ fn place_blob(
     {
         return Ok(true);
     }
-    let src = cache.blob_path(digest.as_str());
+    let src = cache.blob_path(&digest.to_string());
     let from = match fs_err::File::open(&src) {
         Ok(f) => f.into_parts().0,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -576,4 +569,135 @@ pub fn last_record(spec: &ResolvedSpec, cache_root: &Path) -> Option<BuildRecord
 /// Layer inputs by ID from a record, for comparisons.
 pub fn record_inputs(r: &BuildRecord) -> BTreeMap<String, RecordLayer> {
     r.layers.iter().map(|l| (l.id.clone(), l.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::image::ImageManifest;
+    use crate::spec::{ResolveOptions, SpecSource, resolve_all};
+
+    const SPEC: &str = r#"version = 1
+[image]
+from = "scratch"
+platforms = ["linux/amd64"]
+cmd = ["/app/main.py"]
+[[layer]]
+name = "models"
+copy = [{ from = "m", to = "/models" }]
+compression = "zstd"
+[[layer]]
+name = "app"
+copy = [{ from = "app/main.py", to = "/app/main.py", mode = "0755" }]
+"#;
+
+    struct Built {
+        outcome: BuildOutcome,
+        layout: OciDir,
+        config: serde_json::Value,
+    }
+
+    /// Builds the context `dir` into the layout `out` (tag `v1`).
+    fn build_in(dir: &Path, cache: &Path, out: &Path) -> Built {
+        let opts = ResolveOptions {
+            context: dir.to_path_buf(),
+            ..Default::default()
+        };
+        let spec = resolve_all(&SpecSource::new(dir.join("strata.toml"), SPEC), &opts)
+            .unwrap()
+            .specs
+            .remove(0);
+        let plan = crate::plan::make_plan(&spec, cache).unwrap();
+        let outcome = build(&BuildRequest {
+            spec: &spec,
+            plan: &plan,
+            output: ImageRef::OciLayout {
+                path: out.to_path_buf(),
+                tag: Some("v1".into()),
+            },
+            cache_root: cache.to_path_buf(),
+            source_date_epoch: None,
+            compression: Compression::Auto,
+            registry_base: None,
+        })
+        .unwrap();
+        let layout = OciDir::open(out).unwrap();
+        let manifest: ImageManifest = layout.read_json_blob(&outcome.manifest.digest).unwrap();
+        let config = layout.read_json_blob(&manifest.config.digest).unwrap();
+        Built {
+            outcome,
+            layout,
+            config,
+        }
+    }
+
+    fn context() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::create_dir_all(dir.path().join("m")).unwrap();
+        fs_err::create_dir_all(dir.path().join("app")).unwrap();
+        fs_err::write(dir.path().join("m/w.bin"), [3u8; 4096]).unwrap();
+        fs_err::write(dir.path().join("app/main.py"), "print('hi')\n").unwrap();
+        dir
+    }
+
+    /// The history carries one strata record per layer, in layer order,
+    /// with the layer's key, inputs and explicit compression.
+    #[test]
+    fn history_records_each_layer_and_the_image_is_tagged() {
+        let (dir, cache, out) = (
+            context(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let b = build_in(dir.path(), cache.path(), out.path());
+        assert_eq!(
+            b.layout.resolve_tag("v1").unwrap().digest,
+            b.outcome.manifest.digest
+        );
+        let history = b.config["history"].as_array().unwrap();
+        assert_eq!(history.len(), 2);
+        for (h, l) in history.iter().zip(&b.outcome.layers) {
+            let by = h["created_by"].as_str().unwrap();
+            assert_eq!(record::layer_id(by), Some(l.id.as_str()));
+            let r = Record::parse(h["comment"].as_str().unwrap()).unwrap();
+            assert_eq!(r.get("key"), Some(l.key.as_str()));
+            assert!(r.get("inputs").is_some_and(|i| i.starts_with("sha256:")));
+            assert_eq!(h["created"], "1980-01-02T00:00:00Z");
+        }
+        let models = Record::parse(history[0]["comment"].as_str().unwrap()).unwrap();
+        assert_eq!(models.get("compression"), Some("zstd"));
+        assert_eq!(
+            b.outcome.layers[0].layer.media_type,
+            crate::oci::image::media::LAYER_ZSTD
+        );
+        let app = Record::parse(history[1]["comment"].as_str().unwrap()).unwrap();
+        assert_eq!(app.get("compression"), None);
+        assert_eq!(
+            b.config["config"]["Cmd"],
+            serde_json::json!(["/app/main.py"])
+        );
+    }
+
+    /// A second build of the same inputs reuses every layer from the cache
+    /// and writes the same manifest; a changed file rebuilds its layer only.
+    #[test]
+    fn rebuilds_reuse_unchanged_layers() {
+        let (dir, cache) = (context(), tempfile::tempdir().unwrap());
+        let (out1, out2, out3) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let first = build_in(dir.path(), cache.path(), out1.path()).outcome;
+        assert!(first.layers.iter().all(|l| !l.reused));
+        let again = build_in(dir.path(), cache.path(), out2.path()).outcome;
+        assert!(again.layers.iter().all(|l| l.reused));
+        assert_eq!(again.manifest.digest, first.manifest.digest);
+        fs_err::write(dir.path().join("app/main.py"), "print('changed')\n").unwrap();
+        let third = build_in(dir.path(), cache.path(), out3.path()).outcome;
+        let reused: Vec<bool> = third.layers.iter().map(|l| l.reused).collect();
+        assert_eq!(reused, [true, false]);
+        assert_eq!(third.layers[0].layer.digest, first.layers[0].layer.digest);
+        assert_ne!(third.manifest.digest, first.manifest.digest);
+    }
 }

@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::compress::LayerBlob;
-use super::digest::Digest;
 use super::error::{OciError, Result};
 use super::layout::write_atomic;
 use super::verified::Verified;
+use crate::plan::Digest;
 
 /// A layer blob known by its layer key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +122,7 @@ impl LayerCache {
     /// made here).
     pub fn put(&self, key_hex: &str, blob: &LayerBlob) -> Result<CachedLayer> {
         self.verified()
-            .record(&self.blob_path(blob.digest.as_str()), &blob.digest);
+            .record(&self.blob_path(&blob.digest.to_string()), &blob.digest);
         let layer = CachedLayer {
             digest: blob.digest.to_string(),
             size: blob.size,
@@ -363,7 +363,7 @@ mod tests {
             tar_size: blob.size,
         };
         cache.put(key, &layer).unwrap();
-        cache.blob_path(blob.digest.as_str())
+        cache.blob_path(&blob.digest.to_string())
     }
 
     fn age(path: &Path, secs: u64) {

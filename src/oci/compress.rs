@@ -39,10 +39,10 @@ use flate2::GzBuilder;
 use flate2::write::{DeflateEncoder, GzEncoder};
 
 use super::blob::{Blob, BlobWriter};
-use super::digest::Digest;
 use super::error::{IoContext, Result};
 use super::image::{Descriptor, media};
 use super::tar::{Roots, open_source, write_layer_tar};
+use crate::plan::Digest;
 use crate::plan::entries::{Entry, EntryKind, Expected};
 
 /// The deflate level of every gzip layer.
@@ -106,7 +106,7 @@ impl Compression {
 /// layer key with the explicit choice and its codec identity.
 pub fn blob_key(layer_key: &Digest, c: Compression) -> Digest {
     let codec = match c {
-        Compression::Auto => return layer_key.clone(),
+        Compression::Auto => return *layer_key,
         Compression::Gzip => GZIP_CODEC,
         Compression::Zstd => ZSTD_CODEC,
         Compression::None => "none",
@@ -147,7 +147,7 @@ pub struct LayerBlob {
 impl LayerBlob {
     /// The descriptor for a manifest's `layers`.
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor::new(self.media_type, self.digest.clone(), self.size)
+        Descriptor::new(self.media_type, self.digest, self.size)
     }
 }
 
@@ -333,7 +333,7 @@ mod tests {
             .unwrap();
         assert_eq!(unpacked, tar);
         assert_eq!(
-            layer.digest.as_str(),
+            layer.digest.to_string(),
             "sha256:30b31ab1be84f0854b7a9ac7ac1657330e416b34ea1ae18244c29201fb2c5479"
         );
     }
@@ -356,14 +356,14 @@ mod tests {
         assert_eq!(stored[4] & 0x04, 0, "no checksum");
         assert_eq!(zstd::decode_all(&stored[..]).unwrap(), tar);
         assert_eq!(
-            z.digest.as_str(),
+            z.digest.to_string(),
             "sha256:c5739db2a08e8f340209195fbacbc7046a564f50a04ba1aea1ab435356ea2a4b"
         );
         let n = write_layer(&entries, &blobs, Compression::None).unwrap();
         assert_eq!(n.diff_id, info.diff_id);
         assert_eq!(n.digest, info.diff_id);
         assert_eq!(
-            n.digest.as_str(),
+            n.digest.to_string(),
             "sha256:52196da0c035b9405e4229d518b95ece131151c5a8235247c3e5b7c3ccdb6710"
         );
         let g = write_layer(&entries, &blobs, Compression::Gzip).unwrap();

@@ -90,13 +90,8 @@ pub enum OciError {
     },
 
     /// A digest string is malformed or uses an unsupported algorithm.
-    #[error("invalid digest `{digest}`: {reason}")]
-    InvalidDigest {
-        /// The digest as given.
-        digest: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    InvalidDigest(#[from] crate::plan::sha256::DigestError),
 
     /// A JSON document could not be read or written.
     #[error("invalid json in {what}: {source}")]
@@ -258,5 +253,14 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: &Path) -> Result<T> {
         self.map_err(|e| OciError::io(path, e))
+    }
+}
+
+impl From<crate::spec::reference::ImageRefError> for OciError {
+    fn from(e: crate::spec::reference::ImageRefError) -> Self {
+        OciError::InvalidReference {
+            reference: e.reference,
+            reason: e.reason,
+        }
     }
 }

@@ -1,9 +1,15 @@
 //! Image model and config building.
 //!
-//! Manifests, indexes and descriptors are small serde types of our own (with
-//! `BTreeMap` annotations), and the image config is a `serde_json::Value`:
-//! oci-spec 0.10's `ImageConfiguration` has no `Healthcheck` and would drop
-//! keys of a base config it does not know (`Shell`, `ArgsEscaped`, ...).
+//! Manifests, indexes, descriptors and platforms are small serde types of
+//! our own (with `BTreeMap` annotations), and the image config is a
+//! `serde_json::Value`: oci-spec 0.10's `ImageConfiguration` has no
+//! `Healthcheck` and would drop keys of a base config it does not know
+//! (`Shell`, `ArgsEscaped`, ...). strata does not use oci-spec's document
+//! types either: their descriptors carry oci-spec's own `Digest` and
+//! `MediaType` and their platforms its `Arch`/`Os` enums, so each would be a
+//! second type beside `plan::Digest`, our media-type strings and our
+//! `Platform`, converted at every boundary. One type per concept means
+//! these.
 //! Every JSON blob is written through [`canonical_json`](super::layout::canonical_json).
 //! Nothing here reads the clock: `created` is always given.
 
@@ -14,9 +20,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::digest::Digest;
 use super::error::{OciError, Result};
-use super::layout::OciDir;
+use crate::plan::Digest;
 
 /// Media types strata writes or reads.
 pub mod media {
@@ -134,18 +139,17 @@ impl Platform {
     /// architecture, and the same variant where both name one (`arm64` without
     /// a variant means `v8`).
     pub fn satisfies(&self, wanted: &Platform) -> bool {
-        fn variant(p: &Platform) -> Option<&str> {
-            match (p.architecture.as_str(), p.variant.as_deref()) {
-                ("arm64", None) => Some("v8"),
-                (_, v) => v,
-            }
+        self.as_spec().satisfies(&wanted.as_spec())
+    }
+
+    /// The same os, architecture and variant as the spec's platform type,
+    /// whose [`satisfies`](crate::spec::Platform::satisfies) is the one match.
+    fn as_spec(&self) -> crate::spec::Platform {
+        crate::spec::Platform {
+            os: self.os.clone(),
+            arch: self.architecture.clone(),
+            variant: self.variant.clone(),
         }
-        self.os == wanted.os
-            && self.architecture == wanted.architecture
-            && match (variant(self), variant(wanted)) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            }
     }
 }
 
@@ -492,25 +496,6 @@ pub fn build_manifest(config: Descriptor, layers: Vec<Descriptor>) -> ImageManif
     }
 }
 
-/// Writes `config` and its manifest (canonical JSON) into `layout`; returns
-/// the manifest's descriptor, with the config's platform. The layer blobs
-/// must already be in the layout. Does not tag it (see `OciDir::set_tag`).
-pub fn write_image(layout: &OciDir, config: &Value, layers: Vec<Descriptor>) -> Result<Descriptor> {
-    let platform: Option<Platform> = serde_json::from_value(config.clone()).ok();
-    let config = layout.write_json_blob(config)?;
-    let manifest = build_manifest(
-        Descriptor::new(media::CONFIG, config.digest, config.size),
-        layers,
-    );
-    let blob = layout.write_json_blob(&manifest)?;
-    let mut desc = Descriptor::new(media::MANIFEST, blob.digest, blob.size);
-    desc.platform = platform.map(|p| Platform {
-        os_features: None,
-        ..p
-    });
-    Ok(desc)
-}
-
 /// Formats seconds since the epoch as RFC 3339 UTC (`1980-01-02T00:00:00Z`).
 pub fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
@@ -622,32 +607,6 @@ mod tests {
         assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
         assert_eq!(config["history"][1]["created_by"], "strata layer app");
         assert!(config["history"][1].get("empty_layer").is_none());
-    }
-
-    #[test]
-    fn write_image_stores_config_and_manifest() {
-        let tmp = tempfile::tempdir().unwrap();
-        let layout = OciDir::create(tmp.path()).unwrap();
-        let layer = layout.write_blob(b"layer").unwrap();
-        let config = json!({"architecture": "arm64", "os": "linux", "variant": "v8"});
-        let desc = write_image(
-            &layout,
-            &config,
-            vec![Descriptor::new(media::LAYER_TAR, layer.digest, layer.size)],
-        )
-        .unwrap();
-        assert_eq!(
-            desc.platform.as_ref().unwrap().to_string(),
-            "linux/arm64/v8"
-        );
-        let manifest: ImageManifest = layout.read_json_blob(&desc.digest).unwrap();
-        let stored = fs_err::read(layout.blob_path(&manifest.config.digest)).unwrap();
-        assert_eq!(
-            stored,
-            br#"{"architecture":"arm64","os":"linux","variant":"v8"}"#
-        );
-        layout.set_tag(&desc, "latest").unwrap();
-        assert_eq!(layout.fsck().unwrap(), 3);
     }
 
     #[test]

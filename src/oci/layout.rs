@@ -17,9 +17,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::blob::{Blob, BlobWriter, sync_dir, write_blob};
-use super::digest::{Digest, hash_reader};
 use super::error::{IoContext, OciError, Result};
-use super::image::{Descriptor, ImageIndex, ImageManifest, REF_NAME, media};
+use super::image::{
+    Descriptor, ImageIndex, ImageManifest, Platform, REF_NAME, build_manifest, media,
+};
+use crate::plan::sha256::{Digest, hash_reader};
 
 /// Content of the `oci-layout` file.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -337,10 +339,28 @@ impl OciDir {
     }
 }
 
+/// Writes `config` and its manifest (canonical JSON) into `layout`; returns
+/// the manifest's descriptor, with the config's platform. The layer blobs
+/// must already be in the layout. Does not tag it (see `OciDir::set_tag`).
+pub fn write_image(layout: &OciDir, config: &Value, layers: Vec<Descriptor>) -> Result<Descriptor> {
+    let platform: Option<Platform> = serde_json::from_value(config.clone()).ok();
+    let config = layout.write_json_blob(config)?;
+    let manifest = build_manifest(
+        Descriptor::new(media::CONFIG, config.digest, config.size),
+        layers,
+    );
+    let blob = layout.write_json_blob(&manifest)?;
+    let mut desc = Descriptor::new(media::MANIFEST, blob.digest, blob.size);
+    desc.platform = platform.map(|p| Platform {
+        os_features: None,
+        ..p
+    });
+    Ok(desc)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::oci::image::build_manifest;
     use serde_json::json;
 
     #[test]
@@ -408,5 +428,31 @@ pub(crate) mod tests {
         let err = dir.fsck().unwrap_err();
         assert!(matches!(err, OciError::DigestMismatch { .. }), "{err}");
         assert!(err.to_string().contains(&Digest::of(b"two").hex()[..12]));
+    }
+
+    #[test]
+    fn write_image_stores_config_and_manifest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = OciDir::create(tmp.path()).unwrap();
+        let layer = layout.write_blob(b"layer").unwrap();
+        let config = json!({"architecture": "arm64", "os": "linux", "variant": "v8"});
+        let desc = write_image(
+            &layout,
+            &config,
+            vec![Descriptor::new(media::LAYER_TAR, layer.digest, layer.size)],
+        )
+        .unwrap();
+        assert_eq!(
+            desc.platform.as_ref().unwrap().to_string(),
+            "linux/arm64/v8"
+        );
+        let manifest: ImageManifest = layout.read_json_blob(&desc.digest).unwrap();
+        let stored = fs_err::read(layout.blob_path(&manifest.config.digest)).unwrap();
+        assert_eq!(
+            stored,
+            br#"{"architecture":"arm64","os":"linux","variant":"v8"}"#
+        );
+        layout.set_tag(&desc, "latest").unwrap();
+        assert_eq!(layout.fsck().unwrap(), 3);
     }
 }

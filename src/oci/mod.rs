@@ -2,7 +2,7 @@
 //!
 //! Data flows `plan::entries::Entry` → [`compress::write_layer`] (tar →
 //! diffID → gzip → digest → blob, one pass) → [`image::build_config`] and
-//! [`image::write_image`] → [`layout::OciDir::set_tag`] or
+//! [`layout::write_image`] → [`layout::OciDir::set_tag`] or
 //! [`archive::write_output`]. Base images come in through
 //! [`base::import_base`]; [`base::base_paths`] answers the parent-directory
 //! questions of contracts §1. `docs/oci.md` states the byte-level rules.
@@ -13,7 +13,6 @@ pub mod blob;
 pub mod build;
 pub mod cache;
 pub mod compress;
-pub mod digest;
 pub mod error;
 pub mod image;
 pub mod layout;
@@ -21,5 +20,5 @@ pub mod output;
 pub mod tar;
 pub mod verified;
 
-pub use digest::Digest;
+pub use crate::plan::Digest;
 pub use error::OciError;

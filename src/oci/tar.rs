@@ -30,11 +30,10 @@ use std::os::fd::OwnedFd;
 
 use sha2::{Digest as _, Sha256};
 
-use super::digest::{Digest, HashingWriter};
 use super::error::{IoContext, OciError, Result};
 use crate::plan::beneath::{fstat_file, open_input, open_root};
-use crate::plan::digest::Digest as PlanDigest;
 use crate::plan::entries::{Entry, EntryKind, Expected, path_order};
+use crate::plan::sha256::{Digest, HashingWriter};
 
 /// Size of a tar block.
 pub const BLOCK: usize = 512;
@@ -267,7 +266,7 @@ impl<W: Write> LayerWriter<W> {
                         };
                         self.tar
                             .append_reader(&entry.path, *size, &mut reader, source, meta)?;
-                        let written = PlanDigest::from_bytes(reader.hasher.finalize().into());
+                        let written = Digest::from_bytes(reader.hasher.finalize().into());
                         let after = fstat_file(&file).at(source)?;
                         if written != expect.content || after != Some(expect.input.stat) {
                             return Err(OciError::ContentChanged {
@@ -604,7 +603,7 @@ pub(crate) mod tests {
             fs_err::write(out, &bytes).unwrap();
         }
         assert_eq!(
-            info.diff_id.as_str(),
+            info.diff_id.to_string(),
             "sha256:52196da0c035b9405e4229d518b95ece131151c5a8235247c3e5b7c3ccdb6710"
         );
     }

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::digest::{Digest, hash_reader};
 use super::error::{IoContext, Result};
 use crate::plan::beneath::fstat_file;
+use crate::plan::sha256::{Digest, hash_reader};
 use crate::plan::walk::FileStat;
 
 /// The verified-stat records of one cache root.
@@ -61,7 +61,7 @@ impl Verified {
 
     /// The record file of the blob at `path`.
     pub fn record_path(&self, path: &Path) -> PathBuf {
-        let id = super::digest::Digest::of(absolute(path).as_os_str().as_bytes());
+        let id = Digest::of(absolute(path).as_os_str().as_bytes());
         self.dir.join(format!("{}.json", id.hex()))
     }
 

@@ -1,4 +1,4 @@
-//! Digests, and the input digest of a walked input (contracts §1).
+//! The input digest of a walked input (contracts §1).
 //!
 //! The input digest is SHA-256 over a length-prefixed encoding of the
 //! input's entries in canonical order; each file is represented by the
@@ -8,9 +8,6 @@
 //! times, inode numbers, owners, umask-dependent bits or listing order.
 //! `docs/digest.md` specifies the encoding byte by byte with a worked example.
 
-use std::fmt;
-use std::str::FromStr;
-
 use sha2::{Digest as _, Sha256};
 
 use super::entries::path_order;
@@ -18,83 +15,7 @@ use super::error::PlanError;
 use super::hash::ContentHashes;
 use super::walk::{Walk, WalkKind};
 
-/// A SHA-256 digest, written `sha256:<64 lowercase hex digits>` (the OCI form).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest([u8; 32]);
-
-impl Digest {
-    /// Wraps raw SHA-256 output.
-    pub const fn from_bytes(bytes: [u8; 32]) -> Digest {
-        Digest(bytes)
-    }
-
-    /// The raw 32 bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// The SHA-256 of `data`.
-    pub fn of(data: &[u8]) -> Digest {
-        Digest(Sha256::digest(data).into())
-    }
-
-    /// The 64 lowercase hex digits, without the `sha256:` prefix.
-    pub fn hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
-impl fmt::Display for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
-    }
-}
-
-impl fmt::Debug for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Digest({self})")
-    }
-}
-
-impl FromStr for Digest {
-    type Err = PlanError;
-
-    fn from_str(text: &str) -> Result<Digest, PlanError> {
-        let invalid = |reason| PlanError::InvalidDigest {
-            text: text.to_owned(),
-            reason,
-        };
-        let hex_part = text
-            .strip_prefix("sha256:")
-            .ok_or_else(|| invalid("expected `sha256:` followed by 64 hex digits"))?;
-        if hex_part.len() != 64 {
-            return Err(invalid("expected 64 hex digits after `sha256:`"));
-        }
-        if !hex_part
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(invalid("hex digits must be 0-9 or lowercase a-f"));
-        }
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(hex_part, &mut bytes)
-            .map_err(|_| invalid("expected 64 hex digits after `sha256:`"))?;
-        Ok(Digest(bytes))
-    }
-}
-
-impl serde::Serialize for Digest {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Digest {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+pub use super::sha256::Digest;
 
 /// The version tag that starts every input digest's encoding. Changing the
 /// encoding means a new tag (and every layer rebuilds once).
@@ -170,7 +91,7 @@ impl InputEncoder {
     pub fn finish(mut self) -> Digest {
         self.hasher.update(b"E");
         self.hasher.update(self.count.to_be_bytes());
-        Digest(self.hasher.finalize().into())
+        Digest::from_hasher(self.hasher)
     }
 
     fn record(&mut self, tag: u8, path: &[u8]) -> Result<(), PlanError> {
@@ -244,29 +165,6 @@ mod tests {
     use crate::plan::walk::walk;
     use std::os::unix::fs::{PermissionsExt, symlink};
     use std::path::Path;
-
-    #[test]
-    fn digest_text_form() {
-        let d = Digest::of(b"");
-        let text = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        assert_eq!(d.to_string(), text);
-        assert_eq!(text.parse::<Digest>().unwrap(), d);
-        assert_eq!(format!("{d:?}"), format!("Digest({text})"));
-        let json = serde_json::to_string(&d).unwrap();
-        assert_eq!(json, format!("\"{text}\""));
-        assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
-        for bad in [
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-            "sha512:e3b0",
-            "sha256:e3b0",
-            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
-            "sha256:g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        ] {
-            let e = bad.parse::<Digest>().unwrap_err();
-            assert!(e.to_string().starts_with("invalid digest"), "{e}");
-        }
-        assert!(serde_json::from_str::<Digest>("\"sha256:00\"").is_err());
-    }
 
     #[test]
     fn file_modes() {

@@ -133,13 +133,8 @@ pub enum PlanError {
     },
 
     /// A string is not a `sha256:<64 lowercase hex digits>` digest.
-    #[error("invalid digest `{text}`: {reason}")]
-    InvalidDigest {
-        /// The text that was parsed.
-        text: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    InvalidDigest(#[from] super::sha256::DigestError),
 
     /// An entry given to the input digest encoder is out of canonical order,
     /// repeated, or not a clean relative path (a bug in the caller).

@@ -10,20 +10,17 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-
-use rayon::prelude::*;
-use sha2::{Digest as _, Sha256};
 
 use std::os::fd::OwnedFd;
 
 use super::beneath::{fstat_file, open_input, open_root};
-use super::digest::Digest;
 use super::error::{PlanError, io_at};
+use super::sha256::{Digest, hash_reader_with};
 use super::statcache::StatCache;
 use super::walk::{FileStat, Walk};
+use rayon::prelude::*;
 
 /// The read buffer of each hashing thread. Larger buffers bring nothing
 /// measurable (`docs/benchmarks.md`).
@@ -147,24 +144,6 @@ pub fn hash_walks<'a>(
     Ok(result)
 }
 
-/// Streams `reader` through SHA-256 with `buf`; returns the digest and the
-/// number of bytes read.
-pub fn hash_reader(mut reader: impl Read, buf: &mut [u8]) -> std::io::Result<(Digest, u64)> {
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((Digest::from_bytes(hasher.finalize().into()), total))
-}
-
 thread_local! {
     static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -195,7 +174,7 @@ fn hash_file_with(
     let Some(mut file) = open_input(root, rel, expected).map_err(io_at(path))? else {
         return Err(changed());
     };
-    let (digest, size) = hash_reader(&mut file, buf).map_err(io_at(path))?;
+    let (digest, size) = hash_reader_with(&mut file, buf).map_err(io_at(path))?;
     let after = fstat_file(&file).map_err(io_at(path))?;
     let read_done = SystemTime::now();
     if size != expected.size || after != Some(*expected) {

@@ -665,3 +665,114 @@ pub fn split_layer(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `text`, written as the context's spec, resolved for linux/amd64.
+    fn spec_in(dir: &Path, text: &str) -> ResolvedSpec {
+        fs_err::write(dir.join("strata.toml"), text).unwrap();
+        crate::spec::validate::tests::spec_in(dir, text)
+    }
+
+    const SPEC: &str = r#"version = 1
+[image]
+from = "scratch"
+[[layer]]
+name = "models"
+copy = [{ from = "m", to = "/models", exclude = ["*.tmp"] }]
+split = "file"
+split_min = "1KiB"
+[[layer]]
+name = "conf"
+copy = [{ from = "etc/app.conf", to = "/etc/app/" }]
+"#;
+
+    fn context() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |rel: &str, data: &[u8]| {
+            let p = dir.path().join(rel);
+            fs_err::create_dir_all(p.parent().unwrap()).unwrap();
+            fs_err::write(p, data).unwrap();
+        };
+        w("m/big.bin", &[7; 2048]);
+        w("m/small.txt", b"small\n");
+        w("m/scratch.tmp", b"excluded\n");
+        w("etc/app.conf", b"port = 8000\n");
+        dir
+    }
+
+    fn by_id(plan: &Plan) -> BTreeMap<&str, &PlannedLayer> {
+        plan.layers.iter().map(|l| (l.id.as_str(), l)).collect()
+    }
+
+    #[test]
+    fn splits_excludes_and_layer_ids() {
+        let dir = context();
+        let cache = tempfile::tempdir().unwrap();
+        let plan = make_plan(&spec_in(dir.path(), SPEC), cache.path()).unwrap();
+        let ids: Vec<&str> = plan.layers.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(ids, ["models", "models@/models/big.bin", "conf"]);
+        let layers = by_id(&plan);
+        assert_eq!(
+            (layers["models"].input_files, layers["models"].input_size),
+            (1, 6),
+            "the excluded file is no input"
+        );
+        assert_eq!(layers["models@/models/big.bin"].input_size, 2048);
+        let PlannedKind::Copy { files, owner } = &layers["conf"].kind else {
+            panic!("conf is a copy layer")
+        };
+        assert_eq!((owner.uid, owner.gid), (0, 0));
+        assert_eq!(
+            files.iter().map(|f| abs(&f.dest)).collect::<Vec<_>>(),
+            ["/etc/app/app.conf"]
+        );
+        // The survey (strata check) finds the same layers without hashing.
+        let survey = survey(&spec_in(dir.path(), SPEC)).unwrap();
+        let surveyed: Vec<&str> = survey.layers.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(surveyed, ids);
+    }
+
+    /// A content change moves only its own layer's input digest; a new
+    /// mtime or an excluded file moves none.
+    #[test]
+    fn input_digests_follow_content_only() {
+        let dir = context();
+        let cache = tempfile::tempdir().unwrap();
+        let digests = |dir: &Path| -> BTreeMap<String, Digest> {
+            make_plan(&spec_in(dir, SPEC), cache.path())
+                .unwrap()
+                .layers
+                .into_iter()
+                .map(|l| (l.id, l.inputs))
+                .collect()
+        };
+        let first = digests(dir.path());
+        let f = fs_err::File::options()
+            .write(true)
+            .open(dir.path().join("m/small.txt"))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+        fs_err::write(dir.path().join("m/scratch.tmp"), "other\n").unwrap();
+        assert_eq!(digests(dir.path()), first);
+        fs_err::write(dir.path().join("m/small.txt"), "SMALL\n").unwrap();
+        let second = digests(dir.path());
+        assert_ne!(second["models"], first["models"]);
+        assert_eq!(
+            second["models@/models/big.bin"],
+            first["models@/models/big.bin"]
+        );
+        assert_eq!(second["conf"], first["conf"]);
+    }
+
+    #[test]
+    fn a_missing_input_is_an_error_naming_it() {
+        let dir = context();
+        fs_err::remove_file(dir.path().join("etc/app.conf")).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let err = make_plan(&spec_in(dir.path(), SPEC), cache.path()).unwrap_err();
+        assert!(err.to_string().contains("app.conf"), "{err}");
+    }
+}

@@ -16,9 +16,11 @@ pub mod hash;
 pub mod ignore;
 pub mod lock;
 pub mod make;
+pub mod record;
+pub mod sha256;
 pub mod statcache;
 pub mod walk;
 
-pub use digest::Digest;
 pub use error::PlanError;
 pub use make::{Plan, PlannedKind, PlannedLayer, make_plan};
+pub use sha256::Digest;

@@ -30,8 +30,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
 
-use super::digest::Digest;
 use super::error::{PlanError, io_at, io_with};
+use super::sha256::Digest;
 use super::walk::FileStat;
 
 const MAGIC: &[u8; 16] = b"strata statcache";

@@ -21,6 +21,7 @@ use crate::oci::Digest;
 use crate::oci::blob::BlobWriter;
 use crate::oci::image::{Descriptor, ImageIndex, ImageManifest, media};
 use crate::oci::layout::OciDir;
+use crate::spec::values::parse_platform;
 
 /// The media types strata accepts for a manifest or index.
 pub const ACCEPTED: [&str; 4] = [
@@ -49,6 +50,21 @@ impl Resolved {
             .collect::<Vec<_>>()
             .join(", ")
     }
+
+    /// The manifest digest for `wanted` (`os/arch[/variant]`): the entry
+    /// listed under exactly that name, else the first whose platform
+    /// satisfies it ([`crate::spec::Platform::satisfies`]: `linux/arm64`
+    /// finds `linux/arm64/v8`).
+    pub fn manifest_for(&self, wanted: &str) -> Option<&Digest> {
+        if let Some(d) = self.platforms.get(wanted) {
+            return Some(d);
+        }
+        let wanted = parse_platform(wanted).ok()?;
+        self.platforms
+            .iter()
+            .find(|(p, _)| parse_platform(p).is_ok_and(|p| p.satisfies(&wanted)))
+            .map(|(_, d)| d)
+    }
 }
 
 /// Resolves `r`: fetches its index or manifest (verifying a digest the
@@ -58,7 +74,7 @@ pub fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
     let (bytes, media_type) = reg.get_manifest(r, &ACCEPTED)?;
     let digest = Digest::of(&bytes);
     if let Some(want) = r.digest()
-        && want != digest.as_str()
+        && want != digest.to_string()
     {
         return Err(RegistryError::DigestMismatch {
             registry: reg.host().to_owned(),
@@ -82,9 +98,7 @@ pub fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
             if let Some(p) = &m.platform
                 && p.os != "unknown"
             {
-                platforms
-                    .entry(p.to_string())
-                    .or_insert_with(|| m.digest.clone());
+                platforms.entry(p.to_string()).or_insert_with(|| m.digest);
             }
         }
     } else if kind == media::MANIFEST || kind == media::DOCKER_MANIFEST {
@@ -99,7 +113,7 @@ pub fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
             p.push('/');
             p.push_str(s("variant"));
         }
-        platforms.insert(p, digest.clone());
+        platforms.insert(p, digest);
     } else {
         return Err(invalid(format!("unsupported media type `{kind}`")));
     }
@@ -162,7 +176,7 @@ pub fn fetch_image<'a>(
         let mut writer: Option<BlobWriter> = None;
         reg.get_blob(
             &repo_ref(r, d),
-            d.as_str(),
+            &d.to_string(),
             size.unwrap_or(0),
             &mut |chunk| {
                 match chunk {
@@ -205,7 +219,7 @@ pub fn fetch_image<'a>(
         let kind = media_type_of(&bytes, media::MANIFEST);
         index
             .manifests
-            .push(Descriptor::new(&kind, manifest.clone(), bytes.len() as u64));
+            .push(Descriptor::new(&kind, *manifest, bytes.len() as u64));
         layout.write_index(&index)?;
         let tmp = tmp.keep();
         if let Err(e) = fs_err::rename(&tmp, &dir) {
@@ -230,13 +244,18 @@ fn manifest_blob(reg: &Registry, r: &Reference, digest: &Digest) -> Result<Vec<u
 /// The config blob `digest` of the image `r` names, in memory, verified.
 fn config_blob(reg: &Registry, r: &Reference, digest: &Digest, size: u64) -> Result<Vec<u8>> {
     let mut config = Vec::new();
-    reg.get_blob(&repo_ref(r, digest), digest.as_str(), size, &mut |chunk| {
-        match chunk {
-            None => config.clear(),
-            Some(c) => config.extend_from_slice(c),
-        }
-        Ok(())
-    })?;
+    reg.get_blob(
+        &repo_ref(r, digest),
+        &digest.to_string(),
+        size,
+        &mut |chunk| {
+            match chunk {
+                None => config.clear(),
+                Some(c) => config.extend_from_slice(c),
+            }
+            Ok(())
+        },
+    )?;
     verify(reg, || format!("config of {}", r.whole()), &config, digest)?;
     Ok(config)
 }
@@ -267,8 +286,7 @@ fn verify(
 pub fn fetch_config(reg: &Registry, r: &Reference, platform: &str) -> Result<serde_json::Value> {
     let resolved = resolve(reg, r)?;
     let manifest = resolved
-        .platforms
-        .get(platform)
+        .manifest_for(platform)
         .ok_or_else(|| RegistryError::InvalidImage {
             registry: reg.host().to_owned(),
             reference: r.whole(),
@@ -290,4 +308,54 @@ pub fn fetch_config(reg: &Registry, r: &Reference, platform: &str) -> Result<ser
         reference: r.whole(),
         reason: format!("bad config: {e}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_come_from_the_body_else_the_header() {
+        let index = br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#;
+        assert_eq!(media_type_of(index, "application/json"), media::INDEX);
+        assert_eq!(
+            media_type_of(
+                b"{}",
+                "application/vnd.docker.distribution.manifest.v2+json; charset=utf-8"
+            ),
+            media::DOCKER_MANIFEST
+        );
+        assert_eq!(media_type_of(b"not json", ""), "");
+    }
+
+    #[test]
+    fn digests_address_the_repository_and_the_cache() {
+        let r: Reference = "localhost:5000/team/app:v1".parse().unwrap();
+        let d = Digest::of(b"manifest");
+        let at = repo_ref(&r, &d);
+        assert_eq!(at.whole(), format!("localhost:5000/team/app@{d}"));
+        assert_eq!(
+            image_dir(Path::new("/cache"), &d),
+            Path::new("/cache/registry/images").join(d.hex())
+        );
+    }
+
+    /// A platform is found under its own name first, then by the one
+    /// normalizing match; names that are no platform are skipped.
+    #[test]
+    fn manifests_are_found_by_platform() {
+        let (arm, odd) = (Digest::of(b"arm"), Digest::of(b"odd"));
+        let resolved = Resolved {
+            digest: Digest::of(b"index"),
+            platforms: [
+                ("unknown".to_string(), odd),
+                ("linux/arm64/v8".to_string(), arm),
+            ]
+            .into(),
+        };
+        assert_eq!(resolved.manifest_for("linux/arm64"), Some(&arm));
+        assert_eq!(resolved.manifest_for("unknown"), Some(&odd));
+        assert_eq!(resolved.manifest_for("linux/amd64"), None);
+        assert_eq!(resolved.platform_list(), "linux/arm64/v8, unknown");
+    }
 }

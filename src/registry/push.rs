@@ -99,14 +99,14 @@ pub fn image_blobs(
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| format!("layer {}", i + 1)),
-            digest: l.digest.clone(),
+            digest: l.digest,
             size: l.size,
             path: layout.blob_path(&l.digest),
         })
         .collect();
     blobs.push(PushBlob {
         what: "image config".into(),
-        digest: manifest.config.digest.clone(),
+        digest: manifest.config.digest,
         size: manifest.config.size,
         path: layout.blob_path(&manifest.config.digest),
     });
@@ -148,10 +148,10 @@ fn push_blobs_then_manifest(
     let mut unique = Vec::new();
     for b in blobs {
         // Each blob once (a base and a strata layer can share a digest).
-        if !seen.insert(b.digest.clone()) {
+        if !seen.insert(b.digest) {
             continue;
         }
-        let digest = b.digest.as_str();
+        let digest = &b.digest.to_string();
         let action = if reg.blob_exists(target, digest)? {
             Some(BlobAction::Exists)
         } else {
@@ -191,7 +191,7 @@ fn push_blobs_then_manifest(
             Some(a) => a,
             None => {
                 results.next().expect("one result per upload")?;
-                known.add(b.digest.as_str(), &repo);
+                known.add(&b.digest.to_string(), &repo);
                 observer.done(b, &BlobAction::Uploaded);
                 BlobAction::Uploaded
             }
@@ -200,7 +200,7 @@ fn push_blobs_then_manifest(
     }
     let digest = Digest::of(manifest);
     if let Some(d) = target.digest()
-        && d != digest.as_str()
+        && d != digest.to_string()
     {
         return Err(RegistryError::InvalidImage {
             registry: reg.host().to_owned(),
@@ -215,4 +215,50 @@ fn push_blobs_then_manifest(
         digest,
         blobs: done,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::image::{build_manifest, media};
+
+    /// The blobs pushed for an image: layers bottom first with their names
+    /// (or `layer N`), then the config, each at its blob path; the manifest
+    /// bytes as stored (its digest is the image's).
+    #[test]
+    fn image_blobs_lists_layers_then_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = OciDir::create(tmp.path()).unwrap();
+        let l1 = layout.write_blob(b"layer one").unwrap();
+        let l2 = layout.write_blob(b"layer two").unwrap();
+        let config = layout.write_blob(b"{}").unwrap();
+        let manifest = build_manifest(
+            Descriptor::new(media::CONFIG, config.digest, config.size),
+            vec![
+                Descriptor::new(media::LAYER_TAR, l1.digest, l1.size),
+                Descriptor::new(media::LAYER_TAR, l2.digest, l2.size),
+            ],
+        );
+        let stored = layout.write_json_blob(&manifest).unwrap();
+        let desc = Descriptor::new(media::MANIFEST, stored.digest, stored.size);
+        let (blobs, bytes) = image_blobs(&layout, &desc, &["models".to_string()]).unwrap();
+        let listed: Vec<(&str, Digest, u64)> = blobs
+            .iter()
+            .map(|b| (b.what.as_str(), b.digest, b.size))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("models", l1.digest, 9),
+                ("layer 2", l2.digest, 9),
+                ("image config", config.digest, 2),
+            ]
+        );
+        assert!(blobs.iter().all(|b| b.path == layout.blob_path(&b.digest)));
+        assert_eq!(Digest::of(&bytes), desc.digest);
+        // A config blob is no manifest: an input error naming the blob.
+        let not_manifest = Descriptor::new(media::MANIFEST, config.digest, config.size);
+        let err = image_blobs(&layout, &not_manifest, &[]).unwrap_err();
+        assert!(err.to_string().contains("not an image manifest"), "{err}");
+    }
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod interpolate;
 pub mod model;
 pub mod parse;
+pub mod reference;
 pub mod resolve;
 pub mod resolved;
 pub mod validate;
@@ -16,6 +17,7 @@ pub mod values;
 use std::path::{Path, PathBuf};
 
 pub use error::{Diag, SpecError, SpecSource};
+pub use reference::ImageRef;
 pub use resolve::ResolveOptions;
 pub use resolved::*;
 

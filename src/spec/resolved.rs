@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use super::error::SpecSource;
+use super::reference::ImageRef;
 
 /// The contracts §1 default layer timestamp: 1980-01-02T00:00:00Z. Frozen.
 pub const DEFAULT_TIMESTAMP: u64 = 315_619_200;
@@ -69,41 +70,18 @@ impl ResolvedSpec {
 pub enum BaseRef {
     /// No base.
     Scratch,
-    /// `oci-layout:PATH[:TAG]`.
-    OciLayout {
-        /// Layout directory.
-        path: PathBuf,
-        /// Tag (`ref.name`), if given.
-        tag: Option<String>,
-    },
-    /// `oci-archive:FILE[:TAG]`.
-    OciArchive {
-        /// Archive file.
-        path: PathBuf,
-        /// Tag, if given.
-        tag: Option<String>,
-    },
-    /// `docker-archive:FILE`.
-    DockerArchive {
-        /// Archive file.
-        path: PathBuf,
-    },
+    /// An image on disk: `oci-layout:`, `oci-archive:` or `docker-archive:`
+    /// (its path relative to the context).
+    Local(ImageRef),
     /// A registry reference such as `python:3.11-slim`.
     Registry(String),
 }
 
 impl fmt::Display for BaseRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tag = |t: &Option<String>| t.as_ref().map(|t| format!(":{t}")).unwrap_or_default();
         match self {
             BaseRef::Scratch => f.write_str("scratch"),
-            BaseRef::OciLayout { path, tag: t } => {
-                write!(f, "oci-layout:{}{}", path.display(), tag(t))
-            }
-            BaseRef::OciArchive { path, tag: t } => {
-                write!(f, "oci-archive:{}{}", path.display(), tag(t))
-            }
-            BaseRef::DockerArchive { path } => write!(f, "docker-archive:{}", path.display()),
+            BaseRef::Local(r) => r.fmt(f),
             BaseRef::Registry(r) => f.write_str(r),
         }
     }
@@ -138,6 +116,27 @@ impl Platform {
             arch: arch.into(),
             variant: (arch == "arm64").then(|| "v8".to_string()),
         }
+    }
+}
+
+impl Platform {
+    /// Whether an image for `self` serves a request for `wanted`: same os and
+    /// architecture, and the same variant where both name one (`arm64`
+    /// without a variant means `v8`, as in containerd). The one platform
+    /// match: base images, registry indexes and the lock all use it.
+    pub fn satisfies(&self, wanted: &Platform) -> bool {
+        fn variant(p: &Platform) -> Option<&str> {
+            match (p.arch.as_str(), p.variant.as_deref()) {
+                ("arm64", None) => Some("v8"),
+                (_, v) => v,
+            }
+        }
+        self.os == wanted.os
+            && self.arch == wanted.arch
+            && match (variant(self), variant(wanted)) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
     }
 }
 

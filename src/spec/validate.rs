@@ -69,10 +69,8 @@ pub fn validate_context(spec: &ResolvedSpec) -> Vec<Diag> {
         }
     }
     match &spec.image.from {
-        BaseRef::OciLayout { path, .. }
-        | BaseRef::OciArchive { path, .. }
-        | BaseRef::DockerArchive { path } => {
-            let full = context.join(path);
+        BaseRef::Local(r) => {
+            let full = context.join(r.path());
             if !full.exists() {
                 diags.push(
                     Diag::error(
@@ -177,5 +175,103 @@ pub fn file_destination(from: &str, to: &str, to_is_dir: bool) -> String {
         }
     } else {
         to.to_string()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::spec::{ResolveOptions, SpecSource, resolve_all};
+
+    /// `text` resolved for linux/amd64 against the context `dir`.
+    pub(crate) fn spec_in(dir: &Path, text: &str) -> ResolvedSpec {
+        let opts = ResolveOptions {
+            context: dir.to_path_buf(),
+            platforms: vec![crate::spec::values::parse_platform("linux/amd64").unwrap()],
+            ..Default::default()
+        };
+        resolve_all(&SpecSource::new(dir.join("strata.toml"), text), &opts)
+            .unwrap()
+            .specs
+            .remove(0)
+    }
+
+    fn messages(diags: &[Diag]) -> Vec<String> {
+        diags.iter().map(|d| d.message.clone()).collect()
+    }
+
+    const HEAD: &str = "version = 1\n[image]\nfrom = \"scratch\"\n";
+
+    #[test]
+    fn a_sound_spec_has_no_diagnostics() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::create_dir_all(dir.path().join("m")).unwrap();
+        fs_err::write(dir.path().join("m/a.bin"), "a").unwrap();
+        let spec = spec_in(
+            dir.path(),
+            &format!("{HEAD}[[layer]]\nname = \"m\"\ncopy = [{{ from = \"m\", to = \"/m\" }}]\n"),
+        );
+        assert!(validate_context(&spec).is_empty());
+    }
+
+    #[test]
+    fn missing_sources_name_a_sibling_and_escapes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(dir.path().join("model.bin"), "m").unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("out")).unwrap();
+        let spec = spec_in(
+            dir.path(),
+            &format!(
+                "{HEAD}[[layer]]\nname = \"m\"\ncopy = [{{ from = \"modl.bin\", to = \"/m\" }}, \
+                 {{ from = \"out\", to = \"/o\" }}]\n"
+            ),
+        );
+        let diags = validate_context(&spec);
+        let text = messages(&diags).join("\n");
+        assert!(
+            text.contains("copy source `modl.bin` does not exist"),
+            "{text}"
+        );
+        assert_eq!(diags[0].help.as_deref(), Some("did you mean `model.bin`?"));
+        assert!(
+            text.contains("copy source `out` leads outside the build context"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_local_base_must_exist_relative_to_the_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec_in(
+            dir.path(),
+            "version = 1\n[image]\nfrom = \"docker-archive:base.tar:app:1\"\n",
+        );
+        let text = messages(&validate_context(&spec)).join("\n");
+        assert!(
+            text.contains(&format!(
+                "base image `{}` does not exist",
+                dir.path().join("base.tar").display()
+            )),
+            "{text}"
+        );
+        fs_err::write(dir.path().join("base.tar"), "").unwrap();
+        assert!(validate_context(&spec).is_empty());
+    }
+
+    #[test]
+    fn two_layers_writing_one_file_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(dir.path().join("a.conf"), "a").unwrap();
+        fs_err::write(dir.path().join("b.conf"), "b").unwrap();
+        let spec = spec_in(
+            dir.path(),
+            &format!(
+                "{HEAD}[[layer]]\nname = \"a\"\ncopy = [{{ from = \"a.conf\", to = \"/etc/app.conf\" }}]\n\
+                 [[layer]]\nname = \"b\"\ncopy = [{{ from = \"b.conf\", to = \"/etc/app.conf\" }}]\n"
+            ),
+        );
+        let diags = validate_context(&spec);
+        assert_eq!(diags.len(), 1, "{:?}", messages(&diags));
+        assert!(diags[0].message.contains("/etc/app.conf"), "{:?}", diags[0]);
     }
 }

@@ -1,6 +1,7 @@
 //! Parsers for the small value syntaxes of the spec: paths, sizes, durations,
 //! modes, owners, platforms, ports, names, image references.
 
+use super::reference::{ImageRef, ImageRefError};
 use super::resolved::{BaseRef, Owner, Platform};
 
 /// Cleans an absolute image path: `/app/./x//y/../z` → `/app/x/z`.
@@ -228,52 +229,23 @@ pub fn is_target_name(name: &str) -> bool {
         && c.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-fn split_tag(rest: &str) -> (String, Option<String>) {
-    // `PATH:TAG`: a tag never contains `/`.
-    match rest.rsplit_once(':') {
-        Some((p, t)) if !t.is_empty() && !t.contains('/') && !p.is_empty() => {
-            (p.to_string(), Some(t.to_string()))
-        }
-        _ => (rest.to_string(), None),
-    }
-}
-
-/// Parses `[image] from`.
+/// Parses `[image] from` (local transports: [`ImageRef`]).
 pub fn parse_base(s: &str) -> Result<BaseRef, String> {
     if s == "scratch" {
         return Ok(BaseRef::Scratch);
     }
-    if let Some(rest) = s.strip_prefix("oci-layout:") {
-        let (p, tag) = split_tag(rest);
-        return non_empty(&p, s).map(|_| BaseRef::OciLayout {
-            path: p.into(),
-            tag,
-        });
-    }
-    if let Some(rest) = s.strip_prefix("oci-archive:") {
-        let (p, tag) = split_tag(rest);
-        return non_empty(&p, s).map(|_| BaseRef::OciArchive {
-            path: p.into(),
-            tag,
-        });
-    }
-    if let Some(rest) = s.strip_prefix("docker-archive:") {
-        return non_empty(rest, s).map(|_| BaseRef::DockerArchive { path: rest.into() });
+    if ImageRef::is_local(s) {
+        return s
+            .parse()
+            .map(BaseRef::Local)
+            .map_err(|e: ImageRefError| e.to_string());
     }
     if is_image_reference(s) {
         Ok(BaseRef::Registry(s.to_string()))
     } else {
         Err(format!(
-            "`{s}` is not an image reference: use `scratch`, `NAME[:TAG][@DIGEST]`, `oci-layout:PATH[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE`"
+            "`{s}` is not an image reference: use `scratch`, `NAME[:TAG][@DIGEST]`, `oci-layout:PATH[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE[:NAME[:TAG]]`"
         ))
-    }
-}
-
-fn non_empty(p: &str, s: &str) -> Result<(), String> {
-    if p.is_empty() {
-        Err(format!("`{s}` names no path"))
-    } else {
-        Ok(())
     }
 }
 
@@ -366,11 +338,24 @@ mod tests {
         ));
         assert_eq!(
             parse_base("oci-layout:base/layout:v1").unwrap(),
-            BaseRef::OciLayout {
+            BaseRef::Local(ImageRef::OciLayout {
                 path: "base/layout".into(),
                 tag: Some("v1".into())
-            }
+            })
         );
+        // A docker archive's image name, and the `oci:` alias.
+        assert_eq!(
+            parse_base("docker-archive:base.tar:app:1").unwrap(),
+            BaseRef::Local(ImageRef::DockerArchive {
+                path: "base.tar".into(),
+                reference: Some("app:1".into())
+            })
+        );
+        assert!(matches!(
+            parse_base("oci:out").unwrap(),
+            BaseRef::Local(ImageRef::OciLayout { .. })
+        ));
+        assert!(parse_base("oci-layout:").is_err());
         assert!(parse_base("Not An Image").is_err());
         assert!(parse_base("UPPER/case").is_err());
     }

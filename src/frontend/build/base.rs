@@ -11,20 +11,13 @@ use crate::llb::{self, State};
 use crate::plan::graph::{BaseDirs, BaseEntry, base_queries};
 use crate::spec::{BaseRef, LayerKind, Platform};
 
-pub(super) fn oci_platform(p: &Platform) -> llb::Platform {
+/// The spec's platform as LLB and the gateway write it.
+pub(super) fn llb_platform(p: &Platform) -> llb::Platform {
     let mut out = llb::Platform::new(&p.os, &p.arch);
     if let Some(v) = &p.variant {
         out = out.with_variant(v);
     }
     out
-}
-
-fn gw_platform(p: &Platform) -> crate::frontend::gateway::Platform {
-    crate::frontend::gateway::Platform {
-        os: p.os.clone(),
-        architecture: p.arch.clone(),
-        variant: p.variant.clone().unwrap_or_default(),
-    }
 }
 
 impl<G: Gateway> Lower<'_, G> {
@@ -151,7 +144,7 @@ impl<G: Gateway> Lower<'_, G> {
         };
         let mode = self.opts.resolve_mode;
         let resolved = gw
-            .resolve_image_config(&reference, Some(&gw_platform(&spec.platform)), mode)
+            .resolve_image_config(&reference, Some(&llb_platform(&spec.platform)), mode)
             .await?;
         // Docker 20.10 returns no digest for local images: never an empty `@`.
         let full = if !resolved.digest.is_empty() && !reference.contains('@') {
@@ -160,7 +153,7 @@ impl<G: Gateway> Lower<'_, G> {
             reference.clone()
         };
         let state = llb::image(&full)
-            .platform(oci_platform(&spec.platform))
+            .platform(llb_platform(&spec.platform))
             .custom_name(format!("[strata] {what} {reference}"))
             .build();
         let config: serde_json::Value =

@@ -6,6 +6,7 @@ use super::lower::{LayerNote, Lower};
 use crate::frontend::gateway::Gateway;
 use crate::helper::CopyRecord;
 use crate::llb::State;
+use crate::plan::record::{self, Record};
 use crate::spec::ResolvedSpec;
 
 impl<G: Gateway> Lower<'_, G> {
@@ -27,9 +28,9 @@ impl<G: Gateway> Lower<'_, G> {
                             layer: id.clone(),
                             source,
                         })?;
-                    format!("strata/v1 key={} inputs={}", rec.key, rec.inputs)
+                    Record::copy(rec.key, rec.inputs).to_string()
                 }
-                LayerNote::Run => "strata/v1 run".to_string(),
+                LayerNote::Run => Record::run().to_string(),
             })
         }))
         .await
@@ -52,7 +53,7 @@ impl<G: Gateway> Lower<'_, G> {
             .zip(comments)
             .map(|((id, _, _), comment)| crate::oci::image::HistoryEntry {
                 created: Some(crate::oci::image::rfc3339(created)),
-                created_by: Some(format!("strata layer {id}")),
+                created_by: Some(record::created_by(id)),
                 author: None,
                 comment: Some(comment),
                 empty_layer: false,

@@ -89,8 +89,8 @@ impl Options {
                 .collect()
         });
         let resolve_mode = match env.opt("image-resolve-mode") {
-            Some("pull") => ResolveMode::Pull,
-            Some("local") => ResolveMode::Local,
+            Some("pull") => ResolveMode::ForcePull,
+            Some("local") => ResolveMode::PreferLocal,
             _ => ResolveMode::Default,
         };
         let labels = env

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::BuildError;
-use super::base::oci_platform;
+use super::base::llb_platform;
 use super::copy::context_source;
 use super::lower::Lower;
 use super::stages::StageState;
@@ -69,7 +69,7 @@ impl<G: Gateway> Lower<'_, G> {
             .cwd(&workdir)
             .custom_name(title)
             .location(map, range)
-            .platform(oci_platform(&spec.platform));
+            .platform(llb_platform(&spec.platform));
         // Environment: the base's, the image's, then the layer's (contracts §4).
         let mut envs: Vec<(String, String)> = Vec::new();
         if let Some(list) = base_config
