@@ -10,8 +10,9 @@
 //!
 //! Gzip settings, fixed so the same tar gives the same blob on every machine:
 //! flate2 with its pure-Rust zlib-rs backend (the version is pinned by
-//! `Cargo.lock`; its SIMD paths only find the same matches faster, and its
-//! hash is the same on every CPU), level [`GZIP_LEVEL`] = 3, members of
+//! `Cargo.lock`; its hash is the same on every CPU, and the SIMD paths it
+//! picks at run time only find the same matches faster: a build without
+//! them wrote the same 128 MiB blob), level [`GZIP_LEVEL`] = 3, members of
 //! [`GZIP_BLOCK`] = 1 MiB of tar (0.1% larger than one member on a tar of
 //! `/usr`), each with a header with no file name, no comment, no extra
 //! field, mtime 0 and OS byte 255 ("unknown", as Go's `compress/gzip`
