@@ -194,14 +194,18 @@ impl<W: Write> BlockEncoder<W> {
         Ok(())
     }
 
-    /// Writes the oldest block out. While another thread compresses it,
-    /// this one compresses later blocks of the window rather than wait.
+    /// Writes the oldest block out, compressing it here if no thread has
+    /// started it. While another thread compresses it, a writer that is
+    /// itself a pool thread compresses later blocks of the window rather
+    /// than idle; a writer outside the pool leaves them to the pool and
+    /// gets back to feeding it (the tar and its hashes are the serial part).
     fn write_front(&mut self) -> io::Result<()> {
         let Some(front) = self.queue.0.front().cloned() else {
             return Ok(());
         };
         front.run();
-        while !front.is_done() {
+        let in_pool = rayon::current_thread_index().is_some();
+        while in_pool && !front.is_done() {
             match self.queue.0.iter().find(|j| j.is_pending()) {
                 Some(job) => job.run(),
                 None => break,
