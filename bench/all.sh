@@ -4,6 +4,7 @@
 # Default: the sizes the doc reports, about 40 minutes on 2 cores:
 #   input hashing        cargo bench --bench hash -- --size 2G
 #   embedded builder     bench/embedded.sh 2048
+#   compressible layer   bench/compress.sh 1024 3
 #   registry push        bench/registry.sh 2048
 #   side by side         bench/compare.sh --scale ci --engine d28 --runs 3
 #                        bench/compare.sh --scale ci --engine d26 --runs 3 --no-embedded
@@ -12,7 +13,7 @@
 # --quick runs every step at a small size, once, to check the harness
 # (about 8 minutes; its numbers are not the doc's).
 # Each step's tables go to $STRATA_BENCH_ALL (default /var/tmp/strata-bench-all):
-# hash.md, embedded.md, registry.md, compare-SCALE-ENGINE/ (tables.md,
+# hash.md, embedded.md, compress.md, registry.md, compare-SCALE-ENGINE/ (tables.md,
 # chart.png, raw data; see bench/compare.sh). Needs root for the engines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,9 +29,9 @@ rm -rf "$out" && mkdir -p "$out"
 log() { printf '[all %s] %s\n' "$(date -u +%T)" "$*" >&2; }
 
 if [ "$mode" = quick ]; then
-  hash=256M size=64 scale=small runs=1
+  hash=256M size=64 scale=small runs=1 csize=64
 else
-  hash=2G size=2048 scale=ci runs=3
+  hash=2G size=2048 scale=ci runs=3 csize=1024
 fi
 compare() { # ENGINE SCALE [args]
   local dir=$out/compare-$2-$1
@@ -44,6 +45,8 @@ log "input hashing ($hash)"
 cargo bench --locked --bench hash -- --size "$hash" > "$out/hash.md"
 log "embedded builder ($size MiB)"
 bash bench/embedded.sh "$size" > "$out/embedded.md"
+log "compressible layer ($csize MiB, $runs runs)"
+bash bench/compress.sh "$csize" "$runs" > "$out/compress.md"
 log "registry push ($size MiB)"
 bash bench/registry.sh "$size" > "$out/registry.md"
 compare d28 "$scale"

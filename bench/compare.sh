@@ -9,6 +9,8 @@
 # every scenario for every contender one after another on the same engine:
 #   plain   Dockerfile, multi-stage, cache mounts, expert layer order
 #   link    the same Dockerfile with `COPY --link`
+#   files   the `--link` Dockerfile with one `COPY --link` per model shard file
+#           (what strata's `split = "file"` does by itself)
 #   strata  strata.toml through the frontend (`docker buildx build -f`)
 # and, for the copy-only variant of the project, `strata build` (embedded,
 # release binary) next to `tar -c | gzip -6` of the same trees.
@@ -47,7 +49,7 @@ case $engine in
   d26) fresh_engine=d26b ;;
   *) echo "unknown engine $engine (d28 or d26)" >&2; exit 1 ;;
 esac
-contenders="plain link strata"
+contenders="plain link files strata"
 registry=127.0.0.1:5000
 reglog=/var/log/strata-registry.log
 lockfile=/tmp/strata-engines.lock
@@ -95,7 +97,20 @@ done
 system_cmds=("useradd --system --uid 999 --home-dir /app tts" "python3 -m compileall -q /usr/lib/python3.11 >/dev/null || true")
 
 dockerfile() { # contender link-flag
-  local c=$1 link=$2
+  local c=$1 link=$2 models i
+  models="COPY $link models/vocos /app/models/vocos
+COPY $link models/whisper /app/models/whisper"
+  if [ "$c" = files ]; then
+    # One layer per shard file, and one for each directory's small files.
+    models="COPY $link models/vocos/*.yaml /app/models/vocos/"
+    for i in $(seq 1 "$shards"); do
+      models+=$'\n'"COPY $link models/vocos/pytorch_model-0000$i.bin /app/models/vocos/"
+    done
+    models+=$'\n'"COPY $link models/whisper/*.json /app/models/whisper/"
+    for i in $(seq 1 "$shards"); do
+      models+=$'\n'"COPY $link models/whisper/model-0000$i-of-0000$shards.safetensors /app/models/whisper/"
+    done
+  fi
   cat <<EOF
 # Hand-optimized: system packages, then pip (wheels built in a stage, pip
 # cache mount), then the models, entrypoint + reference audio, then code.
@@ -118,8 +133,7 @@ RUN --mount=type=bind,source=requirements.txt,target=requirements.txt \\
     --mount=type=bind,from=build,source=/wheels,target=/wheels \\
     --mount=type=cache,target=/root/.cache/pip \\
     python3 -m pip install --no-index --find-links /wheels -r requirements.txt
-COPY $link models/vocos /app/models/vocos
-COPY $link models/whisper /app/models/whisper
+$models
 COPY $link --chmod=0755 docker-entrypoint.sh /app/docker-entrypoint.sh
 COPY $link ref_audio /app/ref_audio
 COPY $link src /app/src
@@ -206,6 +220,7 @@ for c in $contenders; do
 done
 dockerfile plain "" > "$work/ctx-plain/Dockerfile"
 dockerfile link "--link" > "$work/ctx-link/Dockerfile"
+dockerfile files "--link" > "$work/ctx-files/Dockerfile"
 strata_toml > "$work/ctx-strata/strata.toml"
 # The copy-only variant for the embedded builder: the same trees, no runs.
 emb=$work/ctx-embedded
@@ -240,7 +255,7 @@ edit() { # scenario run
   local s=$1 r=$2 d
   case $s in
     app) for d in "$work"/ctx-*; do printf '# edit %s-%s\n' "$run_id" "$r" >> "$d/src/f5_tts_api/__init__.py"; done ;;
-    req) for d in "$work"/ctx-plain "$work"/ctx-link "$work"/ctx-strata; do printf '# edit %s-%s\n' "$run_id" "$r" >> "$d/requirements.txt"; done ;;
+    req) for d in "$work"/ctx-plain "$work"/ctx-link "$work"/ctx-files "$work"/ctx-strata; do printf '# edit %s-%s\n' "$run_id" "$r" >> "$d/requirements.txt"; done ;;
     shard)
       head -c 1048576 /dev/urandom > "$work/patch"
       for d in "$work"/ctx-*; do
@@ -324,7 +339,7 @@ record() {
 }
 
 prune_fresh() { # drop this run's images and the build cache of the second engine
-  dk "$HB" images --format '{{.Repository}}:{{.Tag}}' | grep -E '^strata-bench-(plain|link|strata|base):' | xargs -r env DOCKER_HOST="$HB" docker rmi -f >/dev/null 2>&1 || true
+  dk "$HB" images --format '{{.Repository}}:{{.Tag}}' | grep -E '^strata-bench-(plain|link|files|strata|base):' | xargs -r env DOCKER_HOST="$HB" docker rmi -f >/dev/null 2>&1 || true
   dk "$HB" builder prune -af >/dev/null
 }
 
@@ -443,7 +458,7 @@ fi
 
 # --- clean up this run's images on the main engine ----------------------------------
 lock
-dk "$H" images --format '{{.Repository}}:{{.Tag}}' | grep -E "^strata-bench-(plain|link|strata|base):$run_id" | xargs -r env DOCKER_HOST="$H" docker rmi -f >/dev/null 2>&1 || true
+dk "$H" images --format '{{.Repository}}:{{.Tag}}' | grep -E "^strata-bench-(plain|link|files|strata|base):$run_id" | xargs -r env DOCKER_HOST="$H" docker rmi -f >/dev/null 2>&1 || true
 unlock
 
 {

@@ -153,7 +153,8 @@ impl Layout {
 fn gunzip_if_needed(bytes: Vec<u8>) -> Vec<u8> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
+        // Layers are gzip members of 1 MiB each (docs/oci.md).
+        flate2::read::MultiGzDecoder::new(&bytes[..])
             .read_to_end(&mut out)
             .unwrap();
         out
@@ -813,7 +814,7 @@ const GOLDEN_PLAN: &str = r#"{
       "id": "models",
       "kind": "copy",
       "inputs": "sha256:41da05b2b6c5618aab109461bc12eb33b839ead4d1d74212cf97858ddb6bc0c6",
-      "key": "sha256:55ce6e935c01359373436c303b7fc741deca844273e5b7e5a246d34cac942b9b",
+      "key": "sha256:5818fe9dacf7d8d2816d33cece3c0760e4506272a54ca21880e42f83f830dd30",
       "size": 6,
       "files": 1,
       "status": "unknown"
@@ -822,7 +823,7 @@ const GOLDEN_PLAN: &str = r#"{
       "id": "models@/models/big.bin",
       "kind": "copy",
       "inputs": "sha256:875604d6c7dc33f9dcbcdbe912ce95540738f625a98fdeaf32b761849cd1c79e",
-      "key": "sha256:79ab4b9bc3b34add9b75082f0900f9034793c12bfc8ec10d24811b265a819cf9",
+      "key": "sha256:36eefe0d44e2c1379d4e00a2a7ebde5bcb547e6143e3cd15947db28328760dc5",
       "size": 2048,
       "files": 1,
       "status": "unknown"
@@ -831,7 +832,7 @@ const GOLDEN_PLAN: &str = r#"{
       "id": "conf",
       "kind": "copy",
       "inputs": "sha256:47e7585fc4c67c48c4939558f71a19a7f05c82d9ae92f6f6051b5a92022dcc63",
-      "key": "sha256:785371c3f9f5c8dc5690cd5709546db84ecbc33f068c3cb6c4d8aae8d8336996",
+      "key": "sha256:b970247eb3278aa4940b3345ed626e6d9c994fb6a609af028e93a929526f3598",
       "size": 12,
       "files": 1,
       "status": "unknown"
@@ -1508,6 +1509,135 @@ fn skopeo_umoci_and_docker_read_the_outputs() {
 }
 
 // ---------------------------------------------------------------- 9. run layers
+
+/// Compressible text of `len` bytes (numbered lines).
+fn text(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 64);
+    let mut i = seed;
+    while out.len() < len {
+        out.extend_from_slice(
+            format!("line {i} of a compressible layer: {}\n", i % 977).as_bytes(),
+        );
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// Layers of several blocks (gzip members of 1 MiB, zstd frames of 4 MiB,
+/// docs/oci.md) read back in full by multi-member readers: strata's own
+/// (`strata diff`), skopeo, umoci and Docker's `docker load`, which checks
+/// the diffIDs.
+#[test]
+fn multi_block_layers_are_read_by_every_reader() {
+    let ctx = Ctx::new();
+    let (g, z) = (text(3 << 20, 0), text(9 << 20, 1));
+    ctx.write("g/text.txt", &g);
+    ctx.write("z/text.txt", &z);
+    let gzip_only = "version = 1\n[image]\nplatforms = [\"linux/amd64\"]\n\
+        [[layer]]\nname = \"g\"\ncopy = [{ from = \"g\", to = \"/g\" }]\n";
+    ctx.spec(gzip_only);
+    let out = ctx.outside("out");
+    ok(&build(&ctx, &layout_ref(&out, "g")));
+    ctx.spec(&format!(
+        "{gzip_only}[[layer]]\nname = \"z\"\ncopy = [{{ from = \"z\", to = \"/z\" }}]\n\
+         compression = \"zstd\"\n"
+    ));
+    ok(&build(&ctx, &layout_ref(&out, "v1")));
+    let layout = Layout(out.clone());
+    let diff_ids = layout.config("v1")["rootfs"]["diff_ids"].clone();
+    let layers = layout.layers("v1");
+    assert_eq!(layers[0], layout.layers("g")[0]);
+
+    // More than one member or frame: a single-member reader stops early.
+    let gz = layout.blob(&layers[0]);
+    let mut first = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut first)
+        .unwrap();
+    assert_eq!(first.len(), 1 << 20, "the first member holds 1 MiB");
+    let tar = layout.layer_tar(&layers[0]);
+    assert_eq!(digest_of(&tar), diff_ids[0]);
+    let zst = layout.blob(&layers[1]);
+    let mut first = Vec::new();
+    zstd::stream::read::Decoder::new(&zst[..])
+        .unwrap()
+        .single_frame()
+        .read_to_end(&mut first)
+        .unwrap();
+    assert_eq!(first.len(), 4 << 20, "the first frame holds 4 MiB");
+    let tar = zstd::decode_all(&zst[..]).unwrap();
+    assert_eq!(digest_of(&tar), diff_ids[1]);
+
+    if let Some(umoci) = tool("umoci") {
+        // umoci 0.4 reads no zstd layers: the gzip image.
+        let bundle = ctx.outside("bundle");
+        let mut cmd = Command::new(umoci);
+        cmd.arg("unpack");
+        if std::fs::metadata(ctx.path()).unwrap().uid() != 0 {
+            cmd.arg("--rootless");
+        }
+        run_ok(
+            cmd.arg("--image")
+                .arg(format!("{}:g", out.display()))
+                .arg(&bundle),
+        );
+        assert!(std::fs::read(bundle.join("rootfs/g/text.txt")).unwrap() == g);
+    }
+    if let Some(skopeo) = tool("skopeo") {
+        // Decompressed blobs are named by their digest: the diffIDs.
+        let plain = ctx.outside("plain");
+        run_ok(
+            Command::new(&skopeo)
+                .args(["copy", "-q", "--dest-decompress"])
+                .arg(format!("oci:{}:v1", out.display()))
+                .arg(format!("dir:{}", plain.display())),
+        );
+        for id in diff_ids.as_array().unwrap() {
+            let hex = id.as_str().unwrap().strip_prefix("sha256:").unwrap();
+            assert!(plain.join(hex).is_file(), "{hex} from skopeo");
+        }
+        let again = ctx.outside("again");
+        run_ok(
+            Command::new(&skopeo)
+                .args(["copy", "-q", "--dest-compress-format", "gzip"])
+                .arg(format!("dir:{}", plain.display()))
+                .arg(format!("oci:{}:v1", again.display())),
+        );
+        // strata diff reads both sides in full: the same files.
+        let run = ctx.strata(&[
+            "diff",
+            "--semantic",
+            &layout_ref(&out, "v1"),
+            &layout_ref(&again, "v1"),
+        ]);
+        assert_eq!(run.code(), 0, "{}{}", run.stdout(), run.stderr());
+    }
+
+    // Docker recomputes the diffIDs while loading (Go's gzip reader).
+    let _engines = engine_lock();
+    let Some(host) = engine("d28") else { return };
+    let file = ctx.outside("docker.tar");
+    let name = format!("strata-it/multi-member:{}", std::process::id());
+    ctx.spec(gzip_only);
+    ok(&build(
+        &ctx,
+        &format!("docker-archive:{}:{name}", file.display()),
+    ));
+    let docker_cmd = || docker(&host);
+    run_ok(docker_cmd().arg("load").arg("-i").arg(&file));
+    let inspect = run_ok(docker_cmd().args([
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RootFS.Layers}}",
+        &name,
+    ]))
+    .stdout();
+    let _ = docker_cmd().args(["rmi", &name]).output();
+    let loaded: Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(loaded[0], diff_ids[0]);
+}
 
 #[test]
 fn run_layers_are_refused_before_anything_is_written() {

@@ -392,7 +392,7 @@ const GOLDEN_STAGE_PLAN: &str = r#"{
       "id": "wheels",
       "kind": "copy",
       "inputs": "sha256:1eb37f6079b9d82c2a08499883793e4091b0eeda914c182dfc214f63e9b673b6",
-      "key": "sha256:f8f7149d05daba40c8a625717408596cdfd7bf87f29de08805a3662375424494",
+      "key": "sha256:ebb65157c5b695283065e3a14ccc3d3c7d20cdf72925106c75b67b7ee9d44676",
       "size": 0,
       "files": 0,
       "status": "unknown",

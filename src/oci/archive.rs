@@ -430,7 +430,7 @@ mod tests {
         if keep.is_none() {
             assert_eq!(
                 manifest.digest.to_string(),
-                "sha256:87d2e423b2cc8bf0e5878b76b55e6147b4cce2dff3da8f138e55eb8c8a29f365"
+                "sha256:e461cd3506e2f56c6805d6f77f0acdf1168ca37be0658be26fd481fea866f04f"
             );
         }
     }

@@ -10,6 +10,7 @@
 pub mod archive;
 pub mod base;
 pub mod blob;
+pub mod blocks;
 pub mod build;
 pub mod cache;
 pub mod compress;

@@ -15,7 +15,9 @@ use crate::spec::{CopyLayer, Owner};
 /// The version of the layer writer: part of every layer key and history
 /// comment, so a change of the bytes strata writes is never silent
 /// (contracts §1). Bump it whenever tar or compression output changes.
-pub const WRITER_VERSION: &str = "strata-writer/1";
+/// `/2`: block-parallel compression (gzip members of 1 MiB through
+/// zlib-rs, zstd frames of 4 MiB; `oci::compress`); tars are unchanged.
+pub const WRITER_VERSION: &str = "strata-writer/2";
 
 /// One file, directory or symlink of a copy layer, in destination space.
 #[derive(Debug, Clone, PartialEq, Eq)]

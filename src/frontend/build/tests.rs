@@ -377,8 +377,8 @@ fn stages_lower_to_independent_exec_chains() {
         ),
         (
             "sha256:c71d7f5176fcfea562f30c661a2e92e283261a4766410805e11a87630801d32b",
-            "sha256:b09ae4e8607b23407905b9f851d8100cdeb0c4c96a3f8c06afc71d98efdf648d",
-            "sha256:3c87d3424cd9e81eed37618d96b8a2433c5994d9329a6a12e5ec1bf32f8dedde"
+            "sha256:6b41faca8eed795e543f7eebfda1b1cd4c3339f42d1dcd976c7072326465acb5",
+            "sha256:8e118ea9b87ddf9c7301f33559b2a0f591831c8118a6887f5e9f32b2ac81515c"
         )
     );
 }
