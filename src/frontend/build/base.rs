@@ -6,10 +6,16 @@ use std::collections::BTreeMap;
 
 use super::lower::Lower;
 use super::{BuildError, spec_error};
-use crate::frontend::gateway::{Gateway, Stat};
+use crate::frontend::gateway::{Gateway, ImageConfig, Stat};
 use crate::llb::{self, State};
 use crate::plan::graph::{BaseDirs, BaseEntry, base_queries};
-use crate::spec::{BaseRef, LayerKind, Platform};
+use crate::spec::{BaseRef, LayerKind, Platform, StageFrom};
+
+/// The image configs a platform's build resolved, by pinned reference:
+/// each distinct reference is asked of BuildKit once (an image that is
+/// both the base and a stage's base, or the base of two stages, costs one
+/// `ResolveImageConfig`, not one per use).
+pub(super) type Resolved = BTreeMap<String, ImageConfig>;
 
 /// The spec's platform as LLB and the gateway write it.
 pub(super) fn llb_platform(p: &Platform) -> llb::Platform {
@@ -21,23 +27,60 @@ pub(super) fn llb_platform(p: &Platform) -> llb::Platform {
 }
 
 impl<G: Gateway> Lower<'_, G> {
-    /// The image's base, its config (none for scratch) and its directories.
-    pub async fn base(&self) -> Result<(State, Option<serde_json::Value>, BaseDirs), BuildError> {
+    /// The image's base reference: `None` for scratch, a spec error for a
+    /// base only the embedded builder reads.
+    fn base_reference(&self) -> Result<Option<&str>, BuildError> {
+        match &self.spec.image.from {
+            BaseRef::Scratch => Ok(None),
+            BaseRef::Registry(reference) => Ok(Some(reference)),
+            other => Err(spec_error(
+                &self.opts.filename,
+                format!(
+                    "`{other}` is a base for the embedded builder (`strata build`); through BuildKit, use an image reference"
+                ),
+            )),
+        }
+    }
+
+    /// Resolves every image this platform's build starts from (the image's
+    /// base and the stages' bases), pinned by strata.lock where it has a pin
+    /// (contracts §5): each distinct reference once, all at once.
+    pub async fn resolve_images(&self) -> Result<Resolved, BuildError> {
         let spec = self.spec;
+        let stage_refs = spec.stages.iter().filter_map(|s| match &s.from {
+            StageFrom::Image(BaseRef::Registry(r)) => Some(r.as_str()),
+            _ => None,
+        });
+        let mut references = self
+            .base_reference()?
+            .into_iter()
+            .chain(stage_refs)
+            .map(|r| self.pinned(r))
+            .collect::<Result<Vec<String>, BuildError>>()?;
+        references.sort();
+        references.dedup();
+        let (gw, mode) = (self.gw, self.opts.resolve_mode);
+        let platform = llb_platform(&spec.platform);
+        let configs = futures_util::future::try_join_all(
+            references
+                .iter()
+                .map(|r| gw.resolve_image_config(r, Some(&platform), mode)),
+        )
+        .await?;
+        Ok(references.into_iter().zip(configs).collect())
+    }
+
+    /// The image's base, its config (none for scratch) and its directories.
+    pub async fn base(
+        &self,
+        resolved: &Resolved,
+    ) -> Result<(State, Option<serde_json::Value>, BaseDirs), BuildError> {
         // The base image, pinned by strata.lock where it has a pin (contracts §5).
-        let (base, base_config) = match &spec.image.from {
-            BaseRef::Scratch => (llb::scratch(), None),
-            BaseRef::Registry(reference) => {
-                let (state, config) = self.image_base(reference, "base").await?;
+        let (base, base_config) = match self.base_reference()? {
+            None => (llb::scratch(), None),
+            Some(reference) => {
+                let (state, config) = self.image_base(reference, "base", resolved)?;
                 (state, Some(config))
-            }
-            other => {
-                return Err(spec_error(
-                    &self.opts.filename,
-                    format!(
-                        "`{other}` is a base for the embedded builder (`strata build`); through BuildKit, use an image reference"
-                    ),
-                ));
             }
         };
         let base_dirs = self.base_dirs(&base).await?;
@@ -113,14 +156,11 @@ impl<G: Gateway> Lower<'_, G> {
         Ok(dirs)
     }
 
-    /// Resolves an image reference for the spec's platform, pinned by
-    /// strata.lock where it has a pin (contracts §5): its state and config.
-    pub async fn image_base(
-        &self,
-        reference: &str,
-        what: &str,
-    ) -> Result<(State, serde_json::Value), BuildError> {
-        let (gw, spec, lock) = (self.gw, self.spec, self.inputs.lock.as_ref());
+    /// An image reference pinned by strata.lock where it has a pin for the
+    /// spec's platform (contracts §5); with `--locked`, an error where it has
+    /// none (unless the lock marks the image local).
+    fn pinned(&self, reference: &str) -> Result<String, BuildError> {
+        let (spec, lock) = (self.spec, self.inputs.lock.as_ref());
         let pinned = lock
             .and_then(|l| l.get(reference))
             .and_then(|p| {
@@ -129,8 +169,7 @@ impl<G: Gateway> Lower<'_, G> {
                     .or(p.digest.as_ref())
             })
             .filter(|d| !d.is_empty());
-        let locked = self.opts.locked;
-        if locked
+        if self.opts.locked
             && pinned.is_none()
             && !lock.and_then(|l| l.get(reference)).is_some_and(|p| p.local)
         {
@@ -138,14 +177,24 @@ impl<G: Gateway> Lower<'_, G> {
                 reference: reference.to_string(),
             });
         }
-        let reference = match pinned {
+        Ok(match pinned {
             Some(d) if !reference.contains('@') => format!("{reference}@{d}"),
             _ => reference.to_string(),
-        };
-        let mode = self.opts.resolve_mode;
-        let resolved = gw
-            .resolve_image_config(&reference, Some(&llb_platform(&spec.platform)), mode)
-            .await?;
+        })
+    }
+
+    /// An image reference as the spec's platform's image (pinned, see
+    /// [`Self::pinned`]), from its config in `resolved`: its state and config.
+    pub fn image_base(
+        &self,
+        reference: &str,
+        what: &str,
+        resolved: &Resolved,
+    ) -> Result<(State, serde_json::Value), BuildError> {
+        let reference = self.pinned(reference)?;
+        let resolved = resolved.get(&reference).ok_or_else(|| {
+            BuildError::Internal(format!("the image `{reference}` was not resolved"))
+        })?;
         // Docker 20.10 returns no digest for local images: never an empty `@`.
         let full = if !resolved.digest.is_empty() && !reference.contains('@') {
             format!("{reference}@{}", resolved.digest)
@@ -153,7 +202,7 @@ impl<G: Gateway> Lower<'_, G> {
             reference.clone()
         };
         let state = llb::image(&full)
-            .platform(llb_platform(&spec.platform))
+            .platform(llb_platform(&self.spec.platform))
             .custom_name(format!("[strata] {what} {reference}"))
             .build();
         let config: serde_json::Value =

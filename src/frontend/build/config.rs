@@ -3,36 +3,59 @@
 
 use super::BuildError;
 use super::lower::{LayerNote, Lower};
-use crate::frontend::gateway::Gateway;
+use crate::frontend::gateway::{Gateway, Ref};
 use crate::helper::CopyRecord;
 use crate::llb::State;
 use crate::plan::record::{self, Record};
 use crate::spec::ResolvedSpec;
 
 impl<G: Gateway> Lower<'_, G> {
+    /// Each copy layer's record output solved without evaluation (a ref
+    /// BuildKit computes when it is read), `None` for a run layer: sent
+    /// beside the image's solve, so reading the records after it is one
+    /// round trip, not two.
+    pub async fn record_refs(
+        &self,
+        layers: &[(String, State, LayerNote)],
+    ) -> Result<Vec<Option<Ref>>, BuildError> {
+        let (gw, solve_opts) = (self.gw, &self.solve_opts);
+        futures_util::future::try_join_all(layers.iter().map(|(_, _, note)| async move {
+            Ok::<_, BuildError>(match note {
+                LayerNote::Copy(meta) => {
+                    Some(gw.solve(&meta.marshal().to_bytes(), solve_opts).await?)
+                }
+                LayerNote::Run => None,
+            })
+        }))
+        .await
+    }
+
     /// Each layer's history comment: a copy layer's from its helper's
-    /// record (solved and read here), a run layer's fixed.
+    /// record (read from its ref of [`Self::record_refs`], all at once), a
+    /// run layer's fixed.
     pub async fn history_comments(
         &self,
         layers: &[(String, State, LayerNote)],
+        records: &[Option<Ref>],
     ) -> Result<Vec<String>, BuildError> {
         let gw = self.gw;
-        let solve_opts = &self.solve_opts;
-        futures_util::future::try_join_all(layers.iter().map(|(id, _, note)| async move {
-            Ok::<_, BuildError>(match note {
-                LayerNote::Copy(meta) => {
-                    let r = gw.solve(&meta.marshal().to_bytes(), solve_opts).await?;
-                    let bytes = gw.read_file(&r, "record.json", None).await?;
-                    let rec: CopyRecord =
-                        serde_json::from_slice(&bytes).map_err(|source| BuildError::Record {
-                            layer: id.clone(),
-                            source,
+        futures_util::future::try_join_all(layers.iter().zip(records).map(
+            |((id, _, _), r)| async move {
+                Ok::<_, BuildError>(match r {
+                    Some(r) => {
+                        let bytes = gw.read_file(r, "record.json", None).await?;
+                        let rec: CopyRecord = serde_json::from_slice(&bytes).map_err(|source| {
+                            BuildError::Record {
+                                layer: id.clone(),
+                                source,
+                            }
                         })?;
-                    Record::copy(rec.key, rec.inputs).to_string()
-                }
-                LayerNote::Run => Record::run().to_string(),
-            })
-        }))
+                        Record::copy(rec.key, rec.inputs).to_string()
+                    }
+                    None => Record::run().to_string(),
+                })
+            },
+        ))
         .await
     }
 

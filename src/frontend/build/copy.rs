@@ -120,10 +120,14 @@ impl<G: Gateway> Lower<'_, G> {
             source,
         })?;
         let mut files: Vec<LayerFile> = Vec::new();
-        for e in &copy.entries {
+        // Every entry's root at once.
+        let roots = futures_util::future::try_join_all(
+            copy.entries.iter().map(|e| gw.stat_file(&r, &e.from)),
+        )
+        .await?;
+        for (e, root) in copy.entries.iter().zip(roots) {
             let excl = Matcher::new(&e.exclude)
                 .map_err(|err| spec_error(&self.opts.filename, format!("layer `{name}`: {err}")))?;
-            let root = gw.stat_file(&r, &e.from).await?;
             if !root.is_dir() {
                 let dest = crate::spec::validate::file_destination(&e.from, &e.to, e.to_is_dir);
                 files.push(layer_file(&dest, root.is_file(), root.size.max(0) as u64));

@@ -49,11 +49,16 @@ impl<G: Gateway> Lower<'_, G> {
         let (spec, caps, modern) = (self.spec, self.caps, self.modern);
         let line_of = |span: &std::ops::Range<usize>| spec.source.line_col(span.start).0 as u32;
 
-        // What the graph needs from the gateway, all at once: the base and its
-        // directories' metadata, the stages' bases, the split layers' listings.
-        let base_fut = self.base();
-        // Build stages: one exec chain each, on its own base (issue 11).
-        let stages_fut = self.stages();
+        // What the graph needs from the gateway, all at once: the base images
+        // (each distinct one resolved once), then the base's directories'
+        // metadata and the stages; beside them the split layers' listings.
+        let bases_fut = async {
+            let resolved = self.resolve_images().await?;
+            // Build stages: one exec chain each, on its own base.
+            let stages = self.stages(&resolved)?;
+            let base = self.base(&resolved).await?;
+            Ok::<_, BuildError>((base, stages))
+        };
         let parts_fut =
             futures_util::future::try_join_all(spec.layers.iter().map(|layer| async move {
                 match &layer.kind {
@@ -63,8 +68,8 @@ impl<G: Gateway> Lower<'_, G> {
                     _ => Ok(Vec::new()),
                 }
             }));
-        let ((base, base_config, base_dirs), stages, parts) =
-            tokio::try_join!(base_fut, stages_fut, parts_fut)?;
+        let (((base, base_config, base_dirs), stages), parts) =
+            tokio::try_join!(bases_fut, parts_fut)?;
         let mut parts = parts.into_iter();
 
         // Layers.
@@ -169,16 +174,14 @@ impl<G: Gateway> Lower<'_, G> {
         if def.len() > 4 << 20 {
             return Err(BuildError::TooLarge { size: def.len() });
         }
-        let r = self
-            .gw
-            .solve(
-                &def,
-                &SolveOptions {
-                    cache_imports: self.opts.cache_imports.clone(),
-                    evaluate: true,
-                },
-            )
-            .await?;
+        // The records' solves go beside it: they only load their
+        // definitions (no evaluation), and are read once the image is built.
+        let image_opts = SolveOptions {
+            cache_imports: self.opts.cache_imports.clone(),
+            evaluate: true,
+        };
+        let image_fut = async { Ok::<_, BuildError>(self.gw.solve(&def, &image_opts).await?) };
+        let (r, record_refs) = tokio::try_join!(image_fut, self.record_refs(&layers))?;
 
         // No two copy layers write one path (what `strata check` and the plan
         // reject): the helper compares the written trees, cached like any exec.
@@ -186,7 +189,7 @@ impl<G: Gateway> Lower<'_, G> {
         // runs beside the records below.
         let check = self.check_overlaps(&copy_outs);
         // History: one entry per layer, with the helper's record (contracts §5).
-        let records = self.history_comments(&layers);
+        let records = self.history_comments(&layers, &record_refs);
         let ((), comments) = tokio::try_join!(check, records)?;
         let config = self.config(base_config.as_ref(), &layers, comments)?;
         Ok((r, config))

@@ -90,16 +90,20 @@ async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, 
     let loaded = crate::spec::resolve_all(&source, &opts.resolve)
         .map_err(|e| BuildError::Spec(Box::new(spec_status(&files, &e))))?;
     let inputs = Inputs::parse(&files, context_ignore)?;
-    for w in &loaded.warnings {
-        warn(gw, &caps, &w.message).await;
-    }
     let modern = caps.has_llb(cap::MERGE_OP) && caps.has_llb(cap::DIFF_OP);
-    if !modern {
-        warn(gw, &caps, "this BuildKit has no MergeOp/DiffOp (Docker 20.10, or Docker's graphdriver store): layers form one chain, so a changed layer rebuilds the run layers after it; use the containerd image store for full reuse").await;
-    }
+    // The warnings, in order, beside the build: nothing waits for them.
+    let warnings = async {
+        for w in &loaded.warnings {
+            warn(gw, &caps, &w.message).await;
+        }
+        if !modern {
+            warn(gw, &caps, "this BuildKit has no MergeOp/DiffOp (Docker 20.10, or Docker's graphdriver store): layers form one chain, so a changed layer rebuilds the run layers after it; use the containerd image store for full reuse").await;
+        }
+    };
     let helper = helper::frontend_image(&opts, &caps)?;
-    let mut outputs = Vec::new();
-    for spec in &loaded.specs {
+    // Every platform at once (BuildKit builds them side by side), in the
+    // specs' order.
+    let lower_all = futures_util::future::try_join_all(loaded.specs.iter().map(|spec| {
         let lower = Lower {
             gw,
             opts: &opts,
@@ -114,9 +118,13 @@ async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, 
                 evaluate: false,
             },
         };
-        let image = lower.platform().await?;
-        outputs.push((spec.platform.clone(), image));
-    }
+        async move {
+            let image = lower.platform().await?;
+            Ok::<_, BuildError>((spec.platform.clone(), image))
+        }
+    }));
+    let ((), outputs) = tokio::join!(warnings, lower_all);
+    let mut outputs = outputs?;
     let mut metadata = BTreeMap::new();
     if outputs.len() == 1 {
         let (_, (r, config)) = outputs.pop().expect("one platform");

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::base::Resolved;
 use super::lower::Lower;
 use super::run::Within;
 use super::{BuildError, spec_error};
@@ -19,10 +20,10 @@ pub(super) struct StageState {
 
 impl<G: Gateway> Lower<'_, G> {
     /// The final state of every stage the target needs (issue 11): an exec
-    /// chain per stage on its base image (resolved for this platform) or on its
+    /// chain per stage on its base image (in `resolved`) or on its
     /// base stage's final state. Stages that share nothing are independent
     /// subgraphs, so BuildKit solves them in parallel.
-    pub async fn stages(&self) -> Result<BTreeMap<String, StageState>, BuildError> {
+    pub fn stages(&self, resolved: &Resolved) -> Result<BTreeMap<String, StageState>, BuildError> {
         let spec = self.spec;
         let mut done: BTreeMap<String, StageState> = BTreeMap::new();
         let mut pending: Vec<&Stage> = spec.stages.iter().collect();
@@ -36,9 +37,8 @@ impl<G: Gateway> Lower<'_, G> {
                         config: None,
                     },
                     StageFrom::Image(BaseRef::Registry(r)) => {
-                        let (state, config) = self
-                            .image_base(r, &format!("stage {} base", stage.name))
-                            .await?;
+                        let (state, config) =
+                            self.image_base(r, &format!("stage {} base", stage.name), resolved)?;
                         StageState {
                             state,
                             config: Some(config),

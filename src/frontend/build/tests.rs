@@ -738,3 +738,82 @@ fn failures_keep_their_kind() {
     assert_eq!(err.exit_code(), 1);
     assert!(!err.status().message.starts_with("internal error"));
 }
+
+/// The gateway calls of a representative build, by kind: a base image that
+/// a stage shares, another stage's image, four context copy layers, a copy
+/// from a stage and a run layer. Each call is a round trip to BuildKit, so
+/// one more (an image resolved twice, a record read twice) fails here.
+#[test]
+fn a_build_makes_each_round_trip_once() {
+    let debian = r#"{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/bin"]}}"#;
+    let alpine = r#"{"architecture":"amd64","os":"linux","config":{}}"#;
+    let mut spec = String::from(
+        "version = 1\n[image]\nfrom = \"debian:12\"\n\
+         [[stage]]\nname = \"build\"\nfrom = \"debian:12\"\n[[stage.step]]\nrun = \"mkdir /w\"\n\
+         [[stage]]\nname = \"tools\"\nfrom = \"alpine:3\"\n[[stage.step]]\nrun = \"echo 1 > /v\"\n",
+    );
+    for name in ["a", "b", "c", "d"] {
+        spec.push_str(&format!(
+            "[[layer]]\nname = \"{name}\"\ncopy = [{{ from = \"{name}\", to = \"/opt/{name}\" }}]\n"
+        ));
+    }
+    spec.push_str(
+        "[[layer]]\nname = \"wheels\"\ncopy = [{ stage = \"build\", from = \"/w\", to = \"/opt/w\" }]\n\
+         [[layer]]\nname = \"deps\"\nrun = \"cat /t/v\"\nmounts = [{ stage = \"tools\", from = \"/\", to = \"/t\" }]\n",
+    );
+    let gw = FakeGateway::new(caps(true))
+        .with_file("strata.toml", spec)
+        .with_file("a/x", "1")
+        .with_file("b/x", "2")
+        .with_file("c/x", "3")
+        .with_file("d/x", "4")
+        .with_file("record.json", RECORD)
+        .with_image(
+            "debian:12",
+            &format!("sha256:{}", "d".repeat(64)),
+            debian.as_bytes(),
+        )
+        .with_image(
+            "alpine:3",
+            &format!("sha256:{}", "a".repeat(64)),
+            alpine.as_bytes(),
+        );
+    let call = run(&gw, &[("source", "strata:dev")]);
+    assert!(matches!(call, Call::ReturnResult(_)), "{call:?}");
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut resolved = Vec::new();
+    for c in gw.calls() {
+        let kind = match &c {
+            Call::Ping => "ping",
+            Call::Solve { options, .. } if options.evaluate => "solve (evaluate)",
+            Call::Solve { .. } => "solve",
+            Call::ReadFile { .. } => "read file",
+            Call::ReadDir { .. } => "read dir",
+            Call::StatFile { .. } => "stat file",
+            Call::ResolveImageConfig { image, .. } => {
+                resolved.push(image.clone());
+                "resolve image"
+            }
+            Call::Warn(_) => "warn",
+            Call::ReturnResult(_) | Call::ReturnError(_) => "return",
+        };
+        *counts.entry(kind).or_default() += 1;
+    }
+    resolved.sort();
+    assert_eq!(resolved, ["alpine:3", "debian:12"], "each image once");
+    let expected = BTreeMap::from([
+        ("ping", 1),
+        // The spec's local source, the context's `.dockerignore`, the base
+        // (for its directories) and the five copy layers' records.
+        ("solve", 8),
+        // The image, in one request.
+        ("solve (evaluate)", 1),
+        // The spec, its ignore file, the lock, `.dockerignore`, five records.
+        ("read file", 9),
+        // The base's directories: `/opt` and the five destinations under it.
+        ("read dir", 6),
+        ("resolve image", 2),
+        ("return", 1),
+    ]);
+    assert_eq!(counts, expected);
+}
