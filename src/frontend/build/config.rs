@@ -26,7 +26,7 @@ impl<G: Gateway> Lower<'_, G> {
                         .map_err(|e| protocol(format!("helper record of `{id}`: {e}")))?;
                     format!("strata/v1 key={} inputs={}", rec.key, rec.inputs)
                 }
-                LayerNote::Run => "strata/v1 run".to_string(),
+                LayerNote::Run(normalized) => super::normalize::comment(*normalized).to_string(),
             })
         }))
         .await
