@@ -272,8 +272,9 @@ unlock() { flock -u 200; }
 
 lock
 log "frontend image (one image for every engine: it is pushed and pulled)"
-fctx=$work/frontend-ctx && mkdir -p "$fctx" && cp "$bin" "$fctx/strata" && touch -d @0 "$fctx/strata"
-fhash=$(sha256sum "$bin" | cut -c1-16)
+fctx=$work/frontend-ctx && mkdir -p "$fctx" && cp "$bin" "$fctx/strata" && cp "$(dirname "$bin")/strata-normalize" "$fctx/" \
+  && touch -d @0 "$fctx/strata" "$fctx/strata-normalize"
+fhash=$(cat "$bin" "$fctx/strata-normalize" | sha256sum | cut -c1-16)
 dk "$H" build -q --build-arg SOURCE_DATE_EPOCH=0 -f frontend.Dockerfile --target host -t "strata-bench-frontend:$fhash" "$fctx" >&2
 syntax=$registry/strata-bench/frontend:$fhash
 dk "$H" tag "strata-bench-frontend:$fhash" "$syntax"

@@ -9,11 +9,12 @@ cd "$(dirname "$0")/.."
 engine=${1:?usage: integration/frontend-image.sh ENGINE}
 image=${STRATA_IMAGE:-strata:dev}
 profile=${STRATA_PROFILE:-release}
-bin=target/x86_64-unknown-linux-gnu/$profile/strata
-[ -x "$bin" ] || cargo build --locked $([ "$profile" = release ] && echo --release) >&2
+dir=target/x86_64-unknown-linux-gnu/$profile
+{ [ -x "$dir/strata" ] && [ -x "$dir/strata-normalize" ]; } ||
+  cargo build --locked $([ "$profile" = release ] && echo --release) >&2
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-cp "$bin" "$ctx/strata"
+cp "$dir/strata" "$dir/strata-normalize" "$ctx/"
 host=$(bash integration/env.sh host "$engine")
 DOCKER_HOST=$host DOCKER_BUILDKIT=1 docker build -q -f frontend.Dockerfile --target host -t "$image" "$ctx" >&2
 echo "$image"

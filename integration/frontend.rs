@@ -25,41 +25,50 @@ pub(crate) fn frontend_image_with(host: &str, suffix: &[u8]) -> String {
     static DONE: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     let mut bin = std::fs::read(env!("CARGO_BIN_EXE_strata")).unwrap();
     bin.extend_from_slice(suffix);
-    let digest = strata::plan::Digest::of(&bin).hex();
+    let normalize = std::fs::read(env!("CARGO_BIN_EXE_strata-normalize")).unwrap();
+    let both = [bin.as_slice(), &normalize].concat();
+    let digest = strata::plan::Digest::of(&both).hex();
     let tag = format!("strata-it:{}", &digest[..16]);
     let done = DONE.get_or_init(|| Mutex::new(Vec::new()));
     let mut done = done.lock().unwrap();
     let key = format!("{host} {tag}");
     if !done.contains(&key) {
         let ctx = tempfile::tempdir().unwrap();
-        let path = ctx.path().join("strata");
-        std::fs::write(&path, &bin).unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        for (name, bytes) in [("strata", &bin), ("strata-normalize", &normalize)] {
+            let path = ctx.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            // The same image on every engine (fixed mtime and `created`), as
+            // a frontend pulled from a registry would be: caches exported by
+            // one engine then match the helper execs on another.
+            let status = Command::new("touch")
+                .args(["-d", "@0"])
+                .arg(&path)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let out = docker(host)
+            .args([
+                "build",
+                "-q",
+                "--build-arg",
+                "SOURCE_DATE_EPOCH=0",
+                "-f",
+                &format!("{REPO}/frontend.Dockerfile"),
+                "--target",
+                "host",
+                "-t",
+                &tag,
+            ])
+            .arg(ctx.path())
+            .output()
             .unwrap();
-        // The same image on every engine (fixed mtime and `created`), as a
-        // frontend pulled from a registry would be: caches exported by one
-        // engine then match the helper execs on another.
-        let status = Command::new("touch")
-            .args(["-d", "@0"])
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        run_ok(
-            docker(host)
-                .args([
-                    "build",
-                    "-q",
-                    "--build-arg",
-                    "SOURCE_DATE_EPOCH=0",
-                    "-f",
-                    &format!("{REPO}/frontend.Dockerfile"),
-                    "--target",
-                    "host",
-                    "-t",
-                    &tag,
-                ])
-                .arg(ctx.path()),
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
         done.push(key);
     }

@@ -18,6 +18,7 @@ mod matrix;
 mod persistence;
 mod registry;
 mod remote;
+mod runlayers;
 mod stages;
 #[allow(dead_code)] // shared helpers; not every test module uses all of them
 mod util;

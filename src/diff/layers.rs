@@ -144,6 +144,9 @@ pub struct LayerName {
     pub id: Option<String>,
     /// The history's `created_by`.
     pub created_by: Option<String>,
+    /// A command's output: a strata run layer (`strata/v1 run…` comment)
+    /// or a Dockerfile `RUN`.
+    pub run: bool,
 }
 
 /// Names for `n` layers from a config's history (its non-empty entries, in
@@ -159,6 +162,13 @@ pub fn layer_names(history: &[HistoryEntry], n: usize) -> Vec<LayerName> {
                 .and_then(crate::plan::record::layer_id)
                 .map(str::to_owned),
             created_by: h.created_by.clone(),
+            run: h
+                .comment
+                .as_deref()
+                .is_some_and(|c| c.starts_with("strata/v1 run"))
+                || h.created_by.as_deref().is_some_and(|c| {
+                    c.starts_with("RUN ") || (c.contains("/bin/sh -c") && !c.contains("#(nop)"))
+                }),
         })
         .take(n)
         .collect();
@@ -232,6 +242,7 @@ mod tests {
         let n = |id: Option<&str>| LayerName {
             id: id.map(str::to_owned),
             created_by: None,
+            run: false,
         };
         let a = [n(None), n(Some("models")), n(Some("app"))];
         let b = [

@@ -124,6 +124,10 @@ pub struct LayerDiff {
     /// The entry differences grouped by cause, most frequent first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<Cause>,
+    /// A command's output (a strata run layer or a Dockerfile `RUN`): its
+    /// causes name what a command writes, not how files were copied.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub run: bool,
 }
 
 /// Entries that differ in the same way.
@@ -349,13 +353,14 @@ fn compare_images(
             entries: Vec::new(),
             moved: Vec::new(),
             causes: Vec::new(),
+            run: na.run || nb.run,
         };
         if let Some(w) = walked {
             d.entry_count = Some(Pair {
                 a: w.counts.0,
                 b: w.counts.1,
             });
-            d.causes = causes(&w.entries, &w.moved);
+            d.causes = causes(&w.entries, &w.moved, d.run);
             if w.entries.is_empty() && w.moved.is_empty() {
                 d.status = "same_files";
             }
@@ -430,8 +435,8 @@ fn hint(k: Kind) -> &'static str {
     }
 }
 
-/// Groups differing entries by what differs.
-fn causes(entries: &[EntryDiff], moved: &[String]) -> Vec<Cause> {
+/// Groups differing entries by what differs; `run`: in a command's output.
+fn causes(entries: &[EntryDiff], moved: &[String], run: bool) -> Vec<Cause> {
     let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for e in entries {
         let key = match e.only_in {
@@ -449,7 +454,11 @@ fn causes(entries: &[EntryDiff], moved: &[String]) -> Vec<Cause> {
     let mut out: Vec<Cause> = groups
         .into_iter()
         .map(|(what, paths)| Cause {
-            explanation: explain(&what, paths.len()),
+            explanation: if run {
+                explain_run(&what, &paths)
+            } else {
+                explain(&what, paths.len())
+            },
             count: paths.len(),
             examples: paths.iter().take(3).map(|p| (*p).to_owned()).collect(),
             what,
@@ -506,6 +515,67 @@ fn explain(what: &str, n: usize) -> String {
     }
 }
 
+/// What the entries `paths` of a run layer differing in `what` mean: what
+/// the command wrote, with a path of each kind.
+fn explain_run(what: &str, paths: &[&str]) -> String {
+    let n = paths.len();
+    let entries = if n == 1 { "entry" } else { "entries" };
+    let kinds: Vec<Kind> = what.split('+').filter_map(Kind::from_name).collect();
+    if !kinds.is_empty() && kinds.iter().all(|k| k.is_time()) {
+        return format!(
+            "{n} {entries} {} only in {}: files written at build time (the layer was built with `normalize = false`, or not by strata's normalized run)",
+            if n == 1 { "differs" } else { "differ" },
+            names(&kinds)
+        );
+    }
+    if !kinds.contains(&Kind::Content) {
+        return explain(what, n);
+    }
+    // Content the command wrote: by the likely writer, one path of each.
+    let mut pyc = Vec::new();
+    let mut logs = Vec::new();
+    let mut other = Vec::new();
+    for p in paths {
+        if p.ends_with(".pyc") {
+            pyc.push(*p);
+        } else if p.ends_with(".log") || p.contains("/log/") || p.contains("/logs/") {
+            logs.push(*p);
+        } else {
+            other.push(*p);
+        }
+    }
+    let mut parts = Vec::new();
+    if let Some(p) = pyc.first() {
+        parts.push(format!(
+            "{} .pyc file{} compiled without SOURCE_DATE_EPOCH, with their source's build-time mtime ({p})",
+            pyc.len(),
+            plural(pyc.len())
+        ));
+    }
+    if let Some(p) = logs.first() {
+        parts.push(format!(
+            "{} log{} with dates in {} ({p}): remove {} in the command",
+            logs.len(),
+            plural(logs.len()),
+            if logs.len() == 1 { "it" } else { "them" },
+            if logs.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    if let Some(p) = other.first() {
+        parts.push(format!(
+            "{} other file{} with build-time content: dates, random or host values ({p})",
+            other.len(),
+            plural(other.len())
+        ));
+    }
+    format!(
+        "{n} {entries} {} in {}: the command wrote other bytes: {}",
+        if n == 1 { "differs" } else { "differ" },
+        names(&kinds),
+        parts.join("; ")
+    )
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -549,7 +619,14 @@ fn summarize(platforms: &[PlatformDiff], opts: Options, equal: bool) -> Vec<Stri
         }
         for l in &p.layers {
             for c in &l.causes {
-                let e = causes.entry(c.what.clone()).or_default();
+                // A run layer's causes stay apart from copy layers' (their
+                // explanation names what the command wrote).
+                let key = if l.run {
+                    format!("{}\0{}", c.what, c.explanation)
+                } else {
+                    c.what.clone()
+                };
+                let e = causes.entry(key).or_default();
                 e.0 += c.count;
                 e.1.push(format!("{}{on}", l.name));
             }
@@ -597,9 +674,15 @@ fn summarize(platforms: &[PlatformDiff], opts: Options, equal: bool) -> Vec<Stri
     }
     let mut lines: Vec<(usize, String)> = causes
         .into_iter()
-        .map(|(what, (count, mut layers))| {
+        .map(|(key, (count, mut layers))| {
             layers.dedup();
-            let explanation = explain(&what, count);
+            let explanation = match key.split_once('\0') {
+                // A run layer's: its own explanation, with the total count.
+                Some((_, e)) => e
+                    .split_once(' ')
+                    .map_or_else(|| e.to_string(), |(_, rest)| format!("{count} {rest}")),
+                None => explain(&key, count),
+            };
             let (head, tail) = explanation.split_once(": ").unwrap_or((&explanation, ""));
             let shown: Vec<String> = layers.iter().take(3).cloned().collect();
             let more = if layers.len() > 3 {
@@ -815,5 +898,57 @@ mod tests {
             text.contains("≠ app/x mtime: 315619200 (1980-01-02T00:00:00Z) → 1700000000"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn run_layer_causes_name_what_the_command_wrote() {
+        use entries::Change;
+        let change = |path: &str, kinds: &[Kind]| EntryDiff {
+            path: path.into(),
+            only_in: None,
+            whiteout: false,
+            entry: None,
+            changes: kinds
+                .iter()
+                .map(|&kind| Change {
+                    kind,
+                    a: serde_json::json!(1),
+                    b: serde_json::json!(2),
+                })
+                .collect(),
+        };
+        let entries = [
+            change("usr/lib/python3/x.py", &[Kind::Mtime]),
+            change(
+                "usr/lib/python3/__pycache__/x.cpython-311.pyc",
+                &[Kind::Content, Kind::Mtime],
+            ),
+            change("var/log/dpkg.log", &[Kind::Content, Kind::Mtime]),
+        ];
+        let run = causes(&entries, &[], true);
+        let by = |what: &str| {
+            run.iter()
+                .find(|c| c.what == what)
+                .unwrap()
+                .explanation
+                .clone()
+        };
+        assert_eq!(
+            by("mtime"),
+            "1 entry differs only in mtime: files written at build time (the layer was built with `normalize = false`, or not by strata's normalized run)"
+        );
+        assert_eq!(
+            by("content+mtime"),
+            "2 entries differ in content, mtime: the command wrote other bytes: \
+             1 .pyc file compiled without SOURCE_DATE_EPOCH, with their source's build-time mtime (usr/lib/python3/__pycache__/x.cpython-311.pyc); \
+             1 log with dates in it (var/log/dpkg.log): remove it in the command"
+        );
+        // A copy layer keeps the copy cause.
+        let copy = causes(&entries, &[], false);
+        assert!(
+            copy.iter()
+                .any(|c| c.explanation.contains("copied without a fixed timestamp"))
+        );
+        assert!(!run.iter().any(|c| c.explanation.contains("copied")));
     }
 }

@@ -47,6 +47,7 @@ enum MountKind {
         readonly: bool,
         output: bool,
         no_content_cache: bool,
+        by_content: bool,
     },
     Cache {
         id: String,
@@ -88,6 +89,7 @@ impl Mount {
                 readonly: false,
                 output: true,
                 no_content_cache: false,
+                by_content: false,
             },
         }
     }
@@ -159,6 +161,16 @@ impl Mount {
         } = &mut self.kind
         {
             *no_content_cache = true;
+        }
+        self
+    }
+
+    /// Bind, read-only: BuildKit keys the exec by the mounted content
+    /// (`MountContentCache.ON`, cap `exec.mount.cache.content`, BuildKit ≥
+    /// 0.13), so another source with the same bytes there matches its cache.
+    pub fn by_content(mut self) -> Mount {
+        if let MountKind::Bind { by_content, .. } = &mut self.kind {
+            *by_content = true;
         }
         self
     }
@@ -269,6 +281,16 @@ impl Exec {
             platform: None,
             common: Common::default(),
         }
+    }
+
+    /// Replaces the process's argv.
+    pub fn args<I, S>(mut self, args: I) -> Exec
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Sets `name=value`, replacing an earlier value of `name` in place.
@@ -402,10 +424,15 @@ impl Exec {
                     readonly,
                     output,
                     no_content_cache,
+                    by_content,
                 } => {
                     pm.input = inputs.index_of(source);
                     if *no_content_cache {
                         pm.content_cache = pb::MountContentCache::Off as i32;
+                        meta.cap("exec.mount.cache.content");
+                    }
+                    if *by_content && *readonly {
+                        pm.content_cache = pb::MountContentCache::On as i32;
                         meta.cap("exec.mount.cache.content");
                     }
                     if self.root_by_content && m.dest == "/" && *readonly {

@@ -100,6 +100,9 @@ pub struct RawStep {
     pub inputs: Option<Vec<Sp<String>>>,
     /// Mount the inputs writable (changes are discarded).
     pub inputs_writable: Option<Sp<bool>>,
+    /// Give what the command wrote the layer timestamp (default `true`);
+    /// `false` keeps the command's own file times.
+    pub normalize: Option<Sp<bool>>,
     /// Cache mounts kept across builds.
     pub cache: Option<Vec<Sp<RawCache>>>,
     /// Environment of the command, over the stage's.
@@ -211,6 +214,9 @@ pub struct RawLayer {
     pub inputs: Option<Vec<Sp<String>>>,
     /// Mount the inputs writable (changes are discarded).
     pub inputs_writable: Option<Sp<bool>>,
+    /// Give what the command wrote the layer timestamp (default `true`);
+    /// `false` keeps the command's own file times.
+    pub normalize: Option<Sp<bool>>,
     /// Cache mounts kept across builds.
     pub cache: Option<Vec<Sp<RawCache>>>,
     /// Environment of the command, over the image's.

@@ -594,6 +594,7 @@ pub fn resolve(
 const RUN_ONLY: &[&str] = &[
     "inputs",
     "inputs_writable",
+    "normalize",
     "cache",
     "env",
     "user",
@@ -627,16 +628,17 @@ fn resolve_layer(cx: &mut Cx<'_>, l: &RawLayer, span: Range<usize>) -> Option<La
         }
         (Some(copy), None) => {
             // Keys that only run layers take.
-            let run_keys: [(bool, &str); 9] = [
+            let run_keys: [(bool, &str); 10] = [
                 (l.inputs.is_some(), RUN_ONLY[0]),
                 (l.inputs_writable.is_some(), RUN_ONLY[1]),
-                (l.cache.is_some(), RUN_ONLY[2]),
-                (l.env.is_some(), RUN_ONLY[3]),
-                (l.user.is_some(), RUN_ONLY[4]),
-                (l.workdir.is_some(), RUN_ONLY[5]),
-                (l.network.is_some(), RUN_ONLY[6]),
-                (l.secrets.is_some(), RUN_ONLY[7]),
-                (l.ssh.is_some(), RUN_ONLY[8]),
+                (l.normalize.is_some(), RUN_ONLY[2]),
+                (l.cache.is_some(), RUN_ONLY[3]),
+                (l.env.is_some(), RUN_ONLY[4]),
+                (l.user.is_some(), RUN_ONLY[5]),
+                (l.workdir.is_some(), RUN_ONLY[6]),
+                (l.network.is_some(), RUN_ONLY[7]),
+                (l.secrets.is_some(), RUN_ONLY[8]),
+                (l.ssh.is_some(), RUN_ONLY[9]),
             ];
             for (present, key) in run_keys {
                 if present {
@@ -773,6 +775,7 @@ fn resolve_layer(cx: &mut Cx<'_>, l: &RawLayer, span: Range<usize>) -> Option<La
                     run,
                     inputs: &l.inputs,
                     inputs_writable: &l.inputs_writable,
+                    normalize: &l.normalize,
                     cache: &l.cache,
                     env: &l.env,
                     user: &l.user,
@@ -793,6 +796,7 @@ struct RunKeys<'a> {
     run: &'a Sp<RunCommand>,
     inputs: &'a Option<Vec<Sp<String>>>,
     inputs_writable: &'a Option<Sp<bool>>,
+    normalize: &'a Option<Sp<bool>>,
     cache: &'a Option<Vec<Sp<RawCache>>>,
     env: &'a Option<BTreeMap<String, Sp<String>>>,
     user: &'a Option<Sp<String>>,
@@ -921,6 +925,7 @@ fn resolve_run(cx: &mut Cx<'_>, k: &RunKeys<'_>) -> RunLayer {
         command,
         inputs,
         inputs_writable: k.inputs_writable.as_ref().is_some_and(|w| *w.get()),
+        normalize: k.normalize.as_ref().is_none_or(|n| *n.get()),
         cache,
         env,
         user: cx.opt(k.user),
@@ -1043,6 +1048,7 @@ fn resolve_stages(
                     run: &k.run,
                     inputs: &k.inputs,
                     inputs_writable: &k.inputs_writable,
+                    normalize: &k.normalize,
                     cache: &k.cache,
                     env: &k.env,
                     user: &k.user,

@@ -328,6 +328,9 @@ pub struct RunLayer {
     pub inputs: Vec<RunInput>,
     /// Inputs are mounted writable (changes discarded).
     pub inputs_writable: bool,
+    /// What the command wrote gets the layer timestamp (`normalize`,
+    /// default `true`).
+    pub normalize: bool,
     /// Cache mounts.
     pub cache: Vec<CacheMount>,
     /// Environment over the image's.

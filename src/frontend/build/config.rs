@@ -24,7 +24,7 @@ impl<G: Gateway> Lower<'_, G> {
                 LayerNote::Copy(meta) => {
                     Some(gw.solve(&meta.marshal().to_bytes(), solve_opts).await?)
                 }
-                LayerNote::Run => None,
+                LayerNote::Run(_) => None,
             })
         }))
         .await
@@ -40,9 +40,9 @@ impl<G: Gateway> Lower<'_, G> {
     ) -> Result<Vec<String>, BuildError> {
         let gw = self.gw;
         futures_util::future::try_join_all(layers.iter().zip(records).map(
-            |((id, _, _), r)| async move {
-                Ok::<_, BuildError>(match r {
-                    Some(r) => {
+            |((id, _, note), r)| async move {
+                Ok::<_, BuildError>(match (note, r) {
+                    (_, Some(r)) => {
                         let bytes = gw.read_file(r, "record.json", None).await?;
                         let rec: CopyRecord = serde_json::from_slice(&bytes).map_err(|source| {
                             BuildError::Record {
@@ -52,7 +52,14 @@ impl<G: Gateway> Lower<'_, G> {
                         })?;
                         Record::copy(rec.key, rec.inputs).to_string()
                     }
-                    None => Record::run().to_string(),
+                    (LayerNote::Run(normalized), None) => {
+                        super::normalize::comment(*normalized).to_string()
+                    }
+                    (LayerNote::Copy(_), None) => {
+                        return Err(BuildError::Internal(format!(
+                            "copy layer `{id}` has no record to read"
+                        )));
+                    }
                 })
             },
         ))

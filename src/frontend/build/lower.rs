@@ -38,8 +38,8 @@ pub(super) struct Lower<'a, G> {
 pub(super) enum LayerNote {
     /// A copy layer: the helper's record output.
     Copy(State),
-    /// A run layer.
-    Run,
+    /// A run layer, normalized or not.
+    Run(bool),
 }
 
 impl<G: Gateway> Lower<'_, G> {
@@ -138,12 +138,12 @@ impl<G: Gateway> Lower<'_, G> {
                         layers.push((
                             layer.name.clone(),
                             llb::diff(&parent, &exec),
-                            LayerNote::Run,
+                            LayerNote::Run(run.normalize),
                         ));
                         run_parent = exec;
                     } else {
                         chain = exec.clone();
-                        layers.push((layer.name.clone(), exec, LayerNote::Run));
+                        layers.push((layer.name.clone(), exec, LayerNote::Run(run.normalize)));
                     }
                 }
             }
@@ -155,7 +155,7 @@ impl<G: Gateway> Lower<'_, G> {
             // the helper again.
             let records = layers.iter().filter_map(|(_, _, note)| match note {
                 LayerNote::Copy(meta) => Some(llb::diff(meta, meta)),
-                LayerNote::Run => None,
+                LayerNote::Run(_) => None,
             });
             llb::merge(
                 std::iter::once(base.clone())

@@ -33,6 +33,7 @@ mod copy;
 mod helper;
 mod inputs;
 mod lower;
+mod normalize;
 mod options;
 mod overlap;
 mod run;

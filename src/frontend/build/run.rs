@@ -1,6 +1,6 @@
-//! Run layers and stage steps: one exec each, `/bin/sh -c` on its parent,
-//! with the layer's inputs, stage mounts, caches, secrets and SSH agents
-//! (contracts §4).
+//! Run layers and stage steps: one exec each, `/bin/sh -c` on its parent
+//! under the normalizer ([`super::normalize`]), with the layer's inputs,
+//! stage mounts, caches, secrets and SSH agents (contracts §4).
 
 use std::collections::BTreeMap;
 
@@ -8,6 +8,7 @@ use super::BuildError;
 use super::base::llb_platform;
 use super::copy::context_source;
 use super::lower::Lower;
+use super::normalize;
 use super::stages::StageState;
 use crate::frontend::gateway::{Gateway, cap};
 use crate::llb::{self, Mount, State};
@@ -65,8 +66,7 @@ impl<G: Gateway> Lower<'_, G> {
             Some(st) => format!("[strata] stage {}: {}", st.name, run.command),
             None => format!("[strata] layer {name}: {}", run.command),
         };
-        let mut exec = llb::Exec::new(parent, ["/bin/sh", "-c", run.command.as_str()])
-            .cwd(&workdir)
+        let mut exec = llb::Exec::new(parent, Vec::<String>::new())
             .custom_name(title)
             .location(map, range)
             .platform(llb_platform(&spec.platform));
@@ -92,11 +92,31 @@ impl<G: Gateway> Lower<'_, G> {
         for (k, v) in over.iter().chain(run.env.iter()) {
             envs.push((k.clone(), v.clone()));
         }
+        // SOURCE_DATE_EPOCH: the layer timestamp unless set (docs/spec.md).
+        if let Some(kv) =
+            normalize::source_date_epoch(envs.iter().map(|(k, _)| k.as_str()), spec.image.timestamp)
+        {
+            envs.push(kv);
+        }
+        // The command under the normalizer (docs/frontend.md, "Run layers:
+        // normalization"), or as it is with `normalize = false`.
+        let command = normalize::run_command(
+            &run.command,
+            &workdir,
+            run.user.as_deref(),
+            envs.iter().any(|(k, _)| k == "HOME"),
+            spec.image.timestamp,
+            run.normalize,
+        );
+        exec = exec.args(command.argv).cwd(command.cwd);
         for (k, v) in envs {
             exec = exec.env(k, v);
         }
-        if let Some(u) = &run.user {
+        if let Some(u) = &command.user {
             exec = exec.user(u);
+        }
+        if run.normalize {
+            exec = exec.mount(normalize::mount(&self.helper.image, self.helper.by_content));
         }
         if !run.inputs.is_empty() {
             let src = context_source(

@@ -324,10 +324,6 @@ fn stages_lower_to_independent_exec_chains() {
         seen
     };
     let (a, b) = (ancestors(&build.digest), ancestors(&tools.digest));
-    assert!(a.is_disjoint(&b), "independent stages share no op");
-    // The helper reads the build stage; the run layer mounts tools.
-    assert!(helper.inputs.iter().any(|(d, _)| *d == build.digest));
-    assert!(deps.inputs.iter().any(|(d, _)| *d == tools.digest));
     let raw = pb::Definition::decode(bytes.as_slice()).unwrap();
     let exec_of = |digest: &str| {
         let i = ops.iter().position(|o| o.digest == digest).unwrap();
@@ -336,6 +332,22 @@ fn stages_lower_to_independent_exec_chains() {
             other => panic!("{other:?}"),
         }
     };
+    // Independent stages share no op but the frontend image their
+    // normalizer comes from.
+    let normalizer = exec_of(&build.digest)
+        .mounts
+        .into_iter()
+        .find(|m| m.dest == super::normalize::NORMALIZER)
+        .expect("the normalizer mounted into the stage step");
+    assert!(normalizer.readonly && normalizer.selector == "/strata-normalize");
+    let image = ancestors(&build.inputs[normalizer.input as usize].0);
+    assert!(
+        a.intersection(&b).all(|d| image.contains(d)),
+        "independent stages share no op but the frontend image"
+    );
+    // The helper reads the build stage; the run layer mounts tools.
+    assert!(helper.inputs.iter().any(|(d, _)| *d == build.digest));
+    assert!(deps.inputs.iter().any(|(d, _)| *d == tools.digest));
     let m = exec_of(&helper.digest)
         .mounts
         .into_iter()
@@ -359,7 +371,23 @@ fn stages_lower_to_independent_exec_chains() {
             .remove_mount_stubs_recursive,
         "no mount-point stubs in the layer"
     );
-    assert_eq!(exec_of(&build.digest).meta.unwrap().cwd, "/b");
+    // The normalizer creates the working directory and runs there.
+    let meta = exec_of(&build.digest).meta.unwrap();
+    assert_eq!(meta.cwd, "/");
+    assert_eq!(
+        meta.args[..5],
+        [
+            super::normalize::NORMALIZER,
+            "--timestamp",
+            "315619200",
+            "--cwd",
+            "/b"
+        ]
+    );
+    assert!(
+        meta.env
+            .contains(&"SOURCE_DATE_EPOCH=315619200".to_string())
+    );
     // A failing stage command points at its step's lines.
     let loc = &raw.source.as_ref().unwrap().locations[&build.digest].locations[0];
     let range = loc.ranges[0];
@@ -376,9 +404,9 @@ fn stages_lower_to_independent_exec_chains() {
             def.head().unwrap().as_str()
         ),
         (
-            "sha256:c71d7f5176fcfea562f30c661a2e92e283261a4766410805e11a87630801d32b",
-            "sha256:6b41faca8eed795e543f7eebfda1b1cd4c3339f42d1dcd976c7072326465acb5",
-            "sha256:8e118ea9b87ddf9c7301f33559b2a0f591831c8118a6887f5e9f32b2ac81515c"
+            "sha256:41fa0b42ca69fdb258e698e59ad9e557e7e8080a81d1c13cd4c81ca43c4b4d91",
+            "sha256:60e1232e6f260bb9f9839b3d0718a1ac05e8b6e8bce4f83b7d996fe312e64a5a",
+            "sha256:57e8e640a7f461a7ff408a963d0f01e9bac5b3f86e47d982ff5e0281be32fe47"
         )
     );
 }
