@@ -681,10 +681,11 @@ fn with_status(plan: &Value, status: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The status column of each layer line of a build's stderr.
+/// The status word of each layer's line, in `ids` order (the lines come in
+/// completion order).
 fn build_lines(run: &Run, ids: &[String]) -> Vec<(String, String)> {
     let err = run.stderr();
-    let lines: Vec<(String, String)> = err
+    let mut lines: Vec<(String, String)> = err
         .lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
@@ -694,6 +695,7 @@ fn build_lines(run: &Run, ids: &[String]) -> Vec<(String, String)> {
         })
         .collect();
     assert_eq!(lines.len(), ids.len(), "one line per layer:\n{err}");
+    lines.sort_by_key(|(id, _)| ids.iter().position(|i| i == id));
     lines
 }
 

@@ -8,6 +8,7 @@
 mod bad_input;
 mod build;
 mod check;
+mod cli;
 mod diff;
 mod frontend;
 mod ignore;

@@ -4,11 +4,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::common::{cache_root, check_locked, human, refuse_run_layers, short};
+use super::common::{cache_root, check_locked, refuse_run_layers};
+use super::output::Progress;
+use super::progress::BuildProgress;
 use super::{SpecArgs, output, registry};
 use crate::error::{Error, Result};
 use crate::oci::base::ImageRef;
-use crate::oci::build::{BuildRequest, build, load_base, oci_platform};
+use crate::oci::build::{BuildRequest, build_observed, load_base, oci_platform};
 use crate::oci::compress::Compression;
 use crate::spec::BaseRef;
 
@@ -39,6 +41,14 @@ pub struct BuildArgs {
     /// Fail when the base has no pin in strata.lock or its pin drifted.
     #[arg(long)]
     pub locked: bool,
+    /// How to show progress on stderr: `auto` (live lines on a terminal,
+    /// else `plain`), `tty`, `plain` (one line per layer as it finishes) or
+    /// `quiet`.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Progress::Auto, env = "STRATA_PROGRESS")]
+    pub progress: Progress,
+    /// Print only the image digest (on stdout); the same as `--progress quiet`.
+    #[arg(short, long, conflicts_with = "progress")]
+    pub quiet: bool,
 }
 
 /// Where a build goes.
@@ -76,6 +86,11 @@ fn destination(args: &BuildArgs) -> Result<Dest> {
 /// stderr. A push of several platforms pushes each manifest and then an
 /// index under the tag, and prints the index digest.
 pub fn run(args: &BuildArgs) -> Result<()> {
+    output::set_progress(if args.quiet {
+        Progress::Quiet
+    } else {
+        args.progress
+    });
     let dest = destination(args)?;
     let opts = registry::Options {
         insecure: args.insecure_registry.clone(),
@@ -179,7 +194,12 @@ fn build_one(
         let current = load_base(spec)?.and_then(|b| b.manifest_digest.map(|d| d.to_string()));
         check_locked(spec, current)?;
     }
-    let plan = crate::plan::make_plan(spec, root)?;
+    let progress = BuildProgress::new();
+    let plan = progress.hashing(
+        || crate::plan::make_plan(spec, root),
+        |p| p.as_ref().ok().map(|p| p.hashing.clone()),
+    )?;
+    progress.layers(&plan.layers);
     output::diagnostics(&plan.warnings);
     for w in &plan.cache_warnings {
         output::warn(w);
@@ -192,27 +212,21 @@ fn build_one(
         })?),
         _ => None,
     };
-    let outcome = build(&BuildRequest {
-        spec,
-        plan: &plan,
-        output: output.clone(),
-        cache_root: root.to_owned(),
-        source_date_epoch,
-        compression: Compression::Auto,
-        registry_base,
-    })?;
+    let outcome = build_observed(
+        &BuildRequest {
+            spec,
+            plan: &plan,
+            output: output.clone(),
+            cache_root: root.to_owned(),
+            source_date_epoch,
+            compression: Compression::Auto,
+            registry_base,
+        },
+        &progress,
+    )?;
+    progress.finish();
     for w in &outcome.warnings {
         output::warn(w);
-    }
-    let width = outcome.layers.iter().map(|l| l.id.len()).max().unwrap_or(0);
-    for l in &outcome.layers {
-        output::note(format!(
-            "{:<width$}  {:<7}  {:>10}  {}",
-            l.id,
-            if l.reused { "reused" } else { "built" },
-            human(l.layer.size),
-            short(&l.layer.digest),
-        ));
     }
     Ok(outcome)
 }

@@ -10,6 +10,7 @@ mod llb;
 mod lock;
 pub mod output;
 mod plan;
+mod progress;
 mod registry;
 mod schema;
 

@@ -1,0 +1,165 @@
+//! The command line as a user meets it: progress, network notices,
+//! completions, output formats, small errors.
+
+use std::process::Command;
+
+use crate::util::{Ctx, Run, tool};
+
+/// Asserts exit 0 and returns stdout, trimmed.
+#[track_caller]
+fn ok(run: &Run) -> String {
+    assert_eq!(run.code(), 0, "exit status; stderr:\n{}", run.stderr());
+    run.stdout().trim().to_string()
+}
+
+const TWO_LAYERS: &str = r#"version = 1
+[image]
+from = "scratch"
+
+[[layer]]
+name = "data"
+copy = [{ from = "data", to = "/data" }]
+
+[[layer]]
+name = "app"
+copy = [{ from = "app.py", to = "/app/app.py" }]
+"#;
+
+fn two_layers() -> Ctx {
+    let ctx = Ctx::new();
+    ctx.spec(TWO_LAYERS);
+    ctx.write("data/a.txt", "a\n".repeat(1000));
+    ctx.write("data/b.txt", "b\n");
+    ctx.write("app.py", "print(1)\n");
+    ctx
+}
+
+/// Lines of `err` that start with a layer ID.
+fn layer_lines<'a>(err: &'a str, id: &str) -> Vec<&'a str> {
+    err.lines()
+        .filter(|l| l.split_whitespace().next() == Some(id))
+        .collect()
+}
+
+#[test]
+fn build_without_a_terminal_prints_one_plain_line_per_layer() {
+    let ctx = two_layers();
+    let out = ctx.outside("out");
+    let dest = format!("oci-layout:{}", out.display());
+    let run = ctx.strata(&["build", ".", "-o", &dest]);
+    let digest = ok(&run);
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let err = run.stderr();
+    // No terminal: no escape sequences, no spinner.
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    let data = layer_lines(&err, "data");
+    assert_eq!(data.len(), 1, "{err}");
+    assert!(data[0].contains(" built "), "{err}");
+    // Input bytes and files, time and rate, and the blob's short digest.
+    assert!(data[0].contains("from 1.96 KiB in 2 files"), "{err}");
+    assert!(data[0].contains("/s)"), "{err}");
+    let app = layer_lines(&err, "app");
+    assert!(app[0].contains("in 1 file,"), "{err}");
+    assert!(err.contains("hashed 3 files"), "{err}");
+    assert!(err.contains("2 layers (0 reused, 2 written) in "), "{err}");
+
+    // Again: both reused, said at once, with no timing (nothing was written).
+    let run = ctx.strata(&["build", ".", "-o", &dest, "--progress", "plain"]);
+    ok(&run);
+    let err = run.stderr();
+    for id in ["data", "app"] {
+        let l = layer_lines(&err, id);
+        assert_eq!(l.len(), 1, "{err}");
+        assert!(l[0].contains(" reused "), "{err}");
+        assert!(!l[0].contains("/s"), "{err}");
+    }
+    // Files this fresh are hashed again (the stat cache trusts only files
+    // older than their last hash); either way the hashing says its line.
+    assert!(
+        err.contains("hashed 3 files") || err.contains("inputs unchanged: 3 files"),
+        "{err}"
+    );
+    assert!(err.contains("(2 reused, 0 written)"), "{err}");
+}
+
+#[test]
+fn build_quiet_prints_only_the_digest() {
+    for flag in [&["-q"][..], &["--quiet"], &["--progress", "quiet"]] {
+        let ctx = two_layers();
+        let dest = format!("oci-layout:{}", ctx.outside("out").display());
+        let mut args = vec!["build", ".", "-o", &dest];
+        args.extend_from_slice(flag);
+        let run = ctx.strata(&args);
+        let digest = ok(&run);
+        assert!(digest.starts_with("sha256:") && !digest.contains('\n'));
+        assert_eq!(run.stderr(), "", "{flag:?}");
+    }
+    // Warnings still show under --quiet.
+    let ctx = two_layers();
+    let dest = format!("oci-layout:{}", ctx.outside("out").display());
+    let run = ctx.strata(&["build", ".", "-o", &dest, "-q", "--build-arg", "NOPE=1"]);
+    ok(&run);
+    assert!(
+        run.stderr().contains("not declared in [args]"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn build_progress_takes_the_buildx_values() {
+    let ctx = two_layers();
+    let run = ctx.strata(&["build", ".", "-o", "oci-layout:x", "--progress", "fancy"]);
+    assert_eq!(run.code(), 2);
+    for v in ["auto", "tty", "plain", "quiet"] {
+        assert!(run.stderr().contains(v), "{}", run.stderr());
+    }
+}
+
+/// Runs `strata ARGS` under a pseudo-terminal (`script` from util-linux);
+/// returns what the terminal showed.
+fn under_pty(ctx: &Ctx, args: &str) -> Option<String> {
+    tool("script")?;
+    let cmd = format!("{} {args} 2>&1", env!("CARGO_BIN_EXE_strata"));
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(ctx.path())
+        .env("STRATA_CACHE_DIR", ctx.cache())
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env_remove("STRATA_PROGRESS")
+        .output()
+        .expect("run script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn build_on_a_terminal_draws_live_lines_and_keeps_the_layer_lines() {
+    let ctx = two_layers();
+    // A layer big enough to be seen while it is written.
+    let big: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    ctx.write("data/big.bin", big);
+    let dest = format!("oci-layout:{}", ctx.outside("out").display());
+    let Some(shown) = under_pty(&ctx, &format!("build . -o {dest}")) else {
+        return;
+    };
+    // Live lines are redrawn in place: cursor movement and line clearing.
+    assert!(shown.contains("\u{1b}["), "{shown:?}");
+    assert!(shown.contains("hashing inputs"), "{shown:?}");
+    assert!(shown.contains("writing"), "{shown:?}");
+    // The finished lines stay, as without a terminal.
+    assert!(shown.contains(" built "), "{shown:?}");
+    assert!(
+        shown.contains("2 layers (0 reused, 2 written)"),
+        "{shown:?}"
+    );
+    // `--progress plain` on a terminal: no live lines.
+    let shown = under_pty(&ctx, &format!("build . -o {dest} --progress plain")).unwrap();
+    assert!(!shown.contains("hashing inputs"), "{shown:?}");
+    assert!(shown.contains(" reused "), "{shown:?}");
+}
