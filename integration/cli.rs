@@ -163,3 +163,157 @@ fn build_on_a_terminal_draws_live_lines_and_keeps_the_layer_lines() {
     assert!(!shown.contains("hashing inputs"), "{shown:?}");
     assert!(shown.contains(" reused "), "{shown:?}");
 }
+
+/// A repository on the shared loopback registry no other run uses.
+fn unique_repo(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "127.0.0.1:5000/registry-it/{name}-{}-{nanos}",
+        std::process::id()
+    )
+}
+
+/// Runs `strata` with an empty Docker config.
+fn strata(ctx: &Ctx, args: &[&str]) -> Run {
+    let docker_config = ctx.outside("docker-config");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    ctx.strata_env(args, &[("DOCKER_CONFIG", docker_config.to_str().unwrap())])
+}
+
+/// The layer keys of `strata plan --format json` (one platform).
+fn plan_keys(run: &Run) -> Vec<Option<String>> {
+    let v: serde_json::Value = serde_json::from_str(&ok(run)).unwrap();
+    v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["key"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn network_use_is_said_and_offline_is_honoured() {
+    // A base on the shared loopback registry.
+    let base_ctx = two_layers();
+    let base_ref = format!("{}:1", unique_repo("cli-base"));
+    let run = strata(
+        &base_ctx,
+        &["build", ".", "--output", &format!("registry:{base_ref}")],
+    );
+    ok(&run);
+    assert!(
+        run.stderr().contains(&format!(
+            "network: registry 127.0.0.1:5000: pushing `{base_ref}`"
+        )),
+        "{}",
+        run.stderr()
+    );
+
+    let ctx = Ctx::new();
+    ctx.spec(&format!(
+        "version = 1\n[image]\nfrom = \"{base_ref}\"\nplatforms = [\"linux/amd64\"]\n\n\
+         [[layer]]\nname = \"app\"\ncopy = [{{ from = \"app.py\", to = \"/app/app.py\" }}]\n"
+    ));
+    ctx.write("app.py", "print(2)\n");
+
+    // Offline and unpinned: nothing contacted, the plan says why it has no keys.
+    let run = strata(&ctx, &["plan", ".", "--offline", "--format", "json"]);
+    assert_eq!(plan_keys(&run), [None]);
+    let err = run.stderr();
+    assert!(!err.contains("network:"), "{err}");
+    assert!(err.contains("has no pin in strata.lock"), "{err}");
+    assert!(err.contains("--offline"), "{err}");
+    assert!(err.contains("strata lock"), "{err}");
+
+    // Online and unpinned: the lookup is said, with how to avoid it.
+    let run = strata(&ctx, &["plan", ".", "--format", "json"]);
+    let keys = plan_keys(&run);
+    assert!(keys[0].is_some(), "{}", run.stderr());
+    let err = run.stderr();
+    assert!(
+        err.contains(&format!(
+            "network: registry 127.0.0.1:5000: resolving `{base_ref}`: it has no pin in strata.lock (pin it with `strata lock`"
+        )),
+        "{err}"
+    );
+
+    // Pinned and cached: offline plan and build need nothing.
+    let run = strata(&ctx, &["lock", "."]);
+    ok(&run);
+    assert!(
+        run.stderr()
+            .contains("network: registry 127.0.0.1:5000: resolving")
+    );
+    let run = strata(&ctx, &["plan", ".", "--offline", "--format", "json"]);
+    assert_eq!(plan_keys(&run), keys, "{}", run.stderr());
+    assert!(!run.stderr().contains("network:"), "{}", run.stderr());
+    assert!(!run.stderr().contains("warning"), "{}", run.stderr());
+    let dest = format!("oci-layout:{}", ctx.outside("out").display());
+    let run = strata(&ctx, &["build", ".", "--offline", "-o", &dest]);
+    ok(&run);
+    assert!(!run.stderr().contains("network:"), "{}", run.stderr());
+
+    // A push and --against registry: are refused offline, exit 1.
+    let run = strata(
+        &ctx,
+        &[
+            "build",
+            ".",
+            "--offline",
+            "-o",
+            &format!("registry:{base_ref}"),
+        ],
+    );
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("--offline was given"),
+        "{}",
+        run.stderr()
+    );
+    let run = strata(
+        &ctx,
+        &[
+            "plan",
+            ".",
+            "--offline",
+            "--against",
+            &format!("registry:{base_ref}"),
+        ],
+    );
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("--offline was given"),
+        "{}",
+        run.stderr()
+    );
+
+    // check takes --offline too.
+    ok(&strata(&ctx, &["check", ".", "--offline"]));
+}
+
+#[test]
+fn plan_says_why_an_unreachable_base_leaves_the_keys_out() {
+    let ctx = Ctx::new();
+    // Port 9 (discard): nothing listens there.
+    ctx.spec(
+        "version = 1\n[image]\nfrom = \"127.0.0.1:9/none/base:1\"\nplatforms = [\"linux/amd64\"]\n\n\
+         [[layer]]\nname = \"app\"\ncopy = [{ from = \"app.py\", to = \"/app.py\" }]\n",
+    );
+    ctx.write("app.py", "print(2)\n");
+    let run = strata(&ctx, &["plan", ".", "--format", "json"]);
+    assert_eq!(plan_keys(&run), [None]);
+    let err = run.stderr();
+    assert!(
+        err.contains("network: registry 127.0.0.1:9: resolving"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "the base `127.0.0.1:9/none/base:1` was not read, so the plan has no layer keys"
+        ),
+        "{err}"
+    );
+}

@@ -41,6 +41,10 @@ pub struct BuildArgs {
     /// Fail when the base has no pin in strata.lock or its pin drifted.
     #[arg(long)]
     pub locked: bool,
+    /// Never contact a registry: a registry base must be pinned in
+    /// strata.lock and already in the cache; pushing is refused.
+    #[arg(long)]
+    pub offline: bool,
     /// How to show progress on stderr: `auto` (live lines on a terminal,
     /// else `plain`), `tty`, `plain` (one line per layer as it finishes) or
     /// `quiet`.
@@ -94,6 +98,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     let dest = destination(args)?;
     let opts = registry::Options {
         insecure: args.insecure_registry.clone(),
+        offline: args.offline,
     };
     if let Dest::Registry(r) = &dest {
         crate::registry::parse_reference(r)?;

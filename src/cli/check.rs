@@ -1,11 +1,27 @@
 //! `strata check`: validate a spec against its context; never writes anything.
 
+use clap::Args;
+
 use super::{SpecArgs, output};
 use crate::error::Result;
 use crate::spec::LayerKind;
 
+/// `strata check` flags.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The spec and context.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Never contact a registry. `check` never does (it reads the spec and
+    /// walks the context only); the flag is accepted so that scripts can
+    /// pass it to `check`, `plan` and `build` alike.
+    #[arg(long)]
+    pub offline: bool,
+}
+
 /// Validates and prints a one-line summary on stderr.
-pub fn run(args: &SpecArgs) -> Result<()> {
+pub fn run(args: &CheckArgs) -> Result<()> {
+    let args = &args.spec;
     let loaded = args.load()?;
     // Walk the context (no content read, nothing written): overlapping
     // destinations, split files against the layer budget, the spec file

@@ -35,6 +35,7 @@ pub fn run(args: &LockArgs) -> Result<()> {
     let mut resolved = BTreeMap::new();
     let opts = registry::Options {
         insecure: args.insecure_registry.clone(),
+        offline: false,
     };
     for spec in &loaded.specs {
         // The image's base, then the stages' image bases (contracts §5).
@@ -109,6 +110,6 @@ pub fn run(args: &LockArgs) -> Result<()> {
 /// Resolves a registry reference (index and per-platform manifest digests).
 fn resolve(reference: &str, opts: &registry::Options) -> Result<crate::registry::pull::Resolved> {
     let r = crate::registry::parse_reference(reference)?;
-    let reg = registry::connect(&r, opts)?;
+    let reg = registry::connect(&r, opts, &format!("resolving `{reference}`"))?;
     Ok(crate::registry::pull::resolve(&reg, &r)?)
 }

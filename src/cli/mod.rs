@@ -35,7 +35,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a spec against its build context; writes nothing.
-    Check(SpecArgs),
+    Check(check::CheckArgs),
     /// Show the planned layers and which the next build reuses or rebuilds.
     Plan(plan::PlanArgs),
     /// Build an OCI image with the embedded builder (no daemon).

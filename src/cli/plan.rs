@@ -49,6 +49,11 @@ pub struct PlanArgs {
     /// Fail when the base has no pin in strata.lock or its pin drifted.
     #[arg(long)]
     pub locked: bool,
+    /// Never contact a registry: a registry base must be pinned in
+    /// strata.lock and in the cache (else the layer keys are left out), and
+    /// `--against registry:REF` is refused.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// One row of the plan.
@@ -127,16 +132,27 @@ pub fn run(args: &PlanArgs) -> Result<()> {
     for spec in &loaded.specs {
         let opts = super::registry::Options {
             insecure: args.insecure_registry.clone(),
+            offline: args.offline,
         };
-        // A registry base: from the cache root by its pin (fetched if need be).
-        let registry_base = super::registry::fetch_base(spec, &root, &opts)
-            .ok()
-            .flatten();
-        let base = load_base_from(spec, registry_base.as_ref()).ok().flatten();
+        // A registry base: from the cache root by its pin (fetched if need
+        // be). Without the base the layer keys are unknown: say so.
+        let base = super::registry::fetch_base(spec, &root, &opts)
+            .and_then(|registry_base| Ok(load_base_from(spec, registry_base.as_ref())?));
+        let base = match base {
+            Ok(b) => Some(b),
+            Err(e) => {
+                output::warn(format!(
+                    "the base `{}` was not read, so the plan has no layer keys: {e}",
+                    spec.image.from
+                ));
+                None
+            }
+        };
         if args.locked {
             check_locked(
                 spec,
                 base.as_ref()
+                    .and_then(Option::as_ref)
                     .and_then(|b| b.manifest_digest.as_ref().map(ToString::to_string)),
             )?;
         }
@@ -145,12 +161,24 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         for w in &plan.cache_warnings {
             output::warn(w);
         }
-        let keys: Vec<Option<String>> = match base_dirs(spec, base.as_ref(), &plan) {
-            Ok(dirs) => layer_keys(spec, &plan, &dirs)
+        let dirs = match &base {
+            Some(b) => base_dirs(spec, b.as_ref(), &plan)
+                .map(Some)
+                .unwrap_or_else(|e| {
+                    output::warn(format!(
+                        "the base `{}` was not read, so the plan has no layer keys: {e}",
+                        spec.image.from
+                    ));
+                    None
+                }),
+            None => None,
+        };
+        let keys: Vec<Option<String>> = match dirs {
+            Some(dirs) => layer_keys(spec, &plan, &dirs)
                 .into_iter()
                 .map(|k| k.map(|k| k.to_string()))
                 .collect(),
-            Err(_) => vec![None; plan.layers.len()],
+            None => vec![None; plan.layers.len()],
         };
         let (against, earlier) = match &args.against {
             Some(image) => (Some(image.clone()), Some(from_image(image, spec, &opts)?)),
@@ -368,7 +396,11 @@ fn from_image(
 ) -> Result<BTreeMap<String, Earlier>> {
     if let Some(reference) = image.strip_prefix("registry:") {
         let r = crate::registry::parse_reference(reference)?;
-        let reg = super::registry::connect(&r, opts)?;
+        let reg = super::registry::connect(
+            &r,
+            opts,
+            &format!("reading the history of `{reference}` (--against)"),
+        )?;
         let config = crate::registry::pull::fetch_config(&reg, &r, &spec.platform.to_string())?;
         let history: Vec<HistoryEntry> = config
             .get("history")

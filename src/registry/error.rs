@@ -8,6 +8,13 @@ use std::path::PathBuf;
 /// Everything that can go wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// A registry was needed but `--offline` forbids the network.
+    #[error("registry {registry} is needed, but --offline was given")]
+    Offline {
+        /// `host[:port]`.
+        registry: String,
+    },
+
     /// A reference does not parse.
     #[error("invalid image reference `{reference}`: {reason}")]
     InvalidReference {
@@ -83,7 +90,7 @@ impl RegistryError {
     /// input's fault (1); network, auth and I/O are trouble (2).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::InvalidReference { .. } | Self::InvalidImage { .. } => 1,
+            Self::InvalidReference { .. } | Self::InvalidImage { .. } | Self::Offline { .. } => 1,
             _ => 2,
         }
     }
