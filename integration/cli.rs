@@ -317,3 +317,79 @@ fn plan_says_why_an_unreachable_base_leaves_the_keys_out() {
         "{err}"
     );
 }
+
+#[test]
+fn completions_load_in_bash_and_exist_for_every_shell() {
+    let ctx = Ctx::new();
+    let bin = env!("CARGO_BIN_EXE_strata");
+    if tool("bash").is_some() {
+        let out = Command::new("bash")
+            .args([
+                "-c",
+                &format!("source <('{bin}' completions bash) && complete -p strata"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(shown.contains("-F _strata strata"), "{shown}");
+        // Completing `strata b` offers `build`, from the same clap definition.
+        let out = Command::new("bash")
+            .args([
+                "-c",
+                &format!(
+                    "source <('{bin}' completions bash) && COMP_WORDS=(strata b) COMP_CWORD=1 COMP_LINE='strata b' COMP_POINT=8 && _strata strata b strata && echo \"${{COMPREPLY[@]}}\""
+                ),
+            ])
+            .output()
+            .unwrap();
+        let words = String::from_utf8_lossy(&out.stdout);
+        assert!(words.split_whitespace().any(|w| w == "build"), "{words}");
+    }
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let run = ctx.strata(&["completions", shell]);
+        let script = ok(&run);
+        for word in ["build", "progress", "offline"] {
+            assert!(script.contains(word), "{shell}: {word}");
+        }
+    }
+    let run = ctx.strata(&["completions", "tcsh"]);
+    assert_eq!(run.code(), 2);
+    assert!(run.stderr().contains("powershell"), "{}", run.stderr());
+}
+
+#[test]
+fn man_writes_one_page_per_subcommand() {
+    let ctx = Ctx::new();
+    let dir = ctx.outside("man");
+    let run = ctx.strata(&["man", dir.to_str().unwrap()]);
+    ok(&run);
+    for page in [
+        "strata",
+        "strata-build",
+        "strata-plan",
+        "strata-cache-prune",
+        "strata-completions",
+    ] {
+        let text = std::fs::read_to_string(dir.join(format!("{page}.1"))).unwrap();
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: {text}"
+        );
+        let name = page.replace('-', "\\-");
+        assert!(text.contains(&format!("{name} \\- ")), "{page}: {text}");
+        assert!(
+            text.contains(&format!("\"{page} {}\"", env!("CARGO_PKG_VERSION"))),
+            "{page}: {text}"
+        );
+    }
+    let build = std::fs::read_to_string(dir.join("strata-build.1")).unwrap();
+    assert!(build.contains("progress"), "{build}");
+    // Hidden internal commands get no page.
+    assert!(!dir.join("strata-helper.1").exists());
+    assert!(!dir.join("strata-frontend.1").exists());
+}
