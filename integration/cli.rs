@@ -186,7 +186,7 @@ fn strata(ctx: &Ctx, args: &[&str]) -> Run {
 /// The layer keys of `strata plan --format json` (one platform).
 fn plan_keys(run: &Run) -> Vec<Option<String>> {
     let v: serde_json::Value = serde_json::from_str(&ok(run)).unwrap();
-    v["layers"]
+    v["platforms"][0]["layers"]
         .as_array()
         .unwrap()
         .iter()
@@ -392,4 +392,21 @@ fn man_writes_one_page_per_subcommand() {
     // Hidden internal commands get no page.
     assert!(!dir.join("strata-helper.1").exists());
     assert!(!dir.join("strata-frontend.1").exists());
+}
+
+#[test]
+fn plan_json_has_one_shape_for_one_and_several_platforms() {
+    let ctx = two_layers();
+    for (platforms, n) in [("linux/amd64", 1), ("linux/amd64,linux/arm64", 2)] {
+        let run = ctx.strata(&["plan", ".", "--platform", platforms, "--format", "json"]);
+        let doc: serde_json::Value = serde_json::from_str(&ok(&run)).unwrap();
+        assert_eq!(doc["schema"], "strata.plan/v2");
+        assert!(doc["target"].is_null());
+        let p = doc["platforms"].as_array().unwrap();
+        assert_eq!(p.len(), n, "{doc}");
+        for (want, got) in platforms.split(',').zip(p) {
+            assert_eq!(got["platform"], want);
+            assert_eq!(got["layers"].as_array().unwrap().len(), 2);
+        }
+    }
 }

@@ -22,7 +22,7 @@ use crate::spec::ResolvedSpec;
 pub enum Format {
     /// A table for people.
     Table,
-    /// `strata.plan/v1` JSON.
+    /// `strata.plan/v2` JSON (`docs/json.md`).
     Json,
 }
 
@@ -97,12 +97,23 @@ pub struct StageRow {
     pub used_by: Vec<String>,
 }
 
-/// The JSON document.
+/// The JSON document, `strata.plan/v2`: the same shape for one platform
+/// and for several.
 #[derive(Debug, Clone, Serialize)]
-pub struct PlanDoc {
-    /// `strata.plan/v1`.
+pub struct PlanDocument {
+    /// `strata.plan/v2`.
     pub schema: &'static str,
     /// The target, if any.
+    pub target: Option<String>,
+    /// One plan per platform, in the order built.
+    pub platforms: Vec<PlanDoc>,
+}
+
+/// The plan of one platform.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanDoc {
+    /// The target, if any (shown in the table; in JSON on the document).
+    #[serde(skip)]
     pub target: Option<String>,
     /// The platform.
     pub platform: String,
@@ -206,7 +217,6 @@ pub fn run(args: &PlanArgs) -> Result<()> {
             },
         };
         docs.push(PlanDoc {
-            schema: "strata.plan/v1",
             target: spec.target.clone(),
             platform: spec.platform.to_string(),
             against,
@@ -226,12 +236,12 @@ pub fn run(args: &PlanArgs) -> Result<()> {
     }
     match args.format {
         Format::Json => {
-            let text = if docs.len() == 1 {
-                serde_json::to_string_pretty(&docs[0])
-            } else {
-                serde_json::to_string_pretty(&docs)
-            }
-            .expect("plan serializes");
+            let doc = PlanDocument {
+                schema: "strata.plan/v2",
+                target: loaded.specs[0].target.clone(),
+                platforms: docs,
+            };
+            let text = serde_json::to_string_pretty(&doc).expect("plan serializes");
             println!("{text}");
         }
         Format::Table => {
