@@ -410,3 +410,81 @@ fn plan_json_has_one_shape_for_one_and_several_platforms() {
         }
     }
 }
+
+#[test]
+fn cache_du_takes_json_and_prune_takes_days_and_any_size_unit() {
+    let ctx = two_layers();
+    let dest = format!("oci-layout:{}", ctx.outside("out").display());
+    ok(&ctx.strata(&["build", ".", "-o", &dest]));
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&ctx.strata(&["cache", "du", "--format", "json"]))).unwrap();
+    assert_eq!(doc["schema"], "strata.cache-du/v1");
+    assert_eq!(doc["root"], ctx.cache().display().to_string());
+    assert_eq!(doc["blobs"], 2, "{doc}");
+    assert!(doc["blob_bytes"].as_u64().unwrap() > 0, "{doc}");
+    assert_eq!(doc["layer_records"], 2, "{doc}");
+    assert_eq!(doc["build_records"], 1, "{doc}");
+    assert!(doc["stat_cache_bytes"].is_u64(), "{doc}");
+    let table = ok(&ctx.strata(&["cache", "du"]));
+    assert!(table.contains("layer blobs\t2\t"), "{table}");
+
+    // Nothing is a week old; sizes in what users write.
+    let run = ctx.strata(&["cache", "prune", "--older-than", "7d"]);
+    ok(&run);
+    assert!(
+        run.stderr()
+            .contains("removed 0 blobs (0 B) and 0 layer records"),
+        "{}",
+        run.stderr()
+    );
+    let run = ctx.strata(&["cache", "prune", "--max-size", "16kb"]);
+    ok(&run);
+    let run = ctx.strata(&["cache", "prune", "--older-than", "7 days"]);
+    assert_eq!(run.code(), 2);
+    assert!(
+        run.stderr().contains("units: s, m, h, d, w"),
+        "{}",
+        run.stderr()
+    );
+    let run = ctx.strata(&["cache", "prune", "--max-size", "1 parsec"]);
+    assert_eq!(run.code(), 2);
+    for unit in ["B", "kB", "KiB", "MB", "MiB", "GB", "GiB", "TB", "TiB"] {
+        assert!(run.stderr().contains(unit), "{}", run.stderr());
+    }
+    let run = ctx.strata(&["cache", "prune", "--max-size", "1b"]);
+    ok(&run);
+    assert!(run.stderr().contains("removed 2 blobs"), "{}", run.stderr());
+}
+
+#[test]
+fn plan_table_labels_its_columns_and_counts_files_in_words() {
+    let ctx = two_layers();
+    let dest = format!("oci-layout:{}", ctx.outside("out").display());
+    ok(&ctx.strata(&["build", ".", "-o", &dest]));
+    ctx.write("app.py", "print(1) # changed\n");
+    let table = ok(&ctx.strata(&["plan", "."]));
+    let header = table.lines().next().unwrap();
+    for col in ["LAYER", "INPUTS", "INPUT BYTES", "FILES", "STATUS"] {
+        assert!(header.contains(col), "{table}");
+    }
+    let app = table.lines().find(|l| l.starts_with("app")).unwrap();
+    assert!(
+        app.contains("inputs changed: 1 file, 9 B before; 1 file, 19 B now"),
+        "{app}"
+    );
+}
+
+#[test]
+fn llb_prints_each_spec_warning_once_in_the_warning_style() {
+    let ctx = two_layers();
+    let run = ctx.strata(&["llb", ".", "--format", "json", "--build-arg", "NOPE=1"]);
+    ok(&run);
+    let err = run.stderr();
+    // Once: it used to come twice (`strata: warning: …` and `warning: …`).
+    assert_eq!(err.matches("NOPE").count(), 1, "{err}");
+    assert!(
+        err.contains("warning: build arguments not declared"),
+        "{err}"
+    );
+    assert!(!err.contains("strata: warning"), "{err}");
+}

@@ -39,9 +39,9 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     });
     let platforms: Vec<String> = spec.platforms.iter().map(ToString::to_string).collect();
     output::note(format!(
-        "{}: ok: {} layers ({copies} copy, {runs} run; {planned} with split files) for {} on {}",
+        "{}: ok: {} ({copies} copy, {runs} run; {planned} with split files) for {} on {}",
         args.spec_path().display(),
-        spec.layers.len(),
+        super::common::plural(spec.layers.len(), "layer"),
         spec.target
             .as_deref()
             .map_or("the default target".to_string(), |t| format!(

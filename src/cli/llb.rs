@@ -105,9 +105,11 @@ pub fn run(args: &LlbArgs) -> Result<()> {
             path: "tokio runtime".into(),
             source: e,
         })?;
-    runtime
-        .block_on(crate::frontend::build::run_with(&gateway, &env))
-        .map_err(|e| Error::Input(e.to_string()))?;
+    let ran = runtime.block_on(crate::frontend::build::run_with(&gateway, &env));
+    for w in gateway.warnings() {
+        super::output::warn(w);
+    }
+    ran.map_err(|e| Error::Input(e.to_string()))?;
     let bytes = gateway.outcome().map_err(Error::Input)?;
     match args.format {
         Format::Raw => {

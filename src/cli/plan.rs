@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::common::{cache_root, check_locked, human, short};
+use super::common::{cache_root, check_locked, human, plural, short};
 use super::{SpecArgs, output};
 use crate::error::{Error, Result};
 use crate::oci::base::{ImageRef, import_base};
@@ -276,9 +276,10 @@ fn rows(
                 if e.inputs != inputs {
                     let how = match (e.size, e.files) {
                         (Some(s), Some(f)) => format!(
-                            "inputs changed: {f} files, {} before; {} files, {} now",
+                            "inputs changed: {}, {} before; {}, {} now",
+                            plural(f, "file"),
                             human(s),
-                            layer.input_files,
+                            plural(layer.input_files, "file"),
                             human(layer.input_size)
                         ),
                         _ => "inputs changed".to_string(),
@@ -347,16 +348,17 @@ fn print_table(doc: &PlanDoc) {
             .unwrap_or_default()
     ));
     println!(
-        "{:<width$}  {:<4}  {:<12}  {:>10}  {:<7}  REASON",
-        "LAYER", "KIND", "INPUTS", "SIZE", "STATUS"
+        "{:<width$}  {:<4}  {:<12}  {:>11}  {:>6}  {:<7}  REASON",
+        "LAYER", "KIND", "INPUTS", "INPUT BYTES", "FILES", "STATUS"
     );
     for r in &doc.layers {
         println!(
-            "{:<width$}  {:<4}  {:<12}  {:>10}  {:<7}  {}",
+            "{:<width$}  {:<4}  {:<12}  {:>11}  {:>6}  {:<7}  {}",
             r.id,
             r.kind,
             short(&r.inputs),
             human(r.size),
+            r.files,
             r.status,
             r.reason.as_deref().unwrap_or("")
         );

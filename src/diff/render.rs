@@ -17,19 +17,10 @@ fn short(digest: &str) -> String {
     hex.chars().take(12).collect()
 }
 
-/// A byte count for people: `1.5 MiB`.
+/// A byte count for people, as every strata command prints one:
+/// indicatif's binary units (`1.36 KiB`).
 fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut v = bytes as f64 / 1024.0;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
+    indicatif::HumanBytes(bytes).to_string()
 }
 
 /// Entries shown per layer; `--format json` lists all of them.
