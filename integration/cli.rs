@@ -488,3 +488,123 @@ fn llb_prints_each_spec_warning_once_in_the_warning_style() {
     );
     assert!(!err.contains("strata: warning"), "{err}");
 }
+
+/// `strata schema`, compiled by a real JSON Schema validator.
+fn schema_validator() -> (serde_json::Value, jsonschema::Validator) {
+    let run = Ctx::new().strata(&["schema"]);
+    let schema: serde_json::Value = serde_json::from_str(&ok(&run)).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    (schema, validator)
+}
+
+/// A TOML spec as the JSON an editor validates.
+fn toml_as_json(text: &str) -> serde_json::Value {
+    toml::from_str(text).expect("TOML")
+}
+
+#[test]
+fn the_examples_validate_against_the_schema() {
+    let (_, validator) = schema_validator();
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut seen = 0;
+    for dir in std::fs::read_dir(examples).unwrap() {
+        let spec = dir.unwrap().path().join("strata.toml");
+        if !spec.is_file() {
+            continue;
+        }
+        let doc = toml_as_json(&std::fs::read_to_string(&spec).unwrap());
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", spec.display());
+        seen += 1;
+    }
+    assert!(seen >= 2, "examples/*/strata.toml");
+    // And the validator does say no: closed sets, unknown keys, the version.
+    for bad in [
+        "version = 1\n[image]\ncompression = \"brotli\"\n",
+        "version = 1\n[[layer]]\nname = \"a\"\nnetwork = \"host\"\nrun = \"true\"\n",
+        "version = 1\n[[layer]]\nname = \"a\"\nrun = \"true\"\ncache = [{ target = \"/c\", sharing = \"open\" }]\n",
+        "version = 1\n[[layer]]\nname = \"a\"\nsplit = \"dir\"\ncopy = []\n",
+        "version = 2\n",
+        "version = 1\n[image]\nfrm = \"scratch\"\n",
+    ] {
+        assert!(!validator.is_valid(&toml_as_json(bad)), "{bad}");
+    }
+    // A build argument may stand for a closed-set value.
+    let arg = "version = 1\n[args]\nC = \"zstd\"\n[image]\ncompression = \"${C}\"\n";
+    assert!(validator.is_valid(&toml_as_json(arg)));
+}
+
+#[test]
+fn the_schema_names_things_as_the_docs_do_and_describes_every_key() {
+    let (schema, _) = schema_validator();
+    let text = schema.to_string();
+    assert!(!text.contains("Raw"), "internal names: {text}");
+    fn walk(v: &serde_json::Value, path: &str, missing: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                    for (k, p) in props {
+                        let described = p["description"].as_str().is_some_and(|d| !d.is_empty());
+                        if !described {
+                            missing.push(format!("{path}.{k}"));
+                        }
+                    }
+                }
+                for (k, x) in map {
+                    walk(x, &format!("{path}/{k}"), missing);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, x) in items.iter().enumerate() {
+                    walk(x, &format!("{path}/{i}"), missing);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&schema, "", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "keys without a description: {missing:?}"
+    );
+    let defs = schema["$defs"].as_object().unwrap();
+    for name in [
+        "Image",
+        "Layer",
+        "Copy",
+        "Stage",
+        "Step",
+        "Target",
+        "CacheTable",
+    ] {
+        assert!(defs.contains_key(name), "{name}");
+        assert!(defs[name]["description"].is_string(), "{name}");
+    }
+    let enum_of =
+        |def: &str, key: &str| schema["$defs"][def]["properties"][key]["anyOf"][0]["enum"].clone();
+    assert_eq!(
+        enum_of("Layer", "compression"),
+        serde_json::json!(["auto", "gzip", "zstd", "none"])
+    );
+    assert_eq!(
+        enum_of("Image", "compression"),
+        enum_of("Layer", "compression")
+    );
+    assert_eq!(
+        enum_of("Layer", "network"),
+        serde_json::json!(["default", "none"])
+    );
+    assert_eq!(
+        enum_of("Step", "network"),
+        serde_json::json!(["default", "none"])
+    );
+    assert_eq!(
+        enum_of("CacheTable", "sharing"),
+        serde_json::json!(["shared", "locked", "private"])
+    );
+    assert_eq!(
+        schema["properties"]["version"]["enum"],
+        serde_json::json!([1])
+    );
+}

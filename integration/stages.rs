@@ -211,11 +211,11 @@ fn schema_has_the_stage_keys() {
     let v: Value = serde_json::from_str(&run.stdout()).unwrap();
     let text = v.to_string();
     assert!(v["properties"]["stage"].is_object(), "{text}");
-    for key in ["RawStage", "RawStep", "RawMount"] {
+    for key in ["Stage", "Step", "Mount"] {
         assert!(v["$defs"][key].is_object(), "{key} in {text}");
     }
-    assert!(v["$defs"]["RawCopy"]["properties"]["stage"].is_object());
-    assert!(v["$defs"]["RawLayer"]["properties"]["mounts"].is_object());
+    assert!(v["$defs"]["Copy"]["properties"]["stage"].is_object());
+    assert!(v["$defs"]["Layer"]["properties"]["mounts"].is_object());
 }
 
 /// A context with a build stage whose step reads `requirements.txt`, a
