@@ -608,3 +608,94 @@ fn the_schema_names_things_as_the_docs_do_and_describes_every_key() {
         serde_json::json!([1])
     );
 }
+
+#[test]
+fn a_directory_given_as_the_spec_file_is_named_as_such() {
+    let ctx = two_layers();
+    let run = ctx.strata(&["check", "-f", "data"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("`data` is a directory"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("-f data/strata.toml"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("not found"), "{}", run.stderr());
+}
+
+#[test]
+fn output_errors_list_every_accepted_form() {
+    let ctx = two_layers();
+    let run = ctx.strata(&["build", ".", "-o", "tarball:x.tar"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    for form in [
+        "oci-layout:DIR[:TAG]",
+        "oci:DIR[:TAG]",
+        "oci-archive:FILE[:TAG]",
+        "docker-archive:FILE[:NAME:TAG]",
+        "registry:REF",
+    ] {
+        assert!(run.stderr().contains(form), "{form}: {}", run.stderr());
+    }
+    // `oci:` is skopeo's spelling of oci-layout:, as documented.
+    let dir = ctx.outside("oci");
+    ok(&ctx.strata(&["build", ".", "-q", "-o", &format!("oci:{}", dir.display())]));
+    assert!(dir.join("oci-layout").is_file());
+}
+
+#[test]
+fn diff_of_a_layout_and_an_archive_of_one_image_shows_no_unequal_mark() {
+    let ctx = two_layers();
+    let layout = ctx.outside("layout");
+    let archive = ctx.outside("image.tar");
+    ok(&ctx.strata(&[
+        "build",
+        ".",
+        "-q",
+        "-o",
+        &format!("oci-layout:{}", layout.display()),
+    ]));
+    ok(&ctx.strata(&[
+        "build",
+        ".",
+        "-q",
+        "-o",
+        &format!("docker-archive:{}:x:1", archive.display()),
+    ]));
+    let run = ctx.strata(&[
+        "diff",
+        &format!("oci-layout:{}", layout.display()),
+        &format!("docker-archive:{}", archive.display()),
+    ]);
+    let text = ok(&run);
+    assert!(text.contains("equal (exact)"), "{text}");
+    assert!(!text.contains('≠'), "{text}");
+    assert!(text.contains("B has no manifest"), "{text}");
+}
+
+#[test]
+fn llb_refuses_binary_on_a_terminal_unless_asked() {
+    let ctx = two_layers();
+    let Some(shown) = under_pty(&ctx, "llb . ; echo rc=$?") else {
+        return;
+    };
+    assert!(
+        shown.contains("refusing to write binary LLB to a terminal"),
+        "{shown:?}"
+    );
+    assert!(shown.contains("rc=2"), "{shown:?}");
+    // -o FILE writes it; a pipe (no terminal) still gets it.
+    let file = ctx.outside("def.pb");
+    let shown = under_pty(&ctx, &format!("llb . -o {} ; echo rc=$?", file.display())).unwrap();
+    assert!(shown.contains("rc=0"), "{shown:?}");
+    let written = std::fs::read(&file).unwrap();
+    let piped = ctx.strata(&["llb", "."]);
+    assert_eq!(piped.code(), 0, "{}", piped.stderr());
+    assert_eq!(piped.0.stdout, written);
+    let shown = under_pty(&ctx, "llb . --force > /dev/null; echo rc=$?").unwrap();
+    assert!(shown.contains("rc=0"), "{shown:?}");
+}

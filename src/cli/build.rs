@@ -20,7 +20,8 @@ pub struct BuildArgs {
     /// The spec and context.
     #[command(flatten)]
     pub spec: SpecArgs,
-    /// Where the image goes: `oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+    /// Where the image goes: `oci-layout:DIR[:TAG]` (also spelled
+    /// `oci:DIR[:TAG]`, as skopeo does), `oci-archive:FILE[:TAG]`,
     /// `docker-archive:FILE[:NAME:TAG]` or `registry:REF` (a push).
     #[arg(short, long, value_name = "DEST")]
     pub output: Option<String>,
@@ -55,6 +56,9 @@ pub struct BuildArgs {
     pub quiet: bool,
 }
 
+/// Every `--output` form, for errors.
+const OUTPUT_FORMS: &str = "oci-layout:DIR[:TAG] (or oci:DIR[:TAG], skopeo's spelling), oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], registry:REF";
+
 /// Where a build goes.
 enum Dest {
     /// A local layout or archive.
@@ -71,10 +75,9 @@ fn destination(args: &BuildArgs) -> Result<Dest> {
         (Some(o), None, _) => match o.strip_prefix("registry:") {
             Some("") => Err(Error::Usage("--output registry: needs a reference".into())),
             Some(r) => Ok(Dest::Registry(r.to_owned())),
-            None => Ok(Dest::Local(
-                o.parse()
-                    .map_err(|e| Error::Usage(format!("--output: {e}")))?,
-            )),
+            None => Ok(Dest::Local(o.parse().map_err(|e| {
+                Error::Usage(format!("--output: {e}\n  accepted: {OUTPUT_FORMS}"))
+            })?)),
         },
         (None, Some(t), true) => Ok(Dest::Registry(t.clone())),
         (None, Some(_), false) => Err(Error::Usage(

@@ -161,13 +161,21 @@ fn platform(out: &mut String, p: &Paint, pd: &PlatformDiff) {
         let _ = writeln!(out, "  only in {}", side.to_uppercase());
         return;
     }
-    if pd.manifest.a.is_some() || pd.manifest.b.is_some() {
-        let _ = writeln!(
-            out,
-            "  {} manifest {}",
-            mark(p, pd.manifest.a == pd.manifest.b),
-            digest_pair(pd.manifest.a.as_deref(), pd.manifest.b.as_deref())
-        );
+    match (pd.manifest.a.as_deref(), pd.manifest.b.as_deref()) {
+        (None, None) => {}
+        // A docker archive has no manifest digest: nothing to compare, so
+        // neither `=` nor `≠` (an equal verdict above must not meet a `≠`).
+        (Some(d), None) | (None, Some(d)) => {
+            let side = if pd.manifest.a.is_some() { 'B' } else { 'A' };
+            let _ = writeln!(
+                out,
+                "  · manifest {}  ({side} has no manifest: a docker archive)",
+                short(d)
+            );
+        }
+        (a, b) => {
+            let _ = writeln!(out, "  {} manifest {}", mark(p, a == b), digest_pair(a, b));
+        }
     }
     let _ = writeln!(
         out,

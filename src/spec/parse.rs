@@ -22,7 +22,7 @@ pub fn read_source(path: &Path) -> Result<SpecSource, SpecError> {
         }
     };
     if meta.is_dir() {
-        return Err(SpecError::NotFound { path: path.into() });
+        return Err(SpecError::IsDirectory { path: path.into() });
     }
     if meta.len() > MAX_SPEC_BYTES {
         return Err(SpecError::TooLarge {
