@@ -699,3 +699,62 @@ fn llb_refuses_binary_on_a_terminal_unless_asked() {
     let shown = under_pty(&ctx, "llb . --force > /dev/null; echo rc=$?").unwrap();
     assert!(shown.contains("rc=0"), "{shown:?}");
 }
+
+/// The config of the image tagged `latest` in an OCI layout.
+fn layout_config(dir: &std::path::Path) -> serde_json::Value {
+    let read = |digest: &str| -> serde_json::Value {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+    read(manifest["config"]["digest"].as_str().unwrap())
+}
+
+#[test]
+fn build_label_sets_config_labels_over_the_spec() {
+    let ctx = two_layers();
+    ctx.spec(&TWO_LAYERS.replace(
+        "from = \"scratch\"",
+        "from = \"scratch\"\nlabels = { team = \"ml\", tier = \"dev\" }",
+    ));
+    let plain = ctx.outside("plain");
+    let labelled = ctx.outside("labelled");
+    let a = ok(&ctx.strata(&[
+        "build",
+        ".",
+        "-q",
+        "-o",
+        &format!("oci-layout:{}", plain.display()),
+    ]));
+    let b = ok(&ctx.strata(&[
+        "build",
+        ".",
+        "-q",
+        "--label",
+        "tier=prod",
+        "--label",
+        "org.opencontainers.image.revision=abc=1",
+        "-o",
+        &format!("oci-layout:{}", labelled.display()),
+    ]));
+    assert_ne!(a, b);
+    let labels = &layout_config(&labelled)["config"]["Labels"];
+    assert_eq!(labels["team"], "ml");
+    assert_eq!(labels["tier"], "prod");
+    assert_eq!(labels["org.opencontainers.image.revision"], "abc=1");
+    assert_eq!(layout_config(&plain)["config"]["Labels"]["tier"], "dev");
+    // Same layers: a label is config only.
+    assert_eq!(
+        layout_config(&plain)["rootfs"],
+        layout_config(&labelled)["rootfs"]
+    );
+    let run = ctx.strata(&["build", ".", "--label", "novalue", "-o", "oci-layout:x"]);
+    assert_eq!(run.code(), 2);
+    assert!(
+        run.stderr().contains("--label `novalue` is not KEY=VALUE"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -51,6 +51,10 @@ pub struct BuildArgs {
     /// `quiet`.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = Progress::Auto, env = "STRATA_PROGRESS")]
     pub progress: Progress,
+    /// Set a label in the image config (over the spec's `[image] labels`);
+    /// repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
     /// Print only the image digest (on stdout); the same as `--progress quiet`.
     #[arg(short, long, conflicts_with = "progress")]
     pub quiet: bool,
@@ -190,6 +194,21 @@ fn build_one(
     output: &ImageRef,
 ) -> Result<crate::oci::build::BuildOutcome> {
     refuse_run_layers(spec, &args.spec.spec_path(), &args.spec.context)?;
+    let labelled;
+    let spec = if args.label.is_empty() {
+        spec
+    } else {
+        let mut s = spec.clone();
+        for l in &args.label {
+            let (k, v) = l
+                .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| Error::Usage(format!("--label `{l}` is not KEY=VALUE")))?;
+            s.image.labels.insert(k.to_owned(), v.to_owned());
+        }
+        labelled = s;
+        &labelled
+    };
     let registry_base = if matches!(spec.image.from, BaseRef::Registry(_)) {
         if args.locked {
             check_locked(spec, None)?;
