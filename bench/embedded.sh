@@ -2,6 +2,8 @@
 # Benchmark of the embedded builder (issue: embedded builder) against
 # `tar -c | gzip -6` of the same trees, side by side in one run:
 #   bash bench/embedded.sh [SIZE_MIB]     (default 2048)
+# STRATA_BIN=PATH times another binary (no cargo build), BENCH_ROOT=DIR
+# moves the trees, BENCH_BASELINE=0 skips the tar | gzip baseline.
 # Generates two model directories of incompressible shards plus config and
 # app files under /var/tmp/strata-bench, then times: the baseline, a cold
 # `strata build` (empty cache), a no-op rebuild, a one-shard change and an
@@ -9,9 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-2048}
-root=/var/tmp/strata-bench
-bin=target/x86_64-unknown-linux-gnu/release/strata
-cargo build --release --locked >&2
+root=${BENCH_ROOT:-/var/tmp/strata-bench}
+bin=${STRATA_BIN:-target/x86_64-unknown-linux-gnu/release/strata}
+[ -n "${STRATA_BIN:-}" ] || cargo build --release --locked >&2
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >&2; }
 rm -rf "$root" && mkdir -p "$root/ctx/models/encoder" "$root/ctx/models/decoder" "$root/ctx/app"
 shard=$((size / 8))
@@ -45,7 +47,8 @@ measure() { # label, command...
 }
 echo "| step ($size MiB of model shards) | wall time | peak RSS |"
 echo "|---|---:|---:|"
-measure "tar -c models app \| gzip -6 (baseline)" sh -c "tar -C '$root/ctx' -cf - models app | gzip -6 > '$root/baseline.tar.gz'"
+[ "${BENCH_BASELINE:-1}" = 0 ] ||
+  measure "tar -c models app \| gzip -6 (baseline)" sh -c "tar -C '$root/ctx' -cf - models app | gzip -6 > '$root/baseline.tar.gz'"
 measure "strata build, cold (empty cache)" "$bin" build "$root/ctx" -o "oci-layout:$root/out:v1"
 measure "strata build, no-op rebuild" "$bin" build "$root/ctx" -o "oci-layout:$root/out:v1"
 measure "strata plan, warm (stat cache)" "$bin" plan "$root/ctx"

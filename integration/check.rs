@@ -349,8 +349,16 @@ fn ten_thousand_layers_validate_quickly() {
     let run = ctx.strata(&["check"]);
     // A generous bound: this guards against quadratic behaviour, not speed.
     assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
-    assert_eq!(run.code(), 0, "{}", run.stderr());
-    assert!(run.stderr().contains("10000 layers"));
+    // Every build refuses more than 125 layers, so `check` does too, at the
+    // `max_layers` line (after resolving all 10,000 layers).
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("`max_layers` = 10000 is over the limit of 125 layers"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("strata.toml:3:"), "{}", run.stderr());
 }
 
 #[test]

@@ -5,12 +5,14 @@
 
 #![allow(clippy::disallowed_methods)] // tests unwrap std::fs calls on paths they made
 
+mod adversarial;
 mod bad_input;
 mod build;
 mod check;
 mod cli;
 mod diff;
 mod frontend;
+mod hardening;
 mod ignore;
 mod llb;
 mod matrix;

@@ -365,7 +365,16 @@ fn lock_pins_stage_bases_of_every_target() {
          copy = [{ stage = \"dev\", from = \"/bin/busybox\", to = \"/busybox\" }]\n\
          [target.development]\n",
     );
-    let run = ctx.strata(&["lock", "."]);
+    // Both exist only in the engines' stores here (no registry is reached):
+    // pinned as local, as asked.
+    let run = ctx.strata(&[
+        "lock",
+        "--local",
+        "strata-test/debian:bookworm",
+        "--local",
+        "busybox:1.36",
+        ".",
+    ]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let lock = std::fs::read_to_string(ctx.path().join("strata.lock")).unwrap();
     assert!(

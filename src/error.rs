@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use crate::diff::DiffError;
-use crate::frontend::FrontendError;
+use crate::frontend::{BuildError, FrontendError};
+use crate::helper::HelperError;
 use crate::oci::OciError;
 use crate::plan::PlanError;
 use crate::plan::lock::LockError;
@@ -36,7 +37,7 @@ pub enum Error {
     #[error("{0}")]
     Input(String),
     /// I/O on a path failed (exit 2).
-    #[error("cannot access `{path}`: {source}")]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The path.
         path: PathBuf,
@@ -50,10 +51,26 @@ pub enum Error {
     /// the report is on stdout).
     #[error("the images differ")]
     Different,
+    /// An error with what to do about it; exits as its cause does.
+    #[error("{source}\nhelp: {help}")]
+    Hinted {
+        /// The error.
+        source: Box<Error>,
+        /// What to do.
+        help: String,
+    },
     /// Running as a BuildKit frontend failed before BuildKit could be told
     /// (exit 2).
     #[error(transparent)]
     Frontend(#[from] FrontendError),
+    /// A frontend build failed: the spec's fault, another input's, the
+    /// engine's, or strata's (exit 1 or 2 by kind).
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// `strata helper` failed: its input is wrong (exit 1) or I/O failed
+    /// (exit 2).
+    #[error("helper: {0}")]
+    Helper(#[from] HelperError),
 }
 
 impl Error {
@@ -70,7 +87,12 @@ impl Error {
             Error::Input(_) | Error::Different => 1,
             Error::Diff(_) => 2,
             Error::Registry(e) => e.exit_code(),
+            Error::Build(e) => e.exit_code(),
+            Error::Helper(HelperError::Io { .. }) => 2,
+            Error::Helper(HelperError::Plan(e)) => plan_exit_code(e),
+            Error::Helper(_) => 1,
             Error::Usage(_) | Error::Io { .. } | Error::Frontend(_) => 2,
+            Error::Hinted { source, .. } => source.exit_code(),
         }
     }
 }

@@ -14,11 +14,13 @@
 //! Lower layers never import higher ones. `../shared/contracts.md` (mirrored in
 //! `docs/`) fixes the decisions every backend shares; comments cite its sections.
 
+pub(crate) mod bounded;
 pub mod cli;
 pub mod diff;
 pub mod error;
 pub mod frontend;
 pub mod helper;
+mod io_error;
 pub mod llb;
 pub mod oci;
 pub mod plan;

@@ -9,6 +9,7 @@ use super::output::Progress;
 use super::progress::BuildProgress;
 use super::{SpecArgs, output, registry};
 use crate::error::{Error, Result};
+use crate::oci::OciError;
 use crate::oci::base::ImageRef;
 use crate::oci::build::{BuildRequest, build_observed, load_base, oci_platform};
 use crate::oci::compress::Compression;
@@ -79,9 +80,16 @@ fn destination(args: &BuildArgs) -> Result<Dest> {
         (Some(o), None, _) => match o.strip_prefix("registry:") {
             Some("") => Err(Error::Usage("--output registry: needs a reference".into())),
             Some(r) => Ok(Dest::Registry(r.to_owned())),
-            None => Ok(Dest::Local(o.parse().map_err(|e| {
-                Error::Usage(format!("--output: {e}\n  accepted: {OUTPUT_FORMS}"))
-            })?)),
+            None => {
+                let dest: ImageRef = o
+                    .parse()
+                    .map_err(|e| {
+                        Error::Usage(format!("--output: {e}\n  accepted: {OUTPUT_FORMS}"))
+                    })?;
+                crate::oci::archive::check_output_name(&dest)
+                    .map_err(|e| Error::Usage(format!("--output `{o}`: {e}")))?;
+                Ok(Dest::Local(dest))
+            }
         },
         (None, Some(t), true) => Ok(Dest::Registry(t.clone())),
         (None, Some(_), false) => Err(Error::Usage(
@@ -114,6 +122,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     let root = cache_root(args.cache_dir.as_ref());
     let target = match dest {
         Dest::Local(output) => {
+            check_output_path(&output, &root)?;
             if loaded.specs.len() > 1 {
                 return Err(Error::Usage(
                     "the embedded builder writes one platform to a local output: pass --platform, or push several with --output registry:REF".into(),
@@ -222,21 +231,39 @@ fn build_one(
         check_locked(spec, current)?;
     }
     let progress = BuildProgress::new();
+    let own_output = match output {
+        ImageRef::OciLayout { path, .. }
+        | ImageRef::OciArchive { path, .. }
+        | ImageRef::DockerArchive { path, .. } => vec![path.clone()],
+    };
     let plan = progress.hashing(
-        || crate::plan::make_plan(spec, root),
+        || crate::plan::make::make_plan_excluding(spec, root, &own_output),
         |p| p.as_ref().ok().map(|p| p.hashing.clone()),
     )?;
     progress.layers(&plan.layers);
+    if !plan.excluded.is_empty() {
+        let list: Vec<String> = plan.excluded.iter().map(|p| format!("`{p}`")).collect();
+        output::warn(format!(
+            "leaving {} out of the context: strata's own output and cache are never inputs",
+            list.join(", ")
+        ));
+    }
     output::diagnostics(&plan.warnings);
     for w in &plan.cache_warnings {
         output::warn(w);
     }
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => Some(v.parse::<u64>().map_err(|_| {
-            Error::Usage(format!(
-                "SOURCE_DATE_EPOCH `{v}` is not a number of seconds"
-            ))
-        })?),
+        Ok(v) if !v.is_empty() => Some(
+            v.parse::<u64>()
+                .ok()
+                .filter(|&t| t <= crate::spec::MAX_TIMESTAMP)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "SOURCE_DATE_EPOCH `{v}` is not a number of seconds up to {} (the year 9999)",
+                        crate::spec::MAX_TIMESTAMP
+                    ))
+                })?,
+        ),
         _ => None,
     };
     let outcome = build_observed(
@@ -250,12 +277,89 @@ fn build_one(
             registry_base,
         },
         &progress,
-    )?;
+    )
+    .inspect_err(|e| forget_changed(e, spec, root))?;
     progress.finish();
     for w in &outcome.warnings {
         output::warn(w);
     }
     Ok(outcome)
+}
+
+/// Refuses, before building, an output path that cannot work: inside the
+/// cache root (it would be pruned with it, and a layout there could
+/// overwrite the cache's own files), an archive onto a directory, a layout
+/// onto a file.
+fn check_output_path(output: &ImageRef, root: &std::path::Path) -> Result<()> {
+    let path = match output {
+        ImageRef::OciLayout { path, .. }
+        | ImageRef::OciArchive { path, .. }
+        | ImageRef::DockerArchive { path, .. } => path,
+    };
+    let bad = |reason: &str| {
+        Err(Error::Oci(crate::oci::OciError::BadOutput {
+            path: path.clone(),
+            reason: reason.to_owned(),
+        }))
+    };
+    match output {
+        ImageRef::OciLayout { .. } if path.exists() && !path.is_dir() => {
+            return bad(
+                "is not a directory: an OCI layout is a directory (name a new or empty one)",
+            );
+        }
+        ImageRef::OciArchive { .. } | ImageRef::DockerArchive { .. } if path.is_dir() => {
+            return bad(
+                "is a directory: an archive is a file (name a file, or use oci-layout: for a directory)",
+            );
+        }
+        _ => {}
+    }
+    let (out, cache) = (resolved_path(path), resolved_path(root));
+    if out.starts_with(&cache) {
+        return Err(Error::Usage(format!(
+            "--output `{}` is inside the cache root `{}`: `strata cache prune` would delete it; write the image elsewhere",
+            path.display(),
+            root.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `path` made absolute with symlinks resolved as far as it exists (the
+/// rest appended as written).
+fn resolved_path(path: &std::path::Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = fs_err::canonicalize(existing) {
+            return rest.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return abs,
+        }
+    }
+}
+
+/// A file found not to hold the content hashed for its stat: its stat cache
+/// entry must not answer for it again.
+fn forget_changed(e: &OciError, spec: &crate::spec::ResolvedSpec, root: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let OciError::ContentChanged { path } = e else {
+        return;
+    };
+    let Ok(rel) = path.strip_prefix(&spec.context) else {
+        return;
+    };
+    if let Ok((mut cache, _)) = crate::plan::statcache::StatCache::open(root, &spec.context) {
+        cache.forget(rel.as_os_str().as_bytes());
+        let _ = cache.save();
+    }
 }
 
 /// The number of layers of the manifest `desc` in `layout`.

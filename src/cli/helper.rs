@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use crate::error::{Error, Result};
+use crate::helper::HelperError;
 
 /// `strata helper` flags.
 #[derive(Debug, Clone, Args)]
@@ -57,8 +58,7 @@ pub fn run(args: &HelperArgs) -> Result<()> {
             paths_only,
             job,
         } => {
-            let rec = crate::helper::run_copy(job, src, out, record, *paths_only)
-                .map_err(|e| Error::Input(format!("helper: {e}")))?;
+            let rec = crate::helper::run_copy(job, src, out, record, *paths_only)?;
             super::output::note(format!("{}: inputs {}", rec.layer, rec.inputs));
             Ok(())
         }
@@ -70,12 +70,9 @@ pub fn run(args: &HelperArgs) -> Result<()> {
                     None => Err(Error::Usage(format!("`{l}` is not LAYER_ID=DIR"))),
                 })
                 .collect::<Result<_>>()?;
-            let found = crate::helper::find_overlaps(&layers)
-                .map_err(|e| Error::Input(format!("helper: {e}")))?;
+            let found = crate::helper::find_overlaps(&layers)?;
             if !found.is_empty() {
-                return Err(Error::Input(
-                    crate::helper::HelperError::Overlaps(found).to_string(),
-                ));
+                return Err(HelperError::Overlaps(found).into());
             }
             super::output::note(format!(
                 "{} copy layers, no overlapping paths",
@@ -83,5 +80,90 @@ pub fn run(args: &HelperArgs) -> Result<()> {
             ));
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::helper::{CopyJob, JobEntry};
+
+    fn copy(job: &str, dir: &std::path::Path, record: PathBuf) -> Result<()> {
+        run(&HelperArgs {
+            command: HelperCommand::Copy {
+                src: dir.join("src"),
+                out: dir.join("out"),
+                record,
+                paths_only: false,
+                job: job.to_string(),
+            },
+        })
+    }
+
+    fn overlaps(layers: &[&str]) -> Result<()> {
+        run(&HelperArgs {
+            command: HelperCommand::Overlaps {
+                layers: layers.iter().map(|l| l.to_string()).collect(),
+            },
+        })
+    }
+
+    /// A wrong input (the job, layers that overlap) exits 1; failed I/O
+    /// (an unwritable record, an unreadable tree) exits 2, naming its path.
+    #[test]
+    fn helper_errors_exit_1_for_input_and_2_for_io() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["src", "out", "a/x", "b/x"] {
+            fs_err::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        fs_err::write(dir.path().join("src/f"), "f").unwrap();
+        fs_err::write(dir.path().join("a/x/f"), "1").unwrap();
+        fs_err::write(dir.path().join("b/x/f"), "2").unwrap();
+        let job = serde_json::to_string(&CopyJob {
+            layer: "app".into(),
+            name: "app".into(),
+            entries: vec![JobEntry {
+                from: "f".into(),
+                to: "/f".into(),
+                to_is_dir: false,
+                mode: None,
+                exclude: vec![],
+            }],
+            ignore: vec![],
+            owner: [0, 0],
+            timestamp: 0,
+            split_min: None,
+            queries: vec![],
+            base: Default::default(),
+            writer: crate::plan::graph::WRITER_VERSION.into(),
+        })
+        .unwrap();
+        let record = dir.path().join("record.json");
+        copy(&job, dir.path(), record.clone()).unwrap();
+        assert!(record.exists());
+
+        let err = copy("{not json", dir.path(), record).unwrap_err();
+        assert_eq!(err.exit_code(), 1, "{err}");
+        let unwritable = dir.path().join("missing/record.json");
+        let err = copy(&job, dir.path(), unwritable.clone()).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+        assert_eq!(
+            err.to_string()
+                .matches(&unwritable.display().to_string())
+                .count(),
+            1,
+            "the path, named once: {err}"
+        );
+
+        let layer = |name: &str| format!("{name}={}", dir.path().join(name).display());
+        let err = overlaps(&[&layer("a"), &layer("b")]).unwrap_err();
+        assert_eq!(err.exit_code(), 1, "{err}");
+        assert!(
+            err.to_string().contains("`/x/f` is written by layer `a`"),
+            "{err}"
+        );
+        let err = overlaps(&[&layer("a"), &layer("nope")]).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+        assert!(err.to_string().contains("nope"), "{err}");
     }
 }

@@ -1,14 +1,19 @@
 //! `strata lock`: pin every image the spec builds from in `strata.lock`
-//! (contracts §5). Local sources are pinned by their manifest digest.
+//! (docs/design.md §5). Local sources are pinned by their manifest digest.
+//! A registry reference that cannot be resolved is an error, whatever the
+//! reason (unreachable, not found, denied), and nothing is written; an
+//! image that exists only in a local store (a Docker daemon's images) is
+//! pinned `local = true` only when `--local REF` names it.
 
 use std::collections::BTreeMap;
 
 use clap::Args;
 
 use super::{SpecArgs, output, registry};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::oci::build::load_base;
 use crate::plan::lock::{Lock, Pin};
+use crate::registry::RegistryError;
 use crate::spec::BaseRef;
 
 /// `strata lock` flags.
@@ -23,6 +28,11 @@ pub struct LockArgs {
     /// Reach this registry (`host[:port]`) over plain HTTP; repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure_registry: Vec<String>,
+    /// Pin this image reference as `local = true` (it exists only in a
+    /// local store, such as a Docker daemon's images) without asking a
+    /// registry; repeatable.
+    #[arg(long = "local", value_name = "REF")]
+    pub local: Vec<String>,
 }
 
 /// Writes or updates the lock; prints its path on stderr.
@@ -33,10 +43,31 @@ pub fn run(args: &LockArgs) -> Result<()> {
     let mut lock = old.clone().unwrap_or_else(Lock::new);
     let mut pins: BTreeMap<String, Pin> = BTreeMap::new();
     let mut resolved = BTreeMap::new();
+    // Every registry reference, to check `--local` before any request.
+    let used: std::collections::BTreeSet<String> = loaded
+        .specs
+        .iter()
+        .flat_map(|s| std::iter::once(&s.image.from).chain(&s.stage_bases))
+        .filter(|b| matches!(b, BaseRef::Registry(_)))
+        .map(ToString::to_string)
+        .collect();
     let opts = registry::Options {
         insecure: args.insecure_registry.clone(),
         offline: false,
     };
+    if let Some(unknown) = args.local.iter().find(|r| !used.contains(*r)) {
+        return Err(Error::Usage(format!(
+            "--local `{unknown}`: the spec builds from no such image (it uses {})",
+            if used.is_empty() {
+                "no registry image".to_owned()
+            } else {
+                used.iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )));
+    }
     for spec in &loaded.specs {
         // The image's base, then the stages' image bases (contracts §5).
         let mut bases = vec![spec.image.from.clone()];
@@ -51,7 +82,11 @@ pub fn run(args: &LockArgs) -> Result<()> {
             if from == BaseRef::Scratch {
                 continue;
             }
-            if !args.update && lock.get(&reference).is_some() && !pins.contains_key(&reference) {
+            if !args.update
+                && !args.local.contains(&reference)
+                && lock.get(&reference).is_some()
+                && !pins.contains_key(&reference)
+            {
                 continue;
             }
             let pin = pins.entry(reference.clone()).or_insert_with(|| Pin {
@@ -61,7 +96,13 @@ pub fn run(args: &LockArgs) -> Result<()> {
                 local: false,
             });
             match &from {
+                BaseRef::Registry(_) if args.local.contains(&reference) => {
+                    pin.local = true;
+                    pin.digest = None;
+                    pin.platforms.clear();
+                }
                 BaseRef::Registry(_) => {
+                    let was_local = lock.get(&reference).is_some_and(|p| p.local);
                     let resolved = resolved
                         .entry(reference.clone())
                         .or_insert_with(|| resolve(&reference, &opts));
@@ -73,12 +114,21 @@ pub fn run(args: &LockArgs) -> Result<()> {
                             let d = registry::pick_platform(res, &reference, &platform)?;
                             pin.platforms.insert(platform, d.to_string());
                         }
-                        // An image only a daemon's store has (contracts §5).
-                        Err(e) => {
+                        // `--update` keeps a pin the user made local when
+                        // the registry still has no such image.
+                        Err(Error::Registry(
+                            RegistryError::NotFound { .. } | RegistryError::Unauthorized { .. },
+                        )) if was_local => {
                             pin.local = true;
-                            output::warn(format!(
-                                "`{reference}` cannot be resolved ({e}): pinned as local, without a digest"
+                            output::note(format!(
+                                "`{reference}` is still pinned as local: no registry has it"
                             ));
+                        }
+                        Err(_) => {
+                            let Err(e) = resolved_take(resolved) else {
+                                unreachable!("matched an error")
+                            };
+                            return Err(hint_local(e, &reference));
                         }
                     }
                 }
@@ -112,4 +162,28 @@ fn resolve(reference: &str, opts: &registry::Options) -> Result<crate::registry:
     let r = crate::registry::parse_reference(reference)?;
     let reg = registry::connect(&r, opts, &format!("resolving `{reference}`"))?;
     Ok(crate::registry::pull::resolve(&reg, &r)?)
+}
+
+/// Takes the error out of a cached resolution (each reference is resolved
+/// once per run; an error ends the run).
+fn resolved_take(
+    r: &mut Result<crate::registry::pull::Resolved>,
+) -> Result<crate::registry::pull::Resolved> {
+    std::mem::replace(r, Err(Error::Input(String::new())))
+}
+
+/// A registry that has no such image, or refuses it: say how to pin an
+/// image that exists only in a local store.
+fn hint_local(e: Error, reference: &str) -> Error {
+    match &e {
+        Error::Registry(RegistryError::NotFound { .. } | RegistryError::Unauthorized { .. }) => {
+            Error::Hinted {
+                source: Box::new(e),
+                help: format!(
+                    "if `{reference}` exists only in a local store (a Docker daemon's images), pin it as local: `strata lock --local {reference}`"
+                ),
+            }
+        }
+        _ => e,
+    }
 }

@@ -129,6 +129,11 @@ impl SpecArgs {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    // Worker threads as deep as the main thread: the context walk recurses
+    // once per directory level (up to `plan::walk::MAX_DEPTH`).
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(8 << 20)
+        .build_global();
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Plan(args) => plan::run(&args),

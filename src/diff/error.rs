@@ -42,13 +42,24 @@ pub enum DiffError {
     },
 
     /// An I/O operation on `path` failed.
-    #[error("i/o error on `{}`: {source}", path.display())]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The file (a blob, an archive, a temporary directory).
         path: PathBuf,
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+
+    /// A layer blob does not match its descriptor: the image is corrupt.
+    #[error("corrupt blob {digest} in {location}: found {found}")]
+    CorruptBlob {
+        /// The image.
+        location: String,
+        /// The digest the descriptor names.
+        digest: String,
+        /// What the blob holds instead.
+        found: String,
     },
 
     /// A layer could not be read as a tar.

@@ -118,6 +118,24 @@ pub fn packing(layer: &BaseLayer) -> Result<Packing> {
     })
 }
 
+/// Checks a layer blob's size and digest against its descriptor.
+pub fn verify(layer: &BaseLayer, location: &str) -> Result<()> {
+    let (digest, size) =
+        crate::oci::digest::hash_reader(layer.open()?).map_err(|e| DiffError::Io {
+            path: layer.source.path.clone(),
+            source: e,
+        })?;
+    let d = &layer.descriptor;
+    if digest != d.digest || size != d.size {
+        return Err(DiffError::CorruptBlob {
+            location: location.to_owned(),
+            digest: d.digest.to_string(),
+            found: format!("{size} bytes with digest {digest}"),
+        });
+    }
+    Ok(())
+}
+
 /// The layer's uncompressed tar, decompressed as it is read.
 pub fn open_tar(layer: &BaseLayer, location: &str) -> Result<Box<dyn Read + Send>> {
     let mut r = BufReader::with_capacity(1 << 20, layer.open()?);

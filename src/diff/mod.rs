@@ -2,10 +2,12 @@
 //! platform → config → layers → tar entries) and say why their digests
 //! differ, cause first. `docs/diff.md` describes the report.
 //!
-//! Layers whose blob digests are equal are never read; a pair whose diffIDs
-//! are equal differs only in compression and is told apart by its first
-//! bytes; the other pairs are streamed side by side ([`entries::walk`]), in
-//! parallel across pairs.
+//! Every layer blob of both images is first checked against its digest (a
+//! corrupt blob is trouble, not a difference). Layers whose blob digests
+//! are equal are then not compared further; a pair whose diffIDs are equal
+//! differs only in compression and is told apart by its first bytes; the
+//! other pairs are streamed side by side ([`entries::walk`]), in parallel
+//! across pairs.
 
 pub mod config;
 pub mod entries;
@@ -252,6 +254,14 @@ fn compare_images(
     } else {
         &[]
     };
+    // No byte is trusted: every layer blob of both sides must match its
+    // digest before anything is compared (a corrupt blob is trouble, exit 2,
+    // not a difference).
+    a.layers
+        .par_iter()
+        .map(|l| (l, &a.location))
+        .chain(b.layers.par_iter().map(|l| (l, &b.location)))
+        .try_for_each(|(l, location)| layers::verify(l, location))?;
     let config_fields = config::diff_json(&a.config, &b.config, ignored);
     let (names_a, names_b) = (
         layers::layer_names(&a.history, a.layers.len()),
@@ -672,11 +682,22 @@ mod tests {
         let (lower, _) = multi_platform_layout(&a);
         copy_dir(&a, &b);
         // B's copy of the shared lower blob is garbage: equal digests are
-        // trusted, so it is never read.
+        // not trusted, every blob is checked before anything is compared.
         let mut gz = gzip_encoder(Vec::new());
         gz.write_all(&lower).unwrap();
         let blob = Digest::of(&gz.finish().unwrap());
-        fs_err::write(b.join("blobs/sha256").join(blob.hex()), b"garbage").unwrap();
+        let path = b.join("blobs/sha256").join(blob.hex());
+        let good = fs_err::read(&path).unwrap();
+        fs_err::write(&path, b"garbage").unwrap();
+        let e = diff_images(
+            (&layout_ref(&a, "v1"), "A"),
+            (&layout_ref(&b, "v1"), "B"),
+            Options::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, error::DiffError::CorruptBlob { .. }), "{e}");
+        assert!(e.to_string().contains(blob.as_str()), "{e}");
+        fs_err::write(&path, good).unwrap();
         let r = diff_images(
             (&layout_ref(&a, "v1"), "A"),
             (&layout_ref(&b, "v1"), "B"),

@@ -50,6 +50,8 @@ pub(crate) struct FakeGateway {
     caps: Caps,
     files: BTreeMap<String, Vec<u8>>,
     images: BTreeMap<String, ImageConfig>,
+    /// What every evaluated `Solve` fails with (a failing build step).
+    failing_evaluate: Option<tonic::Status>,
     calls: Mutex<Vec<Call>>,
 }
 
@@ -88,6 +90,13 @@ impl FakeGateway {
             config: config.to_vec(),
         };
         self.images.insert(image.to_string(), resolved);
+        self
+    }
+
+    /// Fails every `Solve` that asks for evaluation with `status`, as
+    /// BuildKit does when a step of the build fails.
+    pub(crate) fn failing_evaluate(mut self, status: tonic::Status) -> FakeGateway {
+        self.failing_evaluate = Some(status);
         self
     }
 
@@ -133,6 +142,9 @@ impl Gateway for FakeGateway {
             definition: definition.to_vec(),
             options: options.clone(),
         });
+        if let Some(status) = self.failing_evaluate.as_ref().filter(|_| options.evaluate) {
+            return Err(FrontendError::rpc("Solve", status.clone()));
+        }
         Ok(Ref {
             id: format!("ref{n}"),
             definition: Some(definition.to_vec()),

@@ -196,7 +196,7 @@ impl Gateway for OfflineGateway {
         &self,
         r: &Ref,
         path: &str,
-        _: Option<FileRange>,
+        range: Option<FileRange>,
     ) -> Result<Vec<u8>, FrontendError> {
         if path == "record.json" && self.has_exec(r) {
             // A helper's record: the helper does not run offline.
@@ -206,7 +206,24 @@ impl Gateway for OfflineGateway {
             );
         }
         let p = self.path(r, path)?;
-        fs_err::read(&p).map_err(|_| not_found(path))
+        // A range is read as BuildKit reads it: from its offset, at most its
+        // length (the spec, ignore and lock files are read bounded).
+        let read = || -> std::io::Result<Vec<u8>> {
+            use std::io::{Read, Seek};
+            let mut f = fs_err::File::open(&p)?;
+            let mut out = Vec::new();
+            match range {
+                Some(FileRange { offset, length }) => {
+                    f.seek(std::io::SeekFrom::Start(offset))?;
+                    f.take(length).read_to_end(&mut out)?;
+                }
+                None => {
+                    f.read_to_end(&mut out)?;
+                }
+            }
+            Ok(out)
+        };
+        read().map_err(|_| not_found(path))
     }
 
     async fn read_dir(

@@ -84,7 +84,7 @@ pub enum HelperError {
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
     /// Writing the tree failed.
-    #[error("cannot write `{path}`: {source}")]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The path.
         path: PathBuf,
@@ -373,7 +373,7 @@ pub fn write_tree(entries: &[Entry], root: &Path) -> Result<(), HelperError> {
                 }
                 Err(err) => return Err(io(&p)(err)),
             },
-            EntryKind::File { source, size } => {
+            EntryKind::File { source, size, .. } => {
                 replace_existing(&p)?;
                 let mut from = fs_err::File::open(source).map_err(io(source))?;
                 let mut to = fs_err::File::create(&p).map_err(io(&p))?;
@@ -560,6 +560,7 @@ mod tests {
                 kind: EntryKind::File {
                     source: src.path().join("f"),
                     size: 5,
+                    expect: None,
                 },
                 mode: 0o640,
                 uid: 1000,
@@ -616,6 +617,7 @@ mod tests {
                 EntryKind::File {
                     source: src.path().join("f"),
                     size: 5,
+                    expect: None,
                 },
                 0o644,
             ),

@@ -24,6 +24,7 @@ use super::digest::Digest;
 use super::error::{IoContext, OciError, Result};
 use super::image::{CONTAINERD_NAME, Descriptor, ImageIndex, ImageManifest, REF_NAME, media};
 use super::layout::{OCI_LAYOUT, OciDir, canonical_json};
+use super::output::LayoutWrite;
 use super::tar::{Meta, TarStream};
 
 /// mtime of every entry of an output archive: the default layer timestamp
@@ -36,13 +37,17 @@ pub const ARCHIVE_MTIME: u64 = 315_619_200;
 pub fn write_output(dest: &ImageRef, layout: &OciDir, manifest: &Descriptor) -> Result<()> {
     match dest {
         ImageRef::OciLayout { path, tag } => {
-            let out = OciDir::create(path)?;
-            if out.root() != layout.root() {
+            let out = LayoutWrite::begin(path)?;
+            if out.layout().root() != layout.root() {
                 for desc in layout.reachable(manifest)? {
-                    out.copy_blob(&desc.digest, desc.size, layout.open_blob(&desc.digest)?)?;
+                    out.layout().copy_blob(
+                        &desc.digest,
+                        desc.size,
+                        layout.open_blob(&desc.digest)?,
+                    )?;
                 }
             }
-            out.set_tag(manifest, tag.as_deref().unwrap_or("latest"))
+            out.commit(manifest, tag.as_deref().unwrap_or("latest"))
         }
         ImageRef::OciArchive { path, tag } => {
             write_oci_archive(layout, manifest, tag.as_deref(), path)
@@ -50,6 +55,52 @@ pub fn write_output(dest: &ImageRef, layout: &OciDir, manifest: &Descriptor) -> 
         ImageRef::DockerArchive { path, reference } => {
             write_docker_archive(layout, manifest, reference.as_deref(), path)
         }
+    }
+}
+
+/// Checks the name an output gives its image, before anything is built: an
+/// `oci-layout:` or `oci-archive:` tag follows the OCI `ref.name` grammar
+/// (`v1`, `1.0-rc.1`, `app/v2`), a `docker-archive:` reference is a Docker
+/// `NAME[:TAG]`; readers (skopeo, `docker load`) refuse anything else.
+pub fn check_output_name(dest: &ImageRef) -> std::result::Result<(), String> {
+    use std::sync::LazyLock;
+    static OCI_REF: LazyLock<regex::Regex> = LazyLock::new(|| {
+        let component = "[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*";
+        regex::Regex::new(&format!("^{component}(?:/{component})*$")).expect("valid regex")
+    });
+    static DOCKER_NAME: LazyLock<regex::Regex> = LazyLock::new(|| {
+        let host = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)?";
+        let component = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+        regex::Regex::new(&format!("^{host}{component}(?:/{component})*$")).expect("valid regex")
+    });
+    static DOCKER_TAG: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("valid regex")
+    });
+    match dest {
+        ImageRef::OciLayout { tag: Some(t), .. } | ImageRef::OciArchive { tag: Some(t), .. }
+            if !OCI_REF.is_match(t) =>
+        {
+            Err(format!(
+                "`{t}` is not a valid tag: use letters, digits and `-._:@+` between them, e.g. `v1` or `1.0-rc.1`"
+            ))
+        }
+        ImageRef::DockerArchive {
+            reference: Some(r), ..
+        } => {
+            let (name, tag) = split_reference(r);
+            if !DOCKER_NAME.is_match(name) || name.len() > 255 {
+                Err(format!(
+                    "`{name}` is not a valid image name: lowercase letters, digits and `._-` in `/`-separated parts, e.g. `app` or `registry.example:5000/team/app`"
+                ))
+            } else if !DOCKER_TAG.is_match(tag) {
+                Err(format!(
+                    "`{tag}` is not a valid tag: at most 128 letters, digits and `_.-`, not starting with `.` or `-`"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
     }
 }
 
@@ -145,6 +196,12 @@ fn write_archive(
     };
     let index = canonical_json(&index)?;
 
+    if dest.is_dir() {
+        return Err(OciError::BadOutput {
+            path: dest.to_owned(),
+            reason: "is a directory: an archive is a file (name a file, or use oci-layout: for a directory)".to_owned(),
+        });
+    }
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -376,6 +433,32 @@ mod tests {
                 manifest.digest.as_str(),
                 "sha256:87d2e423b2cc8bf0e5878b76b55e6147b4cce2dff3da8f138e55eb8c8a29f365"
             );
+        }
+    }
+
+    #[test]
+    fn output_names_are_checked() {
+        let check = |s: &str| check_output_name(&s.parse().unwrap());
+        for good in [
+            "oci-layout:out:v1",
+            "oci-layout:out",
+            "oci-archive:a.tar:1.0-rc.1",
+            "oci-layout:out:app/v2",
+            "docker-archive:d.tar:app",
+            "docker-archive:d.tar:localhost:5000/team/app:v1",
+        ] {
+            assert_eq!(check(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "oci-layout:out:../evil",
+            "oci-layout:out:a b",
+            "oci-archive:a.tar:-v1",
+            "oci-layout:out:v1\n",
+            "docker-archive:d.tar:App:v1",
+            "docker-archive:d.tar:app:../x",
+            "docker-archive:d.tar:../app",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
         }
     }
 

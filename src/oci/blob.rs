@@ -29,7 +29,9 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 pub struct BlobWriter {
     dir: PathBuf,
     file: tempfile::NamedTempFile,
-    hasher: Sha256,
+    /// `None` when the caller hashes the same bytes itself
+    /// ([`BlobWriter::unhashed`]).
+    hasher: Option<Sha256>,
     size: u64,
 }
 
@@ -44,9 +46,25 @@ impl BlobWriter {
         Ok(Self {
             dir: dir.to_owned(),
             file,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             size: 0,
         })
+    }
+
+    /// A writer that does not hash: for a caller that hashes exactly the
+    /// bytes it writes here (an uncompressed layer, whose digest is the
+    /// diffID its tar writer computes) and names them with
+    /// [`BlobWriter::complete_as`]. Saves one SHA-256 pass over the blob.
+    pub fn unhashed(dir: &Path) -> Result<Self> {
+        let mut w = Self::new(dir)?;
+        w.hasher = None;
+        Ok(w)
+    }
+
+    /// Completes an [`unhashed`](Self::unhashed) blob under `digest`, the
+    /// caller's hash of the very bytes written.
+    pub fn complete_as(self, digest: Digest) -> Result<Blob> {
+        self.persist(digest)
     }
 
     /// Bytes written so far.
@@ -66,8 +84,8 @@ impl BlobWriter {
     }
 
     fn finish(mut self, expected: Option<(&Digest, Option<u64>)>) -> Result<Blob> {
-        let digest = Digest::from_hasher(self.hasher);
-        let tmp_path = self.file.path().to_owned();
+        let hasher = self.hasher.take().expect("finish is for hashing writers");
+        let digest = Digest::from_hasher(hasher);
         if let Some((want, want_size)) = expected {
             if let Some(want_size) = want_size
                 && want_size != self.size
@@ -86,19 +104,21 @@ impl BlobWriter {
                 });
             }
         }
+        self.persist(digest)
+    }
+
+    fn persist(mut self, digest: Digest) -> Result<Blob> {
+        let tmp_path = self.file.path().to_owned();
         self.file.as_file_mut().flush().at(&tmp_path)?;
         self.file.as_file().sync_all().at(&tmp_path)?;
         let dest = self.dir.join(digest.hex());
-        // Same name, same content: an existing blob is as good as ours. Only
-        // a regular file of our size counts: anything else at the name
-        // (a directory, a truncated file) is replaced, or the rename fails.
-        let same = fs_err::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == self.size);
-        if !same {
-            self.file
-                .persist(&dest)
-                .map_err(|e| OciError::io(&dest, e.error))?;
-            sync_dir(&self.dir)?;
-        }
+        // Always renamed over whatever has the name: an existing file of the
+        // same size is not trusted to hold these bytes (it may be corrupt),
+        // and the rename is atomic for concurrent readers.
+        self.file
+            .persist(&dest)
+            .map_err(|e| OciError::io(&dest, e.error))?;
+        sync_dir(&self.dir)?;
         Ok(Blob {
             digest,
             size: self.size,
@@ -109,7 +129,9 @@ impl BlobWriter {
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.size += n as u64;
         Ok(n)
     }

@@ -22,6 +22,7 @@ use super::image::{
     check_layer_budget, rfc3339, write_image,
 };
 use super::layout::OciDir;
+use crate::plan::beneath::fstat_file;
 use crate::plan::graph::{BaseDirs, BaseEntry, base_queries, layer_entries, layer_key};
 use crate::plan::{Plan, PlannedKind, PlannedLayer};
 use crate::spec::{BaseRef, ResolvedSpec};
@@ -323,10 +324,15 @@ pub fn build_observed(
         warnings.extend(w);
     }
 
-    // Assemble in a working layout: the output layout itself, or a temp one.
+    // Assemble in a working layout: the output layout itself (locked, and
+    // undone on failure: super::output), or a temp one.
     let tmp;
+    let mut output = None;
     let work = match &req.output {
-        ImageRef::OciLayout { path, .. } => OciDir::create(path)?,
+        ImageRef::OciLayout { path, .. } => output
+            .insert(super::output::LayoutWrite::begin(path)?)
+            .layout()
+            .clone(),
         _ => {
             tmp = tempfile::Builder::new()
                 .prefix("build-")
@@ -339,33 +345,57 @@ pub fn build_observed(
         }
     };
     let mut descriptors = Vec::new();
+    let verified = cache.verified();
+    // Verified-stat records are kept for output layouts only: an archive's
+    // working layout is deleted when the build ends.
+    let lasting = matches!(req.output, ImageRef::OciLayout { .. });
     if let Some(b) = &base {
         for l in &b.layers {
-            if !work.has_blob(&l.descriptor.digest) {
-                work.copy_blob(&l.descriptor.digest, l.descriptor.size, l.open()?)?;
+            let d = &l.descriptor;
+            // An existing blob is kept only when it checks out (a corrupt
+            // one of the right size is replaced).
+            if !verified.check(&work.blob_path(&d.digest), &d.digest, d.size)? {
+                work.copy_blob(&d.digest, d.size, l.open()?)?;
+                if lasting {
+                    verified.record(&work.blob_path(&d.digest), &d.digest);
+                }
             }
-            descriptors.push(l.descriptor.clone());
+            descriptors.push(d.clone());
         }
     }
-    for ((l, p), comp) in layers.iter().zip(&req.plan.layers).zip(&comps) {
-        let digest: Digest = l.layer.digest.parse()?;
-        if !link_blob(&work, &cache, &digest, l.layer.size)? {
-            // `strata cache prune` removed the cached blob meanwhile
-            // (contracts §5): write the layer again, straight into the
-            // working layout, where no prune reaches it.
-            let PlannedKind::Copy { files, owner } = &p.kind else {
-                return Err(run_layer_error(p));
-            };
-            let entries = layer_entries(&p.id, files, *owner, spec.image.timestamp, &dirs)?;
-            let blob = write_layer(&entries, &work.blobs_dir(), *comp)?;
-            if blob.digest != digest {
-                return Err(OciError::DigestMismatch {
-                    what: format!("layer `{}` written again after a cache prune", p.id),
-                    expected: digest.to_string(),
-                    found: blob.digest.to_string(),
-                });
+    let placed: Vec<Result<()>> = layers
+        .par_iter()
+        .zip(&req.plan.layers)
+        .zip(&comps)
+        .map(|((l, p), comp)| {
+            let digest: Digest = l.layer.digest.parse()?;
+            if !place_blob(&work, &cache, &digest, l.layer.size, lasting)? {
+                // The cached blob is gone (`strata cache prune` removed it
+                // meanwhile, contracts §5) or no longer checks out: write the
+                // layer again, straight into the working layout, where no
+                // prune reaches it.
+                let PlannedKind::Copy { files, owner } = &p.kind else {
+                    return Err(run_layer_error(p));
+                };
+                let entries = layer_entries(&p.id, files, *owner, spec.image.timestamp, &dirs)?;
+                let blob = write_layer(&entries, &work.blobs_dir(), *comp)?;
+                if blob.digest != digest {
+                    return Err(OciError::DigestMismatch {
+                        what: format!("layer `{}` written again after a cache prune", p.id),
+                        expected: digest.to_string(),
+                        found: blob.digest.to_string(),
+                    });
+                }
+                if lasting {
+                    verified.record(&work.blob_path(&digest), &digest);
+                }
             }
-        }
+            Ok(())
+        })
+        .collect();
+    for (r, l) in placed.into_iter().zip(&layers) {
+        r?;
+        let digest: Digest = l.layer.digest.parse()?;
         descriptors.push(Descriptor::new(&l.layer.media_type, digest, l.layer.size));
     }
 
@@ -407,11 +437,11 @@ pub fn build_observed(
         history: &history,
     })?;
     let manifest = write_image(&work, &config, descriptors)?;
-    match &req.output {
-        ImageRef::OciLayout { tag, .. } => {
-            work.set_tag(&manifest, tag.as_deref().unwrap_or("latest"))?
+    match (&req.output, output) {
+        (ImageRef::OciLayout { tag, .. }, Some(out)) => {
+            out.commit(&manifest, tag.as_deref().unwrap_or("latest"))?
         }
-        other => super::archive::write_output(other, &work, &manifest)?,
+        (other, _) => super::archive::write_output(other, &work, &manifest)?,
     }
 
     let record = BuildRecord {
@@ -466,38 +496,66 @@ fn run_layer_error(layer: &PlannedLayer) -> OciError {
     }
 }
 
-/// Puts a cached blob into the layout: a hard link when it can, else a
-/// verified copy. Returns `false` when the cache no longer has the blob (a
-/// prune removed it meanwhile).
-fn link_blob(work: &OciDir, cache: &LayerCache, digest: &Digest, size: u64) -> Result<bool> {
-    if work.has_blob(digest) {
+/// Puts a cached blob into the layout as a copy of its own (a reflink where
+/// the file system has them: `copy_file_range`), never a hard link, so a
+/// corruption of the cache cannot reach an output or the other way round.
+/// A blob already in the layout is kept only when it checks out (by digest,
+/// or by its verified-stat record) and shares its inode with nothing.
+/// Returns `false` when the cache no longer has a sound blob to copy (a
+/// prune removed it, or it does not match its digest). `record`: keep a
+/// verified-stat record of the copy (for a layout that outlives the build).
+fn place_blob(
+    work: &OciDir,
+    cache: &LayerCache,
+    digest: &Digest,
+    size: u64,
+    record: bool,
+) -> Result<bool> {
+    let verified = cache.verified();
+    let dst = work.blob_path(digest);
+    if let Ok(meta) = fs_err::symlink_metadata(&dst)
+        && meta.is_file()
+        && std::os::unix::fs::MetadataExt::nlink(&meta) == 1
+        && verified.check(&dst, digest, size)?
+    {
         return Ok(true);
     }
     let src = cache.blob_path(digest.as_str());
-    let dst = work.blob_path(digest);
-    let tmp = dst.with_file_name(format!(".link-{}-{}", digest.hex(), std::process::id()));
-    let _ = fs_err::remove_file(&tmp);
-    if fs_err::hard_link(&src, &tmp).is_ok() {
-        return fs_err::rename(&tmp, &dst).map(|()| true).map_err(|e| {
-            // Never leave the link behind under a name that is not a digest.
-            let _ = fs_err::remove_file(&tmp);
-            OciError::Io {
-                path: dst.clone(),
-                source: e,
-            }
-        });
-    }
-    let f = match fs_err::File::open(&src) {
-        Ok(f) => f,
+    let from = match fs_err::File::open(&src) {
+        Ok(f) => f.into_parts().0,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => {
             return Err(OciError::Io {
-                path: src.clone(),
+                path: src,
                 source: e,
             });
         }
     };
-    work.copy_blob(digest, size, f)?;
+    // The source is sound now (by its record: a stat check, or a full
+    // hash) and unchanged by the end of the copy, so the copy is sound.
+    let before = fstat_file(&from).map_err(|e| OciError::io(&src, e))?;
+    if !verified.check(&src, digest, size)? {
+        return Ok(false);
+    }
+    let dir = work.blobs_dir();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(super::blob::TEMP_PREFIX)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(&dir)
+        .map_err(|e| OciError::io(&dir, e))?;
+    let copied = std::io::copy(&mut &from, tmp.as_file_mut()).map_err(|e| OciError::io(&dst, e))?;
+    let after = fstat_file(&from).map_err(|e| OciError::io(&src, e))?;
+    if copied != size || after != before {
+        // Changed under us: the layer is written again instead.
+        return Ok(false);
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| OciError::io(&dst, e))?;
+    tmp.persist(&dst).map_err(|e| OciError::io(&dst, e.error))?;
+    if record {
+        verified.record(&dst, digest);
+    }
     Ok(true)
 }
 

@@ -14,6 +14,7 @@ use super::compress::LayerBlob;
 use super::digest::Digest;
 use super::error::{OciError, Result};
 use super::layout::write_atomic;
+use super::verified::Verified;
 
 /// A layer blob known by its layer key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,23 +87,42 @@ impl LayerCache {
             }
         };
         let blob = self.blob_path(&layer.digest);
-        let meta = fs_err::metadata(&blob).ok()?;
-        if meta.len() != layer.size {
-            warnings.push(format!(
-                "ignoring layer cache blob `{}`: size {} is not {}",
-                blob.display(),
-                meta.len(),
-                layer.size
-            ));
-            return None;
+        let digest: Digest = layer.digest.parse().ok()?;
+        // Never reuse an unverified byte: the blob is checked against its
+        // digest (in full, or by its verified-stat record).
+        match self.verified().check(&blob, &digest, layer.size) {
+            Ok(true) => {}
+            Ok(false) if !blob.exists() => return None,
+            Ok(false) => {
+                warnings.push(format!(
+                    "ignoring layer cache blob `{}`: its content does not match its digest; the layer is written again",
+                    blob.display()
+                ));
+                let _ = fs_err::remove_file(&blob);
+                return None;
+            }
+            Err(e) => {
+                warnings.push(format!("ignoring layer cache blob: {e}"));
+                return None;
+            }
         }
+        // The record's time is the blob's last use (for pruning): the blob
+        // itself is not touched, which would void its verified-stat record.
         touch(&path);
-        touch(&blob);
         Some(layer)
     }
 
-    /// Records a blob written into [`LayerCache::blobs_dir`] under `key_hex`.
+    /// The verified-stat records of this cache root.
+    pub fn verified(&self) -> Verified {
+        Verified::new(&self.root)
+    }
+
+    /// Records a blob written into [`LayerCache::blobs_dir`] under `key_hex`
+    /// (written and hashed by this process: its verified-stat record is
+    /// made here).
     pub fn put(&self, key_hex: &str, blob: &LayerBlob) -> Result<CachedLayer> {
+        self.verified()
+            .record(&self.blob_path(blob.digest.as_str()), &blob.digest);
         let layer = CachedLayer {
             digest: blob.digest.to_string(),
             size: blob.size,
@@ -166,18 +186,38 @@ impl LayerCache {
     /// and then misses its blob rebuilds the layer. Returns what was removed.
     pub fn prune(&self, max_bytes: Option<u64>, older_than: Option<Duration>) -> Result<Pruned> {
         let now = SystemTime::now();
+        // A blob's last use: its own mtime, or the latest of the layer
+        // records naming it (a reuse touches the record, not the blob).
+        let mut used: std::collections::BTreeMap<String, SystemTime> = Default::default();
+        for (path, meta) in list(&self.root.join("layers"))? {
+            let Some(l) = fs_err::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<CachedLayer>(&b).ok())
+            else {
+                continue;
+            };
+            let t = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            let e = used.entry(l.digest).or_insert(t);
+            *e = (*e).max(t);
+        }
+        let last_use = |p: &Path, m: &std::fs::Metadata| {
+            let own = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            let name = p
+                .file_name()
+                .map(|n| format!("sha256:{}", n.to_string_lossy()));
+            name.and_then(|n| used.get(&n).copied())
+                .map_or(own, |t| t.max(own))
+        };
         let mut blobs = list(&self.blobs_dir())?;
         blobs.retain(|(p, _)| {
             !p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'))
         });
-        blobs.sort_by_key(|(p, m)| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), p.clone()));
+        blobs.sort_by_key(|(p, m)| (last_use(p, m), p.clone()));
         let mut total: u64 = blobs.iter().map(|(_, m)| m.len()).sum();
         let mut doomed = Vec::new();
         for (path, meta) in &blobs {
-            let age = now
-                .duration_since(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))
-                .unwrap_or_default();
+            let age = now.duration_since(last_use(path, meta)).unwrap_or_default();
             let too_old = older_than.is_some_and(|o| age > o);
             let too_big = max_bytes.is_some_and(|m| total > m);
             if too_old || too_big {
@@ -217,10 +257,22 @@ impl LayerCache {
                 pruned.layers += 1;
             }
         }
+        let verified = self.verified();
         for (path, len) in doomed {
+            verified.forget(&path);
             if fs_err::remove_file(&path).is_ok() {
                 pruned.blobs += 1;
                 pruned.bytes += len;
+            }
+        }
+        // Verified-stat records not renewed for 30 days (their blob may be
+        // long gone; a record still needed costs one re-hash).
+        for (path, meta) in list(&self.root.join("verified"))? {
+            let age = now
+                .duration_since(meta.modified().unwrap_or(now))
+                .unwrap_or_default();
+            if age > Duration::from_secs(30 * 24 * 3600) {
+                let _ = fs_err::remove_file(&path);
             }
         }
         // Stale temp files of builds that died.
@@ -292,4 +344,75 @@ fn touch(path: &Path) {
 /// A stable hex id for a digest-like string.
 pub fn hex_id(parts: &[&str]) -> String {
     Digest::of(parts.join("\0").as_bytes()).hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::blob::write_blob;
+    use crate::oci::image::media;
+    use std::io::{Seek, SeekFrom, Write};
+
+    fn put(cache: &LayerCache, key: &str, bytes: &[u8]) -> PathBuf {
+        let blob = write_blob(&cache.blobs_dir(), bytes).unwrap();
+        let layer = LayerBlob {
+            digest: blob.digest.clone(),
+            size: blob.size,
+            media_type: media::LAYER_TAR,
+            diff_id: blob.digest.clone(),
+            tar_size: blob.size,
+        };
+        cache.put(key, &layer).unwrap();
+        cache.blob_path(blob.digest.as_str())
+    }
+
+    fn age(path: &Path, secs: u64) {
+        let f = fs_err::File::options().append(true).open(path).unwrap();
+        f.file()
+            .set_modified(SystemTime::now() - Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn reuse_counts_for_pruning_without_touching_the_blob() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = LayerCache::open(root.path()).unwrap();
+        let (ka, kb) = ("a".repeat(64), "b".repeat(64));
+        let a = put(&cache, &ka, &[1u8; 1000]);
+        let b = put(&cache, &kb, &[2u8; 1000]);
+        // A is older than B, but then reused.
+        for (p, secs) in [(&a, 7200), (&cache.record_path(&ka), 7200)] {
+            age(p, secs);
+        }
+        for (p, secs) in [(&b, 3600), (&cache.record_path(&kb), 3600)] {
+            age(p, secs);
+        }
+        let blob_mtime = fs_err::metadata(&a).unwrap().modified().unwrap();
+        let mut w = Vec::new();
+        assert!(cache.get(&ka, &mut w).is_some(), "{w:?}");
+        assert_eq!(
+            fs_err::metadata(&a).unwrap().modified().unwrap(),
+            blob_mtime
+        );
+        let pruned = cache.prune(Some(1000), None).unwrap();
+        assert_eq!(pruned.blobs, 1);
+        assert!(a.exists() && !b.exists());
+    }
+
+    #[test]
+    fn a_corrupt_blob_is_refused_reported_and_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = LayerCache::open(root.path()).unwrap();
+        let key = "c".repeat(64);
+        let blob = put(&cache, &key, b"layer bytes");
+        let mut w = Vec::new();
+        assert!(cache.get(&key, &mut w).is_some());
+        let mut f = fs_err::File::options().write(true).open(&blob).unwrap();
+        f.seek(SeekFrom::Start(2)).unwrap();
+        f.write_all(b"Y").unwrap();
+        drop(f);
+        assert!(cache.get(&key, &mut w).is_none());
+        assert!(w[0].contains("does not match its digest"), "{w:?}");
+        assert!(!blob.exists());
+    }
 }

@@ -42,8 +42,8 @@ use super::blob::{Blob, BlobWriter};
 use super::digest::Digest;
 use super::error::{IoContext, Result};
 use super::image::{Descriptor, media};
-use super::tar::write_layer_tar;
-use crate::plan::entries::{Entry, EntryKind};
+use super::tar::{Roots, open_source, write_layer_tar};
+use crate::plan::entries::{Entry, EntryKind, Expected};
 
 /// The deflate level of every gzip layer.
 pub const GZIP_LEVEL: u32 = 3;
@@ -172,7 +172,15 @@ pub fn write_layer(
         Compression::Auto => is_compressible(entries)?,
         Compression::Zstd => false,
     };
-    let out = BufWriter::with_capacity(1 << 20, BlobWriter::new(blobs_dir)?);
+    let plain = compression != Compression::Zstd && !gzip;
+    // An uncompressed blob is the tar itself: its digest is the diffID, so
+    // the tar writer's hash names it and the blob writer hashes nothing.
+    let writer = if plain {
+        BlobWriter::unhashed(blobs_dir)?
+    } else {
+        BlobWriter::new(blobs_dir)?
+    };
+    let out = BufWriter::with_capacity(1 << 20, writer);
     let (blob, info, media_type): (Blob, _, _) = if compression == Compression::Zstd {
         let enc = zstd_encoder(out).at(blobs_dir)?;
         let (enc, info) = write_layer_tar(entries, enc, blobs_dir)?;
@@ -187,7 +195,11 @@ pub fn write_layer(
     } else {
         let (out, info) = write_layer_tar(entries, out, blobs_dir)?;
         let blob = out.into_inner().map_err(|e| e.into_error()).at(blobs_dir)?;
-        (blob.complete()?, info, media::LAYER_TAR)
+        (
+            blob.complete_as(info.diff_id.clone())?,
+            info,
+            media::LAYER_TAR,
+        )
     };
     Ok(LayerBlob {
         digest: blob.digest,
@@ -212,18 +224,23 @@ pub fn is_compressible(entries: &[Entry]) -> Result<bool> {
 
 /// The content sample described in the module docs.
 fn sample(entries: &[Entry]) -> Result<Vec<u8>> {
-    let files: Vec<(&PathBuf, u64)> = entries
+    let files: Vec<(&PathBuf, Option<&Expected>, u64)> = entries
         .iter()
         .filter_map(|e| match &e.kind {
-            EntryKind::File { source, size } if *size > 0 => Some((source, *size)),
+            EntryKind::File {
+                source,
+                size,
+                expect,
+            } if *size > 0 => Some((source, expect.as_deref(), *size)),
             _ => None,
         })
         .collect();
-    let total: u64 = files.iter().map(|f| f.1).sum();
+    let mut roots = Roots::default();
+    let total: u64 = files.iter().map(|f| f.2).sum();
     if total <= SAMPLE_BYTES {
         let mut out = Vec::with_capacity(total as usize);
-        for (source, size) in files {
-            read_range(source, 0, size, &mut out)?;
+        for (source, expect, size) in files {
+            read_range(source, expect, &mut roots, 0, size, &mut out)?;
         }
         return Ok(out);
     }
@@ -232,7 +249,7 @@ fn sample(entries: &[Entry]) -> Result<Vec<u8>> {
     // Start offset of each file in the concatenated stream.
     let mut starts = Vec::with_capacity(files.len());
     let mut acc = 0u64;
-    for (_, size) in &files {
+    for (_, _, size) in &files {
         starts.push(acc);
         acc += size;
     }
@@ -241,10 +258,10 @@ fn sample(entries: &[Entry]) -> Result<Vec<u8>> {
         let mut want = window;
         let mut idx = starts.partition_point(|&s| s <= pos) - 1;
         while want > 0 && idx < files.len() {
-            let (source, size) = files[idx];
+            let (source, expect, size) = files[idx];
             let offset = pos - starts[idx];
             let n = want.min(size - offset);
-            read_range(source, offset, n, &mut out)?;
+            read_range(source, expect, &mut roots, offset, n, &mut out)?;
             want -= n;
             pos += n;
             idx += 1;
@@ -254,9 +271,16 @@ fn sample(entries: &[Entry]) -> Result<Vec<u8>> {
 }
 
 /// Appends up to `len` bytes of `path` from `offset` (fewer if it shrank:
-/// the writing pass reports that).
-fn read_range(path: &Path, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<()> {
-    let mut f = fs_err::File::open(path).at(path)?;
+/// the writing pass reports that), opened as the writer opens it.
+fn read_range(
+    path: &Path,
+    expect: Option<&Expected>,
+    roots: &mut Roots,
+    offset: u64,
+    len: u64,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let mut f = open_source(path, expect, roots)?;
     f.seek(SeekFrom::Start(offset)).at(path)?;
     f.take(len).read_to_end(out).at(path)?;
     Ok(())
@@ -276,6 +300,7 @@ mod tests {
             kind: EntryKind::File {
                 source,
                 size: content.len() as u64,
+                expect: None,
             },
             mode: 0o644,
             uid: 0,

@@ -13,13 +13,25 @@ pub enum OciError {
     Plan(#[from] crate::plan::PlanError),
 
     /// An I/O operation on `path` failed.
-    #[error("i/o error on `{}`: {source}", path.display())]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The file or directory the operation was about.
         path: PathBuf,
         /// The underlying error.
         #[source]
         source: io::Error,
+    },
+
+    /// A context input is not what was hashed when it is written into a
+    /// layer: its content, its inode or a component of its path changed
+    /// during the build.
+    #[error(
+        "`{}` changed while being read: it is not the file whose content keyed the layer; run again once it is stable",
+        path.display()
+    )]
+    ContentChanged {
+        /// The input file.
+        path: PathBuf,
     },
 
     /// A file's size on disk differs from the size the plan recorded: the
@@ -94,6 +106,15 @@ pub enum OciError {
         /// The parser's error.
         #[source]
         source: serde_json::Error,
+    },
+
+    /// An output path strata will not write to as it is.
+    #[error("output `{}` {reason}", path.display())]
+    BadOutput {
+        /// The output path, or the path inside it that is wrong.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
     },
 
     /// An image, layout or archive is malformed.

@@ -312,7 +312,7 @@ pub struct ConfigInput<'a> {
 }
 
 /// Most layers Docker's graphdriver store stacks (contracts §6).
-pub const MAX_LAYERS: usize = 125;
+pub const MAX_LAYERS: usize = crate::spec::LAYER_LIMIT as usize;
 
 /// Fails when `base` plus `strata` layers exceed [`MAX_LAYERS`]; call it
 /// before building.

@@ -4,9 +4,10 @@
 //! Blobs are written with [`BlobWriter`] (temp file, rename on completion);
 //! `index.json` is replaced atomically (temp file in the layout, fsync,
 //! rename) and is written last, after every blob it references. JSON blobs
-//! are canonical: object keys sorted bytewise, no whitespace. Two builds
-//! must not add tags to the same layout at the same time (the last
-//! `index.json` wins).
+//! are canonical: object keys sorted bytewise, no whitespace. [`OciDir`]
+//! itself takes no lock: outputs are written through
+//! [`super::output::LayoutWrite`], which locks the layout and undoes a failed
+//! write.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -118,6 +119,13 @@ impl OciDir {
         Ok(dir)
     }
 
+    /// The layout at `root`, as it is (no check, nothing created).
+    pub(crate) fn at(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+
     /// Opens an existing layout.
     pub fn open(root: &Path) -> Result<Self> {
         let layout = root.join("oci-layout");
@@ -149,9 +157,10 @@ impl OciDir {
         self.blobs_dir().join(digest.hex())
     }
 
-    /// Whether the blob exists (not verified).
+    /// Whether the blob exists as a regular file (not verified; a symlink
+    /// under a blob's name is not a blob).
     pub fn has_blob(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
+        fs_err::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
     }
 
     /// Starts writing a blob.
@@ -170,14 +179,9 @@ impl OciDir {
     }
 
     /// Copies a blob in from `reader`, keeping it only if it has `digest`
-    /// and `size`. An existing blob is kept as is.
+    /// and `size`. An existing blob of that name is replaced (it is not
+    /// trusted to hold those bytes).
     pub fn copy_blob(&self, digest: &Digest, size: u64, mut reader: impl Read) -> Result<Blob> {
-        if self.has_blob(digest) {
-            return Ok(Blob {
-                digest: digest.clone(),
-                size,
-            });
-        }
         let mut w = self.blob_writer()?;
         std::io::copy(&mut reader, &mut w).at(&self.blobs_dir())?;
         w.complete_verified(digest, Some(size))
@@ -208,7 +212,7 @@ impl OciDir {
         parse_json(&bytes, &path.display().to_string())
     }
 
-    fn index_path(&self) -> PathBuf {
+    pub(crate) fn index_path(&self) -> PathBuf {
         self.root.join("index.json")
     }
 
@@ -226,21 +230,11 @@ impl OciDir {
 
     /// Points `tag` at `manifest` in `index.json`, replacing an entry with
     /// the same tag and keeping every other one. Call it after every blob
-    /// the manifest references has been written.
+    /// the manifest references has been written. No lock: for a layout
+    /// other builds may write, use [`super::output::LayoutWrite`].
     pub fn set_tag(&self, manifest: &Descriptor, tag: &str) -> Result<()> {
         let mut index = self.read_index()?;
-        let mut desc = manifest.clone();
-        desc.annotations.insert(REF_NAME.to_owned(), tag.to_owned());
-        let same_tag =
-            |d: &Descriptor| d.annotations.get(REF_NAME).map(String::as_str) == Some(tag);
-        match index.manifests.iter().position(same_tag) {
-            Some(i) => index.manifests[i] = desc,
-            None => index.manifests.push(desc),
-        }
-        index.manifests.retain({
-            let mut seen = false;
-            move |d| !same_tag(d) || !std::mem::replace(&mut seen, true)
-        });
+        super::output::set_tag(&mut index, manifest, tag);
         self.write_index(&index)
     }
 

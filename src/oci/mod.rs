@@ -17,7 +17,9 @@ pub mod digest;
 pub mod error;
 pub mod image;
 pub mod layout;
+pub mod output;
 pub mod tar;
+pub mod verified;
 
 pub use digest::Digest;
 pub use error::OciError;

@@ -26,9 +26,15 @@ use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
+use std::os::fd::OwnedFd;
+
+use sha2::{Digest as _, Sha256};
+
 use super::digest::{Digest, HashingWriter};
 use super::error::{IoContext, OciError, Result};
-use crate::plan::entries::{Entry, EntryKind, path_order};
+use crate::plan::beneath::{fstat_file, open_input, open_root};
+use crate::plan::digest::Digest as PlanDigest;
+use crate::plan::entries::{Entry, EntryKind, Expected, path_order};
 
 /// Size of a tar block.
 pub const BLOCK: usize = 512;
@@ -198,6 +204,7 @@ fn padding(size: u64) -> usize {
 pub struct LayerWriter<W: Write> {
     tar: TarStream<HashingWriter<W>>,
     last: Option<Vec<u8>>,
+    roots: Roots,
 }
 
 impl<W: Write> LayerWriter<W> {
@@ -206,6 +213,7 @@ impl<W: Write> LayerWriter<W> {
         Self {
             tar: TarStream::new(HashingWriter::new(out), out_path),
             last: None,
+            roots: Roots::default(),
         }
     }
 
@@ -225,8 +233,12 @@ impl<W: Write> LayerWriter<W> {
         match &entry.kind {
             EntryKind::Dir => self.tar.append_dir(&entry.path, meta)?,
             EntryKind::Symlink { target } => self.tar.append_symlink(&entry.path, target, meta)?,
-            EntryKind::File { source, size } => {
-                let file = fs_err::File::open(source).at(source)?;
+            EntryKind::File {
+                source,
+                size,
+                expect,
+            } => {
+                let file = open_source(source, expect.as_deref(), &mut self.roots)?;
                 let found = file.metadata().at(source)?;
                 if !found.is_file() {
                     return Err(OciError::InputChanged {
@@ -242,8 +254,28 @@ impl<W: Write> LayerWriter<W> {
                         found: found.len(),
                     });
                 }
-                self.tar
-                    .append_reader(&entry.path, *size, file.file(), source, meta)?;
+                match expect {
+                    None => self
+                        .tar
+                        .append_reader(&entry.path, *size, &file, source, meta)?,
+                    Some(expect) => {
+                        // Hash while writing: the bytes in the layer must be
+                        // the bytes whose hash keyed it.
+                        let mut reader = HashingReader {
+                            inner: &file,
+                            hasher: Sha256::new(),
+                        };
+                        self.tar
+                            .append_reader(&entry.path, *size, &mut reader, source, meta)?;
+                        let written = PlanDigest::from_bytes(reader.hasher.finalize().into());
+                        let after = fstat_file(&file).at(source)?;
+                        if written != expect.content || after != Some(expect.input.stat) {
+                            return Err(OciError::ContentChanged {
+                                path: source.clone(),
+                            });
+                        }
+                    }
+                }
             }
         }
         self.last = Some(entry.path.clone());
@@ -264,6 +296,52 @@ impl<W: Write> LayerWriter<W> {
     pub fn finish(self) -> Result<(W, TarInfo)> {
         let (out, diff_id, size) = self.tar.finish()?.finish();
         Ok((out, TarInfo { diff_id, size }))
+    }
+}
+
+/// Handles of the context directories files are read beneath, by path.
+#[derive(Default)]
+pub(crate) struct Roots(Vec<(PathBuf, OwnedFd)>);
+
+/// Opens a file's content: a context input beneath its context, following
+/// no symlink and only when it is still the walked file (else the input
+/// changed during the build); anything else by its path.
+pub(crate) fn open_source(
+    source: &Path,
+    expect: Option<&Expected>,
+    roots: &mut Roots,
+) -> Result<std::fs::File> {
+    let Some(expect) = expect else {
+        return Ok(fs_err::File::open(source).at(source)?.into());
+    };
+    let input = &expect.input;
+    let i = match roots.0.iter().position(|(p, _)| *p == input.root) {
+        Some(i) => i,
+        None => {
+            let fd = open_root(&input.root).at(&input.root)?;
+            roots.0.push((input.root.clone(), fd));
+            roots.0.len() - 1
+        }
+    };
+    match open_input(&roots.0[i].1, &input.rel, &input.stat).at(source)? {
+        Some(f) => Ok(f),
+        None => Err(OciError::ContentChanged {
+            path: source.to_owned(),
+        }),
+    }
+}
+
+/// A reader that hashes what it reads.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -456,6 +534,7 @@ pub(crate) mod tests {
                 kind: EntryKind::File {
                     source,
                     size: content.len() as u64,
+                    expect: None,
                 },
                 mode,
                 uid: 1000,
@@ -652,6 +731,7 @@ pub(crate) mod tests {
             kind: EntryKind::File {
                 source: source.clone(),
                 size: 3,
+                expect: None,
             },
             mode: 0o644,
             uid: 0,

@@ -6,6 +6,9 @@
 use std::cmp::Ordering;
 use std::path::PathBuf;
 
+use super::digest::Digest;
+use super::walk::FileStat;
+
 /// One entry of a layer, with the metadata it has in the layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -37,12 +40,37 @@ pub enum EntryKind {
         source: PathBuf,
         /// Size in bytes.
         size: u64,
+        /// The walked input and the content hash that keyed the layer: the
+        /// writer opens it beneath the context and fails unless the bytes it
+        /// writes have this hash (`docs/oci.md`, "Guarantees"). `None` for
+        /// files that are not context inputs (tests, the helper's copies).
+        expect: Option<Box<Expected>>,
     },
     /// A symbolic link with its target, as bytes.
     Symlink {
         /// The link target, unchanged.
         target: Vec<u8>,
     },
+}
+
+/// A context input as the walk saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    /// The context directory.
+    pub root: PathBuf,
+    /// The file beneath it: `/`-separated, no `.` or `..`.
+    pub rel: Vec<u8>,
+    /// Its stat at the walk; the file opened must still have it.
+    pub stat: FileStat,
+}
+
+/// What a regular file written into a layer must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// The input it is read from.
+    pub input: InputFile,
+    /// The SHA-256 of the content its layer key covers.
+    pub content: Digest,
 }
 
 /// The canonical entry order: component by component, byte-wise, so every

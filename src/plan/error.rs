@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlanError {
-    /// An I/O operation failed. The message comes from `fs-err`, which
-    /// already names the operation and the path.
-    #[error("{error}")]
+    /// An I/O operation failed; the message names the path once
+    /// (`fs-err`'s message, which already does, or the path added).
+    #[error("{}", crate::io_error::io_message(path, error))]
     Io {
         /// The path the operation was about.
         path: PathBuf,
@@ -31,6 +31,17 @@ pub enum PlanError {
     InputOutsideContext {
         /// The input as written.
         input: String,
+    },
+
+    /// An input that is a symlink cannot be followed.
+    #[error("input `{}` is a symlink to `{target}` that cannot be followed: {reason}", path.display())]
+    SourceLink {
+        /// The input path on disk.
+        path: PathBuf,
+        /// The link's target.
+        target: String,
+        /// Why not.
+        reason: &'static str,
     },
 
     /// An input path goes through a symlinked directory; inputs never follow links.
@@ -79,6 +90,39 @@ pub enum PlanError {
         pattern: String,
         /// What is wrong with it.
         reason: String,
+    },
+
+    /// An ignore file is too large, or not a regular file (a FIFO, a
+    /// device): it is read whole, so it is bounded (docs/design.md §6).
+    #[error("ignore file `{}` {reason}", path.display())]
+    BadIgnoreFile {
+        /// The ignore file.
+        path: PathBuf,
+        /// What is wrong: `is 10485760 bytes, over the limit of …`.
+        reason: String,
+    },
+
+    /// One layer writes a file (or symlink) and a path below it.
+    #[error("layer `{layer}` writes `{path}` as a file and `{child}` below it")]
+    FileIsParent {
+        /// The file or symlink destination.
+        path: String,
+        /// The destination below it.
+        child: String,
+        /// The layer.
+        layer: String,
+    },
+
+    /// The context nests directories deeper than the walk goes.
+    #[error(
+        "`{}` is nested more than {limit} directories deep in the context: exclude it, or flatten the tree",
+        path.display()
+    )]
+    TooDeep {
+        /// The directory at the limit.
+        path: PathBuf,
+        /// The limit.
+        limit: usize,
     },
 
     /// A file changed between the walk and the end of hashing it.

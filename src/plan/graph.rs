@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::digest::{Digest, InputEncoder};
-use super::entries::{Entry, EntryKind, path_order, sort_entries};
+use super::entries::{Entry, EntryKind, Expected, InputFile, path_order, sort_entries};
 use super::error::PlanError;
 use crate::spec::{CopyLayer, Owner};
 
@@ -41,6 +41,8 @@ pub enum LayerFileKind {
         mode: u32,
         /// Its content hash.
         content: Digest,
+        /// The context input it is read from, checked when it is written.
+        input: Option<InputFile>,
     },
     /// A symlink.
     Symlink {
@@ -165,12 +167,22 @@ pub fn layer_entries(
         let e = match &f.kind {
             LayerFileKind::Dir => dir_entry(&f.dest, &f.dest)?,
             LayerFileKind::File {
-                source, size, mode, ..
+                source,
+                size,
+                mode,
+                content,
+                input,
             } => Entry {
                 path: f.dest.clone(),
                 kind: EntryKind::File {
                     source: source.clone(),
                     size: *size,
+                    expect: input.as_ref().map(|input| {
+                        Box::new(Expected {
+                            input: input.clone(),
+                            content: *content,
+                        })
+                    }),
                 },
                 mode: *mode,
                 uid: u64::from(owner.uid),
@@ -252,19 +264,45 @@ pub fn layer_key(
     Digest::of(doc.to_string().as_bytes())
 }
 
+/// Two destinations of one layer that cannot both be written.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FileConflict {
+    /// One path written as two different things.
+    Same(Vec<u8>),
+    /// A file or symlink that another destination needs as its directory.
+    Parent {
+        /// The file or symlink.
+        file: Vec<u8>,
+        /// A path below it.
+        child: Vec<u8>,
+    },
+}
+
 /// Sorts files into canonical order and merges duplicate directories; a path
-/// that two entries write as different things is an overlap.
-pub fn normalize_files(files: &mut Vec<LayerFile>) -> Result<(), Vec<u8>> {
+/// that two entries write as different things is an overlap, and so is a
+/// file with a path below it (a tar with both cannot be unpacked).
+pub fn normalize_files(files: &mut Vec<LayerFile>) -> Result<(), FileConflict> {
     files.sort_by(|a, b| path_order(&a.dest, &b.dest));
     let mut out: Vec<LayerFile> = Vec::with_capacity(files.len());
     for f in files.drain(..) {
-        if let Some(last) = out.last()
-            && last.dest == f.dest
-        {
-            if last.kind == LayerFileKind::Dir && f.kind == LayerFileKind::Dir {
-                continue;
+        if let Some(last) = out.last() {
+            if last.dest == f.dest {
+                if last.kind == LayerFileKind::Dir && f.kind == LayerFileKind::Dir {
+                    continue;
+                }
+                return Err(FileConflict::Same(f.dest));
             }
-            return Err(f.dest);
+            // In path order a subtree follows its root at once.
+            if last.kind != LayerFileKind::Dir
+                && f.dest.len() > last.dest.len()
+                && f.dest.starts_with(&last.dest)
+                && f.dest[last.dest.len()] == b'/'
+            {
+                return Err(FileConflict::Parent {
+                    file: last.dest.clone(),
+                    child: f.dest,
+                });
+            }
         }
         out.push(f);
     }

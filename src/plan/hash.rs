@@ -3,9 +3,10 @@
 //! memory), files hashed in parallel with rayon, largest first so one big
 //! file does not finish last alone. The stat cache answers for unchanged files.
 //!
-//! A file is checked against its walk-time stat when opened and after it is
-//! read: if it changed in between, hashing fails rather than pairing one
-//! version's size with another's content.
+//! A file is opened beneath the context, following no symlink
+//! ([`super::beneath`]), and checked against its walk-time stat when opened
+//! and after it is read: if it changed in between, hashing fails rather than
+//! pairing one version's size with another's content.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -16,6 +17,9 @@ use std::time::SystemTime;
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
+use std::os::fd::OwnedFd;
+
+use super::beneath::{fstat_file, open_input, open_root};
 use super::digest::Digest;
 use super::error::{PlanError, io_at};
 use super::statcache::StatCache;
@@ -118,12 +122,17 @@ pub fn hash_walks<'a>(
     }
     // Largest first, then by path so runs are repeatable.
     todo.sort_unstable_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(&b.0)));
+    let root = if todo.is_empty() {
+        None
+    } else {
+        Some(open_root(context).map_err(io_at(context))?)
+    };
     let hashed: Vec<Result<(Digest, SystemTime), PlanError>> = todo
         .par_iter()
         .with_max_len(1)
         .map(|(path, stat)| {
-            let disk = disk_path(context, path);
-            with_buffer(|buf| hash_file_with(&disk, stat, buf))
+            let root = root.as_ref().expect("opened when there is work");
+            with_buffer(|buf| hash_file_with(root, context, path, stat, buf))
         })
         .collect();
     for ((path, stat), outcome) in todo.into_iter().zip(hashed) {
@@ -136,11 +145,6 @@ pub fn hash_walks<'a>(
         result.hashes.insert(path, digest);
     }
     Ok(result)
-}
-
-/// Hashes one file, checking that it still has the stat of `expected`.
-pub fn hash_file(path: &Path, expected: &FileStat) -> Result<Digest, PlanError> {
-    with_buffer(|buf| hash_file_with(path, expected, buf)).map(|(digest, _)| digest)
 }
 
 /// Streams `reader` through SHA-256 with `buf`; returns the digest and the
@@ -175,23 +179,26 @@ fn with_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
     })
 }
 
+/// Hashes the file `rel` of the context (opened through `root`, a handle of
+/// `context`), checking that it is and stays the walked file `expected`.
 fn hash_file_with(
-    path: &Path,
+    root: &OwnedFd,
+    context: &Path,
+    rel: &[u8],
     expected: &FileStat,
     buf: &mut [u8],
 ) -> Result<(Digest, SystemTime), PlanError> {
+    let path = &disk_path(context, rel);
     let changed = || PlanError::Changed {
         path: path.to_path_buf(),
     };
-    let mut file = fs_err::File::open(path).map_err(io_at(path))?;
-    let before = file.metadata().map_err(io_at(path))?;
-    if FileStat::from_metadata(&before) != *expected {
+    let Some(mut file) = open_input(root, rel, expected).map_err(io_at(path))? else {
         return Err(changed());
-    }
+    };
     let (digest, size) = hash_reader(&mut file, buf).map_err(io_at(path))?;
-    let after = file.metadata().map_err(io_at(path))?;
+    let after = fstat_file(&file).map_err(io_at(path))?;
     let read_done = SystemTime::now();
-    if size != expected.size || FileStat::from_metadata(&after) != *expected {
+    if size != expected.size || after != Some(*expected) {
         return Err(changed());
     }
     Ok((digest, read_done))

@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 use regex::bytes::Regex;
 
-use super::error::{PlanError, io_at};
+use super::error::{PlanError, io_with};
 
 /// A compiled list of ignore patterns.
 #[derive(Debug, Clone)]
@@ -134,7 +134,15 @@ impl Matcher {
 
     /// Reads and parses one ignore file.
     pub fn from_file(path: &Path) -> Result<Matcher, PlanError> {
-        let content = fs_err::read(path).map_err(io_at(path))?;
+        let content = read_ignore_file(path)?.ok_or_else(|| {
+            PlanError::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("failed to open file `{}`: not found", path.display()),
+                ),
+            )
+        })?;
         Self::parse_ignore_file(&content, &path.display().to_string())
     }
 
@@ -151,12 +159,8 @@ impl Matcher {
             PathBuf::from(beside_spec),
             context_dir.join(".dockerignore"),
         ] {
-            match fs_err::read(&candidate) {
-                Ok(content) => {
-                    return Self::parse_ignore_file(&content, &candidate.display().to_string());
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(PlanError::io(&candidate, e)),
+            if let Some(content) = read_ignore_file(&candidate)? {
+                return Self::parse_ignore_file(&content, &candidate.display().to_string());
             }
         }
         Ok(Matcher::empty())
@@ -319,6 +323,28 @@ impl Pattern {
             }
             Kind::Regex(re) => re.is_match(path),
         }
+    }
+}
+
+/// Reads an ignore file, bounded (docs/design.md §6: at most 2 MiB, a
+/// regular file: a FIFO in a hostile context must not hang the build);
+/// `None` when it does not exist.
+fn read_ignore_file(path: &Path) -> Result<Option<Vec<u8>>, PlanError> {
+    use crate::bounded::{Accept, MAX_SMALL_FILE, ReadError, describe_size, read};
+    let bad = |reason: String| PlanError::BadIgnoreFile {
+        path: path.to_owned(),
+        reason,
+    };
+    match read(path, MAX_SMALL_FILE, Accept::Regular) {
+        Ok(content) => Ok(content),
+        Err(ReadError::Io(e)) => Err(io_with("failed to read", path)(e)),
+        Err(ReadError::TooLarge(size)) => Err(bad(format!(
+            "is {}, over the limit of {MAX_SMALL_FILE} bytes (2 MiB)",
+            describe_size(size, MAX_SMALL_FILE)
+        ))),
+        Err(ReadError::NotRegular(kind)) => Err(bad(format!(
+            "is a {kind}, not a regular file: remove it or replace it with a file"
+        ))),
     }
 }
 

@@ -47,7 +47,7 @@ pub struct Pin {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// I/O on the lock file.
-    #[error("cannot access `{path}`: {source}")]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The path.
         path: PathBuf,
@@ -87,15 +87,34 @@ impl Lock {
     }
 
     /// Reads the lock at `path`; `None` when there is none.
+    /// It is read bounded (docs/design.md §6: at most 2 MiB, a regular file).
     pub fn read(path: &Path) -> Result<Option<Self>, LockError> {
-        match fs_err::read_to_string(path) {
-            Ok(text) => Self::parse(path, &text).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(LockError::Io {
-                path: path.into(),
-                source: e,
-            }),
-        }
+        use crate::bounded::{Accept, MAX_SMALL_FILE, ReadError, describe_size, read};
+        let parse = |message: String| LockError::Parse {
+            path: path.into(),
+            message,
+        };
+        let bytes = match read(path, MAX_SMALL_FILE, Accept::Regular) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(None),
+            Err(ReadError::Io(e)) => {
+                return Err(LockError::Io {
+                    path: path.into(),
+                    source: e,
+                });
+            }
+            Err(ReadError::TooLarge(size)) => {
+                return Err(parse(format!(
+                    "it is {}, over the limit of {MAX_SMALL_FILE} bytes (2 MiB)",
+                    describe_size(size, MAX_SMALL_FILE)
+                )));
+            }
+            Err(ReadError::NotRegular(kind)) => {
+                return Err(parse(format!("it is a {kind}, not a regular file")));
+            }
+        };
+        let text = String::from_utf8(bytes).map_err(|_| parse("it is not UTF-8".into()))?;
+        Self::parse(path, &text).map(Some)
     }
 
     /// Parses lock text (read from `path`, for messages).

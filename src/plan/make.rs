@@ -2,15 +2,16 @@
 //! check overlaps and the layer budget, compute input digests.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::digest::{Digest, file_mode, input_digest};
+use super::entries::InputFile;
 use super::error::PlanError;
-use super::graph::{LayerFile, LayerFileKind, abs, files_digest, normalize_files};
+use super::graph::{FileConflict, LayerFile, LayerFileKind, abs, files_digest, normalize_files};
 use super::hash::{ContentHashes, HashReport, hash_walks, placeholder_hashes};
 use super::ignore::Matcher;
 use super::statcache::StatCache;
-use super::walk::{Walk, WalkKind, walk};
+use super::walk::{Walk, WalkKind, walk_skipping};
 use crate::spec::validate::file_destination;
 use crate::spec::{
     CopyLayer, Diag, LayerKind, Owner, ResolvedSpec, RunLayer, SpecError, StageFrom,
@@ -27,6 +28,9 @@ pub struct Plan {
     pub cache_warnings: Vec<String>,
     /// What hashing did.
     pub hashing: HashReport,
+    /// strata's own paths (the cache root, the build's output) that lie
+    /// inside an input and were left out of it, context-relative.
+    pub excluded: Vec<String>,
     /// The stages the target needs, in spec order.
     pub stages: Vec<PlannedStage>,
 }
@@ -91,20 +95,68 @@ impl PlannedLayer {
 }
 
 /// Plans `spec`, hashing with the stat cache in `cache_root` (contracts §5).
+/// The cache root is left out of the inputs when it lies inside them.
 pub fn make_plan(spec: &ResolvedSpec, cache_root: &Path) -> Result<Plan, PlanError> {
-    plan_with(spec, Some(cache_root))
+    plan_with(spec, Some(cache_root), &[])
+}
+
+/// [`make_plan`], also leaving `outputs` (the build's own output paths) out
+/// of the inputs when they lie inside them: a build must never copy its
+/// previous output.
+pub fn make_plan_excluding(
+    spec: &ResolvedSpec,
+    cache_root: &Path,
+    outputs: &[PathBuf],
+) -> Result<Plan, PlanError> {
+    plan_with(spec, Some(cache_root), outputs)
+}
+
+/// The context-relative paths of `paths` that lie strictly inside `context`
+/// (an output need not exist yet: its parent is resolved).
+fn inside_context(context: &Path, paths: &[&Path]) -> Vec<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    for p in paths {
+        let canonical = fs_err::canonicalize(p).ok().or_else(|| {
+            let parent = p.parent().filter(|d| !d.as_os_str().is_empty())?;
+            let parent = fs_err::canonicalize(parent).ok()?;
+            Some(parent.join(p.file_name()?))
+        });
+        if let Some(rel) = canonical
+            .as_deref()
+            .and_then(|c| c.strip_prefix(context).ok())
+            && !rel.as_os_str().is_empty()
+        {
+            out.push(rel.as_os_str().as_bytes().to_vec());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Plans `spec` without reading file content or writing anything: paths,
 /// overlaps, splits and the layer budget are checked, input digests are not
 /// meaningful. `strata check` uses it.
 pub fn survey(spec: &ResolvedSpec) -> Result<Plan, PlanError> {
-    plan_with(spec, None)
+    plan_with(spec, None, &[])
 }
 
-fn plan_with(spec: &ResolvedSpec, cache_root: Option<&Path>) -> Result<Plan, PlanError> {
+fn plan_with(
+    spec: &ResolvedSpec,
+    cache_root: Option<&Path>,
+    outputs: &[PathBuf],
+) -> Result<Plan, PlanError> {
     let context = &spec.context;
     let ignore = Matcher::for_context(context, spec.source.path())?;
+    let own: Vec<&Path> = cache_root
+        .into_iter()
+        .chain(outputs.iter().map(PathBuf::as_path))
+        .collect();
+    let skip = inside_context(context, &own);
+    let walk = |context: &Path, input: &Path, ignore: &Matcher, excludes: &Matcher| {
+        walk_skipping(context, input, ignore, excludes, &skip)
+    };
 
     // Walk every input once.
     struct Walked {
@@ -157,6 +209,17 @@ fn plan_with(spec: &ResolvedSpec, cache_root: Option<&Path>) -> Result<Plan, Pla
         }
     }
 
+    // strata's own paths that an input would have held.
+    let excluded: Vec<String> = skip
+        .iter()
+        .filter(|s| {
+            walks.iter().any(|w| {
+                w.walk.input.is_empty()
+                    || (s.starts_with(&w.walk.input) && s.get(w.walk.input.len()) == Some(&b'/'))
+            })
+        })
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
     let mut cache_warnings: Vec<String> = Vec::new();
     let hashes = match cache_root {
         Some(root) => {
@@ -312,16 +375,39 @@ fn plan_with(spec: &ResolvedSpec, cache_root: Option<&Path>) -> Result<Plan, Pla
                 }
                 let walked: Vec<(usize, &Walk)> =
                     these.iter().map(|w| (w.entry, &w.walk)).collect();
-                let files = copy_layer_files(context, &layer.name, c, &walked, &hashes)?;
+                // Destinations that cannot all be written are the spec's
+                // fault: a diagnostic on the layer's `copy`.
+                let at_copy = |e: PlanError, help: &str| match e {
+                    e @ (PlanError::Overlap { .. } | PlanError::FileIsParent { .. }) => {
+                        PlanError::Spec(SpecError::Invalid {
+                            diagnostics: vec![
+                                Diag::error(&spec.source, layer.name_span.clone(), e.to_string())
+                                    .label("this layer")
+                                    .help(help),
+                            ],
+                        })
+                    }
+                    e => e,
+                };
+                let files = copy_layer_files(context, &layer.name, c, &walked, &hashes)
+                    .map_err(|e| {
+                        at_copy(
+                            e,
+                            "give each entry its own destination, or end `to` with `/` to copy into a directory",
+                        )
+                    })?;
                 for f in &files {
                     if f.kind != LayerFileKind::Dir
                         && let Some(first) = owners.insert(f.dest.clone(), layer.name.clone())
                     {
-                        return Err(PlanError::Overlap {
-                            path: abs(&f.dest),
-                            first,
-                            second: layer.name.clone(),
-                        });
+                        return Err(at_copy(
+                            PlanError::Overlap {
+                                path: abs(&f.dest),
+                                first,
+                                second: layer.name.clone(),
+                            },
+                            "give each layer its own destinations, or exclude the file from one of them",
+                        ));
                     }
                 }
                 if c.entries.iter().any(|e| e.stage.is_some()) {
@@ -388,6 +474,7 @@ fn plan_with(spec: &ResolvedSpec, cache_root: Option<&Path>) -> Result<Plan, Pla
         warnings,
         cache_warnings,
         hashing: hashes.report().clone(),
+        excluded,
         stages,
     })
 }
@@ -523,6 +610,11 @@ pub fn copy_layer_files(
                         content: hashes.get(&cp).ok_or_else(|| PlanError::MissingHash {
                             path: String::from_utf8_lossy(&cp).into_owned(),
                         })?,
+                        input: Some(InputFile {
+                            root: context.to_path_buf(),
+                            rel: cp,
+                            stat: *stat,
+                        }),
                     }
                 }
                 WalkKind::Symlink { target, .. } => LayerFileKind::Symlink {
@@ -532,10 +624,17 @@ pub fn copy_layer_files(
             files.push(LayerFile { dest, kind });
         }
     }
-    normalize_files(&mut files).map_err(|dest| PlanError::Overlap {
-        path: abs(&dest),
-        first: layer.to_string(),
-        second: layer.to_string(),
+    normalize_files(&mut files).map_err(|c| match c {
+        FileConflict::Same(dest) => PlanError::Overlap {
+            path: abs(&dest),
+            first: layer.to_string(),
+            second: layer.to_string(),
+        },
+        FileConflict::Parent { file, child } => PlanError::FileIsParent {
+            path: abs(&file),
+            child: abs(&child),
+            layer: layer.to_string(),
+        },
     })?;
     Ok(files)
 }

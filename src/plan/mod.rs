@@ -6,6 +6,7 @@
 //! input, [`statcache::StatCache::open`] in [`cache_root::cache_root`],
 //! [`hash::hash_walks`], then [`digest::input_digest`] per input.
 
+pub mod beneath;
 pub mod cache_root;
 pub mod digest;
 pub mod entries;

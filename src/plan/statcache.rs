@@ -188,6 +188,14 @@ impl StatCache {
         trusted
     }
 
+    /// Drops the entry of `path` (context-relative): its content was found
+    /// not to match the hash recorded for its stat.
+    pub fn forget(&mut self, path: &[u8]) {
+        if self.entries.remove(path).is_some() {
+            self.dirty = true;
+        }
+    }
+
     /// Writes the cache if it changed: to a temporary file in the cache
     /// directory, renamed over the old one. Entries unused for 30 days are
     /// dropped.

@@ -6,12 +6,16 @@
 //! read in parallel.
 
 use std::ffi::OsStr;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
+use std::os::fd::{AsFd, OwnedFd};
 
+use rayon::prelude::*;
+use rustix::fs::{AtFlags, FileType, Stat, statat};
+
+use super::beneath::{open_dir_beneath, open_root};
 use super::error::{PlanError, io_at};
 use super::ignore::{MatchState, Matcher, clean};
 
@@ -93,6 +97,21 @@ impl FileStat {
     }
 }
 
+impl FileStat {
+    /// The stat fields of a `stat`/`fstat` result.
+    #[allow(clippy::unnecessary_cast)]
+    pub fn from_stat(st: &Stat) -> FileStat {
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        FileStat {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as u64,
+            mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        }
+    }
+}
+
 impl WalkEntry {
     /// The size of a file; zero for directories and symlinks.
     pub fn size(&self) -> u64 {
@@ -127,66 +146,89 @@ impl Walk {
 /// `.dockerignore` rules, relative to the context) and `excludes` (the copy
 /// entry's `exclude` patterns, relative to the input).
 ///
+/// An input that is itself a symlink is followed while its target stays in
+/// the context (as Docker's `COPY` follows a source that is a link); its
+/// entries are then the target's.
+///
 /// Errors: the input is absolute or leaves the context, goes through a
-/// symlinked directory, does not exist, is entirely ignored; a FIFO, socket
-/// or device that is not excluded; any I/O error (naming its path).
+/// symlinked directory, is a symlink leading out of the context, does not
+/// exist, is entirely ignored; a FIFO, socket or device that is not
+/// excluded; any I/O error (naming its path).
 pub fn walk(
     context: &Path,
     input: &Path,
     ignore: &Matcher,
     excludes: &Matcher,
 ) -> Result<Walk, PlanError> {
-    let input = normalize_input(input)?;
+    walk_skipping(context, input, ignore, excludes, &[])
+}
+
+/// Like [`walk`], leaving out the context-relative paths of `skip` (and
+/// everything under them): strata's own output and cache when they lie
+/// inside the context.
+pub fn walk_skipping(
+    context: &Path,
+    input: &Path,
+    ignore: &Matcher,
+    excludes: &Matcher,
+    skip: &[Vec<u8>],
+) -> Result<Walk, PlanError> {
+    let root_fd = open_root(context).map_err(io_at(context))?;
     let walker = Walker {
         context,
         ignore,
         excludes,
+        skip,
     };
-
-    // The parent directories: no symlinks, and decide them as BuildKit's
-    // walk from the context root would have.
-    let mut state = ignore.root_state();
-    let mut input_ignored = false;
-    let components: Vec<&[u8]> = if input.is_empty() {
-        Vec::new()
-    } else {
-        input.split(|&b| b == b'/').collect()
+    let mut input = normalize_input(input)?;
+    // A symlink named as the input is followed while it stays inside the
+    // context (as Docker's COPY does), at most this many times.
+    let mut hops = 0;
+    let (input, state, input_ignored, parent, meta) = loop {
+        let (state, input_ignored, parent, meta) = walker.parents(&root_fd, &input)?;
+        if FileType::from_raw_mode(meta.st_mode) == FileType::Symlink && !input.is_empty() {
+            let name = input
+                .rsplit(|&b| b == b'/')
+                .next()
+                .unwrap_or(&input)
+                .to_vec();
+            let at = parent.as_ref().map_or(root_fd.as_fd(), |p| p.as_fd());
+            let target = rustix::fs::readlinkat(at, OsStr::from_bytes(&name), Vec::new())
+                .map_err(|e| PlanError::io(disk(context, &input), e.into()))?
+                .into_bytes();
+            let refuse = |reason: &'static str| PlanError::SourceLink {
+                path: disk(context, &input),
+                target: String::from_utf8_lossy(&target).into_owned(),
+                reason,
+            };
+            if target_escapes(&input, &target) {
+                return Err(refuse("it leads out of the context"));
+            }
+            hops += 1;
+            if hops > 32 {
+                return Err(refuse("too many levels of symbolic links"));
+            }
+            let dir = match input.iter().rposition(|&b| b == b'/') {
+                Some(i) => &input[..i],
+                None => &[][..],
+            };
+            let joined = join(dir, &target);
+            let cleaned = clean(&joined);
+            input = if cleaned == b"." { Vec::new() } else { cleaned };
+            continue;
+        }
+        break (input, state, input_ignored, parent, meta);
     };
-    let mut prefix: Vec<u8> = Vec::new();
-    for (i, component) in components.iter().enumerate() {
-        if !prefix.is_empty() {
-            prefix.push(b'/');
-        }
-        prefix.extend_from_slice(component);
-        let (excluded, next) = ignore.eval(&prefix, &state);
-        state = next;
-        let last = i + 1 == components.len();
-        if !last {
-            let path = disk(context, &prefix);
-            let meta = lstat_input(&path, &input, context)?;
-            if meta.file_type().is_symlink() {
-                return Err(PlanError::SymlinkInInputPath {
-                    path: disk(context, &input),
-                    link: path,
-                });
-            }
-            if !meta.is_dir() {
-                return Err(PlanError::MissingInput {
-                    path: disk(context, &input),
-                });
-            }
-            if excluded && ignore.can_skip_dir(&prefix) {
-                return Err(walker.ignored(&input));
-            }
-        }
-        input_ignored = excluded;
-    }
 
     let root = disk(context, &input);
-    let meta = lstat_input(&root, &input, context)?;
-    let file_type = meta.file_type();
-    let entries = if file_type.is_dir() {
+    let entries = if FileType::from_raw_mode(meta.st_mode) == FileType::Directory {
+        let dir_fd = if input.is_empty() {
+            open_root(context).map_err(io_at(context))?
+        } else {
+            open_dir_beneath(&root_fd, &input).map_err(|e| changed_or_io(&root, e))?
+        };
         let children = walker.dir(
+            &dir_fd,
             &root,
             &input,
             b"",
@@ -207,22 +249,119 @@ pub fn walk(
     } else if input_ignored {
         return Err(walker.ignored(&input));
     } else {
-        vec![leaf(&root, &input, Vec::new(), &meta)?]
+        let at = parent.as_ref().map_or(root_fd.as_fd(), |p| p.as_fd());
+        let name = input
+            .rsplit(|&b| b == b'/')
+            .next()
+            .unwrap_or(&input)
+            .to_vec();
+        vec![leaf(at, &name, &root, &input, Vec::new(), &meta)?]
     };
     Ok(Walk { input, entries })
+}
+
+/// An error opening a directory the walk saw: it changed (a symlink or
+/// nothing is there now) or plain I/O.
+fn changed_or_io(path: &Path, e: std::io::Error) -> PlanError {
+    if super::beneath::is_changed(&e) {
+        PlanError::Changed {
+            path: path.to_path_buf(),
+        }
+    } else {
+        PlanError::io(path, e)
+    }
 }
 
 struct Walker<'a> {
     context: &'a Path,
     ignore: &'a Matcher,
     excludes: &'a Matcher,
+    skip: &'a [Vec<u8>],
 }
 
+/// How many directories deep below the context root a walk goes.
+pub const MAX_DEPTH: usize = 256;
+
+/// What [`Walker::parents`] learns of an input: the ignore state below its
+/// parent, whether the input itself is ignored, a handle of its parent
+/// directory (`None`: the context) and the input's own `lstat`.
+type Parents = (MatchState, bool, Option<OwnedFd>, Stat);
+
 impl Walker<'_> {
-    /// The sorted, filtered contents of a directory. `excluded` says whether
-    /// the directory itself is excluded (then unreadable is empty, as BuildKit).
+    /// Checks the parent directories of `input` (no symlinks, decided as
+    /// BuildKit's walk from the context root would) and `lstat`s the input.
+    fn parents(&self, root_fd: &OwnedFd, input: &[u8]) -> Result<Parents, PlanError> {
+        let context = self.context;
+        let ignore = self.ignore;
+        let mut state = ignore.root_state();
+        let mut input_ignored = false;
+        let components: Vec<&[u8]> = if input.is_empty() {
+            Vec::new()
+        } else {
+            input.split(|&b| b == b'/').collect()
+        };
+        let mut parent: Option<OwnedFd> = None;
+        let mut prefix: Vec<u8> = Vec::new();
+        for (i, component) in components.iter().enumerate() {
+            if !prefix.is_empty() {
+                prefix.push(b'/');
+            }
+            prefix.extend_from_slice(component);
+            let (excluded, next) = ignore.eval(&prefix, &state);
+            state = next;
+            let last = i + 1 == components.len();
+            if !last {
+                let path = disk(context, &prefix);
+                let at = parent.as_ref().map_or(root_fd.as_fd(), |p| p.as_fd());
+                let meta = lstat_input(at, component, &path, input, context)?;
+                match FileType::from_raw_mode(meta.st_mode) {
+                    FileType::Symlink => {
+                        return Err(PlanError::SymlinkInInputPath {
+                            path: disk(context, input),
+                            link: path,
+                        });
+                    }
+                    FileType::Directory => {}
+                    _ => {
+                        return Err(PlanError::MissingInput {
+                            path: disk(context, input),
+                        });
+                    }
+                }
+                if excluded && ignore.can_skip_dir(&prefix) {
+                    return Err(self.ignored(input));
+                }
+                let next = rustix::fs::openat(
+                    at,
+                    OsStr::from_bytes(component),
+                    rustix::fs::OFlags::RDONLY
+                        | rustix::fs::OFlags::DIRECTORY
+                        | rustix::fs::OFlags::NOFOLLOW
+                        | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .map_err(|e| changed_or_io(&path, e.into()))?;
+                parent = Some(next);
+            }
+            input_ignored = excluded;
+        }
+        let meta = match components.last() {
+            None => rustix::fs::fstat(root_fd).map_err(|e| PlanError::io(context, e.into()))?,
+            Some(name) => {
+                let at = parent.as_ref().map_or(root_fd.as_fd(), |p| p.as_fd());
+                lstat_input(at, name, &disk(context, input), input, context)?
+            }
+        };
+        Ok((state, input_ignored, parent, meta))
+    }
+
+    /// The sorted, filtered contents of the directory open as `dir_fd`
+    /// (`disk_dir` names it). `excluded` says whether the directory itself is
+    /// excluded (then unreadable is empty, as BuildKit).
+    #[allow(clippy::too_many_arguments)]
     fn dir(
         &self,
+        dir_fd: &OwnedFd,
         disk_dir: &Path,
         ctx_rel: &[u8],
         from_rel: &[u8],
@@ -230,27 +369,39 @@ impl Walker<'_> {
         exclude_state: &MatchState,
         excluded: bool,
     ) -> Result<Vec<WalkEntry>, PlanError> {
-        let read = match fs_err::read_dir(disk_dir) {
+        // The walk recurses once per level: bounded, so a hostile tree
+        // gets an error instead of a stack overflow.
+        if ctx_rel.iter().filter(|&&b| b == b'/').count() >= MAX_DEPTH {
+            return Err(PlanError::TooDeep {
+                path: disk_dir.to_owned(),
+                limit: MAX_DEPTH,
+            });
+        }
+        let read = match rustix::fs::Dir::read_from(dir_fd) {
             Ok(read) => read,
-            Err(e) if excluded && e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(e) if excluded && e == rustix::io::Errno::ACCESS => {
                 return Ok(Vec::new());
             }
-            Err(e) => return Err(PlanError::io(disk_dir, e)),
+            Err(e) => return Err(PlanError::io(disk_dir, e.into())),
         };
-        let mut names = Vec::new();
+        let mut names: Vec<Vec<u8>> = Vec::new();
         for entry in read {
-            let entry = entry.map_err(io_at(disk_dir))?;
-            names.push(entry.file_name());
+            let entry = entry.map_err(|e| PlanError::io(disk_dir, e.into()))?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(name.to_vec());
+            }
         }
-        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        names.sort_unstable();
         let results: Vec<Result<Vec<WalkEntry>, PlanError>> = names
             .par_iter()
             .map(|name| {
                 self.child(
+                    dir_fd,
                     disk_dir,
                     ctx_rel,
                     from_rel,
-                    name.as_bytes(),
+                    name,
                     ignore_state,
                     exclude_state,
                 )
@@ -265,8 +416,10 @@ impl Walker<'_> {
     }
 
     /// One directory entry and, for a directory, its contents.
+    #[allow(clippy::too_many_arguments)]
     fn child(
         &self,
+        dir_fd: &OwnedFd,
         disk_dir: &Path,
         ctx_rel: &[u8],
         from_rel: &[u8],
@@ -276,18 +429,36 @@ impl Walker<'_> {
     ) -> Result<Vec<WalkEntry>, PlanError> {
         let disk_path = disk_dir.join(OsStr::from_bytes(name));
         let ctx_path = join(ctx_rel, name);
+        if self.skip.contains(&ctx_path) {
+            return Ok(Vec::new());
+        }
         let from_path = join(from_rel, name);
         let (ignored, ignore_next) = self.ignore.eval(&ctx_path, ignore_state);
         let (excluded, exclude_next) = self.excludes.eval(&from_path, exclude_state);
-        let meta = fs_err::symlink_metadata(&disk_path).map_err(io_at(&disk_path))?;
-        if meta.is_dir() {
+        let meta = statat(dir_fd, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| changed_or_io(&disk_path, e.into()))?;
+        if FileType::from_raw_mode(meta.st_mode) == FileType::Directory {
             if (ignored && self.ignore.can_skip_dir(&ctx_path))
                 || (excluded && self.excludes.can_skip_dir(&from_path))
             {
                 return Ok(Vec::new());
             }
             let dropped = ignored || excluded;
+            let sub_fd = match rustix::fs::openat(
+                dir_fd,
+                OsStr::from_bytes(name),
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::ACCESS) if dropped => return Ok(Vec::new()),
+                Err(e) => return Err(changed_or_io(&disk_path, e.into())),
+            };
             let sub = self.dir(
+                &sub_fd,
                 &disk_path,
                 &ctx_path,
                 &from_path,
@@ -308,7 +479,14 @@ impl Walker<'_> {
         } else if ignored || excluded {
             Ok(Vec::new())
         } else {
-            Ok(vec![leaf(&disk_path, &ctx_path, from_path, &meta)?])
+            Ok(vec![leaf(
+                dir_fd.as_fd(),
+                name,
+                &disk_path,
+                &ctx_path,
+                from_path,
+                &meta,
+            )?])
         }
     }
 
@@ -325,59 +503,63 @@ impl Walker<'_> {
     }
 }
 
-/// A non-directory entry: file, symlink, or an error for anything else.
+/// A non-directory entry `name` of the directory `dir`: file, symlink, or an
+/// error for anything else.
 fn leaf(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &[u8],
     disk_path: &Path,
     ctx_path: &[u8],
     path: Vec<u8>,
-    meta: &std::fs::Metadata,
+    meta: &Stat,
 ) -> Result<WalkEntry, PlanError> {
-    let file_type = meta.file_type();
-    let kind = if file_type.is_file() {
-        WalkKind::File {
-            exec: meta.permissions().mode() & 0o111 != 0,
-            stat: FileStat::from_metadata(meta),
+    let file_type = FileType::from_raw_mode(meta.st_mode);
+    let kind = match file_type {
+        FileType::RegularFile => WalkKind::File {
+            exec: meta.st_mode & 0o111 != 0,
+            stat: FileStat::from_stat(meta),
+        },
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(dir, OsStr::from_bytes(name), Vec::new())
+                .map_err(|e| changed_or_io(disk_path, e.into()))?
+                .into_bytes();
+            WalkKind::Symlink {
+                escapes_context: target_escapes(ctx_path, &target),
+                target,
+            }
         }
-    } else if file_type.is_symlink() {
-        let target = fs_err::read_link(disk_path).map_err(io_at(disk_path))?;
-        let target = target.into_os_string().into_vec();
-        WalkKind::Symlink {
-            escapes_context: target_escapes(ctx_path, &target),
-            target,
+        other => {
+            let kind = match other {
+                FileType::Fifo => "fifo",
+                FileType::Socket => "socket",
+                FileType::CharacterDevice => "character device",
+                FileType::BlockDevice => "block device",
+                _ => "special file",
+            };
+            return Err(PlanError::SpecialFile {
+                path: disk_path.to_path_buf(),
+                kind,
+            });
         }
-    } else {
-        let kind = if file_type.is_fifo() {
-            "fifo"
-        } else if file_type.is_socket() {
-            "socket"
-        } else if file_type.is_char_device() {
-            "character device"
-        } else if file_type.is_block_device() {
-            "block device"
-        } else {
-            "special file"
-        };
-        return Err(PlanError::SpecialFile {
-            path: disk_path.to_path_buf(),
-            kind,
-        });
     };
     Ok(WalkEntry { path, kind })
 }
 
-/// `lstat` of an input path or one of its parents; not found is a missing input.
-fn lstat_input(path: &Path, input: &[u8], context: &Path) -> Result<std::fs::Metadata, PlanError> {
-    match fs_err::symlink_metadata(path) {
+/// `lstat` of an input path or one of its parents (`name` in `dir`); not
+/// found is a missing input.
+fn lstat_input(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &[u8],
+    path: &Path,
+    input: &[u8],
+    context: &Path,
+) -> Result<Stat, PlanError> {
+    match statat(dir, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW) {
         Ok(meta) => Ok(meta),
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                || e.kind() == std::io::ErrorKind::NotADirectory =>
-        {
-            Err(PlanError::MissingInput {
-                path: disk(context, input),
-            })
-        }
-        Err(e) => Err(PlanError::io(path, e)),
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => Err(PlanError::MissingInput {
+            path: disk(context, input),
+        }),
+        Err(e) => Err(PlanError::io(path, e.into())),
     }
 }
 
@@ -450,7 +632,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::plan::entries::path_order;
     use crate::plan::ignore::conformance;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     pub(crate) fn write(root: &Path, rel: &str, content: &[u8]) {
         let path = root.join(rel);
@@ -525,14 +707,51 @@ pub(crate) mod tests {
         assert_eq!(paths(&w), ["/", "x.rs"]);
         assert_eq!(w.context_path(&w.entries[1]), b"src/lib/x.rs");
         assert_eq!(w.disk_path(root, &w.entries[1]), root.join("src/lib/x.rs"));
-        let w = walk(root, Path::new("src/out"), &all(), &all()).unwrap();
-        assert!(matches!(
-            w.entries[0].kind,
-            WalkKind::Symlink {
-                escapes_context: true,
-                ..
-            }
-        ));
+        // A symlink named as the input is followed inside the context, and
+        // refused when it leads out.
+        let e = walk(root, Path::new("src/out"), &all(), &all()).unwrap_err();
+        assert!(matches!(e, PlanError::SourceLink { .. }), "{e}");
+        assert!(e.to_string().contains("src/out"), "{e}");
+        symlink("lib", root.join("src/current")).unwrap();
+        symlink("current", root.join("src/again")).unwrap();
+        for name in ["src/current", "src/again"] {
+            let w = walk(root, Path::new(name), &all(), &all()).unwrap();
+            assert_eq!(w.input, b"src/lib");
+            assert_eq!(paths(&w), ["/", "x.rs"]);
+        }
+        symlink("lib/x.rs", root.join("src/file")).unwrap();
+        let w = walk(root, Path::new("src/file"), &all(), &all()).unwrap();
+        assert_eq!(w.input, b"src/lib/x.rs");
+        assert!(matches!(w.entries[0].kind, WalkKind::File { .. }));
+        symlink("loop", root.join("src/loop")).unwrap();
+        let e = walk(root, Path::new("src/loop"), &all(), &all()).unwrap_err();
+        assert!(e.to_string().contains("too many levels"), "{e}");
+        // Symlinks inside a walked directory stay links.
+        let w = walk(root, Path::new("src"), &all(), &all()).unwrap();
+        assert!(
+            w.entries
+                .iter()
+                .any(|e| e.path == b"current" && matches!(e.kind, WalkKind::Symlink { .. }))
+        );
+    }
+
+    #[test]
+    fn own_paths_are_skipped_and_an_input_swapped_for_an_outside_link_is_refused() {
+        // strata's own output inside an input is left out; an input
+        // directory replaced by a symlink to an outside tree is refused.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ctx");
+        let outside = dir.path().join("outside");
+        write(&root, "d/inside", b"in");
+        write(&outside, "secret", b"out");
+        write(&root, "d/out/x", b"own output");
+        let skip = vec![b"d/out".to_vec()];
+        let w = walk_skipping(&root, Path::new("d"), &all(), &all(), &skip).unwrap();
+        assert_eq!(paths(&w), ["/", "inside"]);
+        fs_err::rename(root.join("d"), dir.path().join("d.real")).unwrap();
+        symlink(&outside, root.join("d")).unwrap();
+        let e = walk(&root, Path::new("d"), &all(), &all()).unwrap_err();
+        assert!(matches!(e, PlanError::SourceLink { .. }), "{e}");
     }
 
     #[test]

@@ -35,6 +35,31 @@ pub enum RegistryError {
         message: String,
     },
 
+    /// The registry could not be reached: no answer at all, as opposed to
+    /// an answer that says "not found" or "denied".
+    #[error("registry {registry} is unreachable: {cause} ({during}{detail})")]
+    Network {
+        /// `host[:port]`.
+        registry: String,
+        /// `during upload of blob sha256:…: `, or empty (never an
+        /// authentication: the registry did not answer).
+        during: String,
+        /// What failed: `DNS lookup failed`, `connection refused`, `TLS
+        /// handshake failed`, `timed out`, `connection failed`.
+        cause: &'static str,
+        /// The client's words (the URL and the system error).
+        detail: String,
+    },
+
+    /// The registry answered that the image or blob does not exist.
+    #[error("registry {registry}: {what} not found")]
+    NotFound {
+        /// `host[:port]`.
+        registry: String,
+        /// What was asked for (`manifest host/repo:tag`).
+        what: String,
+    },
+
     /// The registry refused the credentials, or wants some and has none.
     #[error("registry {registry}: {action} was refused: not authorized{hint}")]
     Unauthorized {
@@ -71,7 +96,7 @@ pub enum RegistryError {
     },
 
     /// Local I/O.
-    #[error("i/o error on `{}`: {source}", path.display())]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The path.
         path: PathBuf,
@@ -87,10 +112,14 @@ pub enum RegistryError {
 
 impl RegistryError {
     /// Exit status (contracts §8): a bad reference or a wrong image is the
-    /// input's fault (1); network, auth and I/O are trouble (2).
+    /// input's fault (1), and so is an image the registry does not have;
+    /// network, auth and I/O are trouble (2).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::InvalidReference { .. } | Self::InvalidImage { .. } | Self::Offline { .. } => 1,
+            Self::InvalidReference { .. }
+            | Self::InvalidImage { .. }
+            | Self::NotFound { .. }
+            | Self::Offline { .. } => 1,
             _ => 2,
         }
     }

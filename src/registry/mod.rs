@@ -321,6 +321,33 @@ impl Registry {
     }
 
     fn map_error(&self, action: &str, attempts: u32, e: OciDistributionError) -> RegistryError {
+        let tries = if attempts > 1 {
+            format!(" (tried {attempts} times)")
+        } else {
+            String::new()
+        };
+        // No answer at all: never an authentication or a "not found".
+        if let Some(cause) = network_cause(&e) {
+            return RegistryError::Network {
+                registry: self.host.clone(),
+                during: if action.starts_with("authentication") {
+                    String::new()
+                } else {
+                    format!("during {action}: ")
+                },
+                cause,
+                detail: format!("{}{tries}", describe(&e)),
+            };
+        }
+        if is_not_found(&e) {
+            return RegistryError::NotFound {
+                registry: self.host.clone(),
+                what: action
+                    .strip_prefix("fetch of ")
+                    .unwrap_or(action)
+                    .to_owned(),
+            };
+        }
         let unauthorized = matches!(e, OciDistributionError::UnauthorizedError { .. })
             || matches!(&e, OciDistributionError::AuthenticationFailure(_))
             || matches!(
@@ -331,7 +358,13 @@ impl Registry {
                 }
             )
             || matches!(&e, OciDistributionError::RequestError(r)
-                if r.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403));
+                if r.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403))
+            || matches!(&e, OciDistributionError::RegistryError { envelope, .. }
+            if envelope.errors.iter().any(|x| matches!(
+                x.code,
+                oci_client::errors::OciErrorCode::Unauthorized
+                    | oci_client::errors::OciErrorCode::Denied
+            )));
         if unauthorized {
             let hint = match self.auth_source {
                 AuthSource::Anonymous => format!(
@@ -348,10 +381,7 @@ impl Registry {
                 hint,
             };
         }
-        let mut message = describe(&e);
-        if attempts > 1 {
-            message.push_str(&format!(" (tried {attempts} times)"));
-        }
+        let message = format!("{}{tries}", describe(&e));
         RegistryError::Request {
             registry: self.host.clone(),
             action: action.to_owned(),
@@ -374,6 +404,88 @@ fn describe(e: &OciDistributionError) -> String {
         src = s.source();
     }
     out
+}
+
+/// Why a request got no answer, when it got none: the connection could not
+/// be made or broke (DNS, refused, TLS, timeout). `None` when the registry
+/// answered (with any status).
+fn network_cause(e: &OciDistributionError) -> Option<&'static str> {
+    let OciDistributionError::RequestError(r) = e else {
+        return None;
+    };
+    if r.status().is_some() {
+        return None;
+    }
+    let mut text = String::new();
+    let mut kind = None;
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(r);
+    while let Some(s) = src {
+        text.push_str(&s.to_string().to_lowercase());
+        text.push(' ');
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            kind = kind.or(Some(io.kind()));
+            // An io::Error's source() skips the error it wraps: look at it.
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return Some("TLS handshake failed");
+            }
+        }
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return Some("TLS handshake failed");
+        }
+        src = s.source();
+    }
+    use std::io::ErrorKind as K;
+    Some(match kind {
+        _ if text.contains("dns error") || text.contains("failed to lookup address") => {
+            "DNS lookup failed"
+        }
+        Some(K::ConnectionRefused) => "connection refused",
+        // rustls' words, when its error is not reachable by type.
+        _ if [
+            "certificate",
+            "tls",
+            "handshake",
+            "corrupt message",
+            "fatal alert",
+            "peer is incompatible",
+            "peer misbehaved",
+        ]
+        .iter()
+        .any(|w| text.contains(w)) =>
+        {
+            "TLS handshake failed"
+        }
+        Some(K::TimedOut) => "timed out",
+        _ if r.is_timeout() => "timed out",
+        Some(K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof) => {
+            "the connection broke"
+        }
+        Some(K::HostUnreachable | K::NetworkUnreachable) => "no route to the host",
+        _ if r.is_connect() => "connection failed",
+        _ if r.is_request() || r.is_body() => "the connection broke",
+        _ => return None,
+    })
+}
+
+/// Whether the registry answered "not found" (HTTP 404, or an OCI error
+/// code that says so).
+fn is_not_found(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::ImageManifestNotFoundError(_) => true,
+        OciDistributionError::ServerError { code: 404, .. } => true,
+        OciDistributionError::RequestError(r) => r.status().is_some_and(|s| s.as_u16() == 404),
+        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
+            use oci_client::errors::OciErrorCode as C;
+            matches!(
+                x.code,
+                C::ManifestUnknown | C::NameUnknown | C::NotFound | C::BlobUnknown
+            )
+        }),
+        _ => false,
+    }
 }
 
 /// Transient failures, worth another attempt: connection problems, timeouts

@@ -208,7 +208,7 @@ pub enum SpecError {
         path: PathBuf,
     },
     /// Reading the spec or stating the context failed (trouble: exit 2).
-    #[error("cannot read `{path}`: {source}")]
+    #[error("{}", crate::io_error::io_message(path, source))]
     Io {
         /// The path.
         path: PathBuf,
@@ -216,12 +216,16 @@ pub enum SpecError {
         source: std::io::Error,
     },
     /// The spec is larger than the limit (contracts §6).
-    #[error("spec file `{path}` is {size} bytes, over the limit of {limit} bytes (2 MiB)")]
+    #[error(
+        "spec file `{path}` is {}, over the limit of {limit} bytes (2 MiB)",
+        crate::bounded::describe_size(*.size, *.limit)
+    )]
     TooLarge {
         /// The path.
         path: PathBuf,
-        /// Its size.
-        size: u64,
+        /// Its size; `None` when only reading found it too large (a device,
+        /// a pipe).
+        size: Option<u64>,
         /// The limit.
         limit: u64,
     },

@@ -9,33 +9,24 @@ use super::resolved::MAX_SPEC_BYTES;
 
 /// Reads the spec file at `path` (contracts §6 size limit first).
 pub fn read_source(path: &Path) -> Result<SpecSource, SpecError> {
-    let meta = match fs_err::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(SpecError::NotFound { path: path.into() });
+    use crate::bounded::{Accept, ReadError, read};
+    match read(path, MAX_SPEC_BYTES, Accept::AnyFile) {
+        Ok(Some(bytes)) => source_from_bytes(path, bytes),
+        // A directory is not a spec file (`AnyFile` refuses nothing else).
+        Ok(None) | Err(ReadError::NotRegular(_)) if path.is_dir() => {
+            Err(SpecError::IsDirectory { path: path.into() })
         }
-        Err(e) => {
-            return Err(SpecError::Io {
-                path: path.into(),
-                source: e,
-            });
-        }
-    };
-    if meta.is_dir() {
-        return Err(SpecError::IsDirectory { path: path.into() });
-    }
-    if meta.len() > MAX_SPEC_BYTES {
-        return Err(SpecError::TooLarge {
+        Ok(None) | Err(ReadError::NotRegular(_)) => Err(SpecError::NotFound { path: path.into() }),
+        Err(ReadError::TooLarge(size)) => Err(SpecError::TooLarge {
             path: path.into(),
-            size: meta.len(),
+            size,
             limit: MAX_SPEC_BYTES,
-        });
+        }),
+        Err(ReadError::Io(e)) => Err(SpecError::Io {
+            path: path.into(),
+            source: e,
+        }),
     }
-    let bytes = fs_err::read(path).map_err(|e| SpecError::Io {
-        path: path.into(),
-        source: e,
-    })?;
-    source_from_bytes(path, bytes)
 }
 
 /// Checks the size and encoding of spec bytes read from anywhere (the
@@ -44,7 +35,7 @@ pub fn source_from_bytes(path: &Path, bytes: Vec<u8>) -> Result<SpecSource, Spec
     if bytes.len() as u64 > MAX_SPEC_BYTES {
         return Err(SpecError::TooLarge {
             path: path.into(),
-            size: bytes.len() as u64,
+            size: Some(bytes.len() as u64),
             limit: MAX_SPEC_BYTES,
         });
     }

@@ -97,6 +97,10 @@ impl Cx<'_> {
         let s = self.s(v);
         match values::clean_abs(&s) {
             Ok(p) => p,
+            Err(e) if s.contains('\0') => {
+                self.nul_err(v.span(), format!("{what} {e}"));
+                s
+            }
             Err(e) => {
                 self.err(v.span(), format!("{what} {e}"))
                     .label("not absolute")
@@ -106,11 +110,22 @@ impl Cx<'_> {
         }
     }
 
+    /// A path with a NUL byte (`\u0000` in TOML): every build would fail on it.
+    fn nul_err(&mut self, span: Range<usize>, msg: String) {
+        self.err(span, msg)
+            .label("NUL byte")
+            .help("remove the `\\u0000` (or other escape that makes a NUL) from the path");
+    }
+
     /// A path in a stage's final state: absolute, cleaned.
     fn stage_path(&mut self, v: &Sp<String>, what: &str) -> String {
         let s = self.s(v);
         match values::clean_abs(&s) {
             Ok(p) => p,
+            Err(e) if s.contains('\0') => {
+                self.nul_err(v.span(), format!("{what} {e}"));
+                s
+            }
             Err(_) => {
                 self.err(v.span(), format!("{what} `{s}` is not an absolute path"))
                     .label("not absolute")
@@ -139,6 +154,10 @@ impl Cx<'_> {
         let s = self.s(v);
         match values::clean_rel(&s) {
             Ok(p) => p,
+            Err(e) if s.contains('\0') => {
+                self.nul_err(v.span(), format!("{what} {e}"));
+                s
+            }
             Err(e) => {
                 self.err(v.span(), format!("{what} {e}"))
                     .label("outside the build context")
@@ -356,17 +375,42 @@ pub fn resolve(
     });
     let timestamp = match &image.timestamp {
         None => DEFAULT_TIMESTAMP,
-        Some(t) => u64::try_from(*t.get()).unwrap_or_else(|_| {
-            cx.err(
-                t.span(),
-                "`timestamp` must be seconds since 1970, not negative",
-            );
-            DEFAULT_TIMESTAMP
-        }),
+        Some(t) => match u64::try_from(*t.get()) {
+            Ok(secs) if secs > MAX_TIMESTAMP => {
+                cx.err(
+                    t.span(),
+                    format!("`timestamp` {secs} is after the year 9999"),
+                )
+                .label("too late")
+                .help(format!(
+                    "image configs record times as RFC 3339, with four-digit years: use at most {MAX_TIMESTAMP} (9999-12-31T23:59:59Z)"
+                ));
+                DEFAULT_TIMESTAMP
+            }
+            Ok(secs) => secs,
+            Err(_) => {
+                cx.err(
+                    t.span(),
+                    "`timestamp` must be seconds since 1970, not negative",
+                );
+                DEFAULT_TIMESTAMP
+            }
+        },
     };
     let (max_layers, max_layers_span) = match &image.max_layers {
         None => (DEFAULT_MAX_LAYERS, 0..0),
         Some(m) => match u32::try_from(*m.get()) {
+            Ok(n) if n > LAYER_LIMIT => {
+                cx.err(
+                    m.span(),
+                    format!("`max_layers` = {n} is over the limit of {LAYER_LIMIT} layers that every build enforces"),
+                )
+                .label("too many")
+                .help(format!(
+                    "Docker's graphdriver store stacks at most {LAYER_LIMIT} layers, base layers included: set `max_layers` to {LAYER_LIMIT} or less"
+                ));
+                (LAYER_LIMIT, m.span())
+            }
             Ok(n) if n >= 1 => (n, m.span()),
             _ => {
                 cx.err(m.span(), "`max_layers` must be at least 1");
@@ -636,7 +680,13 @@ fn resolve_layer(cx: &mut Cx<'_>, l: &RawLayer, span: Range<usize>) -> Option<La
                 }
                 entries.push(CopyEntry {
                     from,
-                    to_is_dir: to_raw.ends_with('/'),
+                    // As in Docker: a trailing `/`, `/.` or `/..` names a
+                    // directory, and so does `/` however it is written (a
+                    // file cannot be the root).
+                    to_is_dir: to_raw.ends_with('/')
+                        || to_raw.ends_with("/.")
+                        || to_raw.ends_with("/..")
+                        || to == "/",
                     to,
                     mode,
                     exclude,

@@ -9,8 +9,16 @@ use super::error::SpecSource;
 
 /// The contracts §1 default layer timestamp: 1980-01-02T00:00:00Z. Frozen.
 pub const DEFAULT_TIMESTAMP: u64 = 315_619_200;
+/// The latest time an image can record: 9999-12-31T23:59:59Z. RFC 3339,
+/// which image configs use, has four-digit years (skopeo and Docker refuse
+/// a later `created`).
+pub const MAX_TIMESTAMP: u64 = 253_402_300_799;
 /// Default `max_layers` (contracts §6).
 pub const DEFAULT_MAX_LAYERS: u32 = 100;
+/// Most layers an image may have, base layers included: Docker's
+/// graphdriver store stacks at most 125 (docs/design.md §6). `max_layers`
+/// cannot be raised past it.
+pub const LAYER_LIMIT: u32 = 125;
 /// Default `split_min`: 32 MiB.
 pub const DEFAULT_SPLIT_MIN: u64 = 32 * 1024 * 1024;
 /// Largest spec file accepted (contracts §6).

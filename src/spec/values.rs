@@ -5,6 +5,9 @@ use super::resolved::{BaseRef, Owner, Platform};
 
 /// Cleans an absolute image path: `/app/./x//y/../z` → `/app/x/z`.
 pub fn clean_abs(path: &str) -> Result<String, String> {
+    if path.contains('\0') {
+        return Err(nul(path));
+    }
     if !path.starts_with('/') {
         return Err(format!("`{path}` is not an absolute path"));
     }
@@ -21,9 +24,20 @@ pub fn clean_abs(path: &str) -> Result<String, String> {
     Ok(format!("/{}", parts.join("/")))
 }
 
+/// No file system, tar or OCI path can hold a NUL byte.
+fn nul(path: &str) -> String {
+    format!(
+        "`{}` contains a NUL byte, which no path can hold",
+        path.escape_debug()
+    )
+}
+
 /// Cleans a context-relative path; `..` that leaves the context is an error.
 /// The whole context is `.`.
 pub fn clean_rel(path: &str) -> Result<String, String> {
+    if path.contains('\0') {
+        return Err(nul(path));
+    }
     if path.starts_with('/') {
         return Err(format!(
             "`{path}` is an absolute path; sources are relative to the build context"
