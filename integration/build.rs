@@ -645,10 +645,14 @@ const SHARD1: &str = "models@/srv/models/shard-1.bin";
 const SHARD2: &str = "models@/srv/models/shard-2.bin";
 
 /// The plan as JSON.
+/// The plan of the one platform of `strata plan --format json`.
 fn plan_json(ctx: &Ctx, extra: &[&str]) -> Value {
     let mut args = vec!["plan", ".", "--format", "json"];
     args.extend(extra);
-    serde_json::from_str(&ok(&ctx.strata(&args))).unwrap()
+    let doc: Value = serde_json::from_str(&ok(&ctx.strata(&args))).unwrap();
+    assert_eq!(doc["schema"], "strata.plan/v2");
+    assert_eq!(doc["platforms"].as_array().unwrap().len(), 1, "{doc}");
+    doc["platforms"][0].clone()
 }
 
 /// Layer IDs with the given status in a plan document.
@@ -662,10 +666,11 @@ fn with_status(plan: &Value, status: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The status column of each layer line of a build's stderr.
+/// The status word of each layer's line, in `ids` order (the lines come in
+/// completion order).
 fn build_lines(run: &Run, ids: &[String]) -> Vec<(String, String)> {
     let err = run.stderr();
-    let lines: Vec<(String, String)> = err
+    let mut lines: Vec<(String, String)> = err
         .lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
@@ -675,6 +680,7 @@ fn build_lines(run: &Run, ids: &[String]) -> Vec<(String, String)> {
         })
         .collect();
     assert_eq!(lines.len(), ids.len(), "one line per layer:\n{err}");
+    lines.sort_by_key(|(id, _)| ids.iter().position(|i| i == id));
     lines
 }
 
@@ -748,7 +754,6 @@ fn unchanged_layers_are_reused_and_plan_says_which_rebuild() {
     }
     assert_eq!(rows, 4, "{table}");
     let plan = plan_json(&ctx, &[]);
-    assert_eq!(plan["schema"], "strata.plan/v1");
     assert_eq!(plan["against"], "last build");
     assert_eq!(
         with_status(&plan, "rebuilt"),
@@ -805,37 +810,41 @@ fn one_file_digest(path: &str, mode: u32, content: &[u8]) -> String {
 }
 
 const GOLDEN_PLAN: &str = r#"{
-  "schema": "strata.plan/v1",
+  "schema": "strata.plan/v2",
   "target": null,
-  "platform": "linux/amd64",
-  "against": null,
-  "layers": [
+  "platforms": [
     {
-      "id": "models",
-      "kind": "copy",
-      "inputs": "sha256:41da05b2b6c5618aab109461bc12eb33b839ead4d1d74212cf97858ddb6bc0c6",
-      "key": "sha256:5818fe9dacf7d8d2816d33cece3c0760e4506272a54ca21880e42f83f830dd30",
-      "size": 6,
-      "files": 1,
-      "status": "unknown"
-    },
-    {
-      "id": "models@/models/big.bin",
-      "kind": "copy",
-      "inputs": "sha256:875604d6c7dc33f9dcbcdbe912ce95540738f625a98fdeaf32b761849cd1c79e",
-      "key": "sha256:36eefe0d44e2c1379d4e00a2a7ebde5bcb547e6143e3cd15947db28328760dc5",
-      "size": 2048,
-      "files": 1,
-      "status": "unknown"
-    },
-    {
-      "id": "conf",
-      "kind": "copy",
-      "inputs": "sha256:47e7585fc4c67c48c4939558f71a19a7f05c82d9ae92f6f6051b5a92022dcc63",
-      "key": "sha256:b970247eb3278aa4940b3345ed626e6d9c994fb6a609af028e93a929526f3598",
-      "size": 12,
-      "files": 1,
-      "status": "unknown"
+      "platform": "linux/amd64",
+      "against": null,
+      "layers": [
+        {
+          "id": "models",
+          "kind": "copy",
+          "inputs": "sha256:41da05b2b6c5618aab109461bc12eb33b839ead4d1d74212cf97858ddb6bc0c6",
+          "key": "sha256:5818fe9dacf7d8d2816d33cece3c0760e4506272a54ca21880e42f83f830dd30",
+          "size": 6,
+          "files": 1,
+          "status": "unknown"
+        },
+        {
+          "id": "models@/models/big.bin",
+          "kind": "copy",
+          "inputs": "sha256:875604d6c7dc33f9dcbcdbe912ce95540738f625a98fdeaf32b761849cd1c79e",
+          "key": "sha256:36eefe0d44e2c1379d4e00a2a7ebde5bcb547e6143e3cd15947db28328760dc5",
+          "size": 2048,
+          "files": 1,
+          "status": "unknown"
+        },
+        {
+          "id": "conf",
+          "kind": "copy",
+          "inputs": "sha256:47e7585fc4c67c48c4939558f71a19a7f05c82d9ae92f6f6051b5a92022dcc63",
+          "key": "sha256:b970247eb3278aa4940b3345ed626e6d9c994fb6a609af028e93a929526f3598",
+          "size": 12,
+          "files": 1,
+          "status": "unknown"
+        }
+      ]
     }
   ]
 }"#;
@@ -857,7 +866,7 @@ fn plan_json_is_pinned() {
     assert_eq!(text, GOLDEN_PLAN);
     let plan: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
-        plan["layers"][2]["inputs"],
+        plan["platforms"][0]["layers"][2]["inputs"],
         one_file_digest("etc/app/app.conf", 0o644, b"port = 8000\n")
     );
 }

@@ -9,6 +9,7 @@ mod adversarial;
 mod bad_input;
 mod build;
 mod check;
+mod cli;
 mod diff;
 mod frontend;
 mod hardening;

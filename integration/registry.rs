@@ -215,7 +215,7 @@ fn a_second_push_after_a_code_change_uploads_one_layer_config_and_manifest() {
     )))
     .unwrap();
     let status = |id: &str| {
-        plan["layers"]
+        plan["platforms"][0]["layers"]
             .as_array()
             .unwrap()
             .iter()

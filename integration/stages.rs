@@ -211,11 +211,11 @@ fn schema_has_the_stage_keys() {
     let v: Value = serde_json::from_str(&run.stdout()).unwrap();
     let text = v.to_string();
     assert!(v["properties"]["stage"].is_object(), "{text}");
-    for key in ["RawStage", "RawStep", "RawMount"] {
+    for key in ["Stage", "Step", "Mount"] {
         assert!(v["$defs"][key].is_object(), "{key} in {text}");
     }
-    assert!(v["$defs"]["RawCopy"]["properties"]["stage"].is_object());
-    assert!(v["$defs"]["RawLayer"]["properties"]["mounts"].is_object());
+    assert!(v["$defs"]["Copy"]["properties"]["stage"].is_object());
+    assert!(v["$defs"]["Layer"]["properties"]["mounts"].is_object());
 }
 
 /// A context with a build stage whose step reads `requirements.txt`, a
@@ -238,10 +238,12 @@ fn plan_ctx() -> Ctx {
     ctx
 }
 
+/// The plan of the one platform of `strata plan --format json`.
 fn plan(ctx: &Ctx) -> Value {
     let run = ctx.strata(&["plan", ".", "--format", "json"]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
-    serde_json::from_str(&run.stdout()).unwrap()
+    let doc: Value = serde_json::from_str(&run.stdout()).unwrap();
+    doc["platforms"][0].clone()
 }
 
 fn inputs_of(plan: &Value, section: &str, id: &str) -> String {
@@ -383,32 +385,36 @@ fn lock_pins_stage_bases_of_every_target() {
 }
 
 const GOLDEN_STAGE_PLAN: &str = r#"{
-  "schema": "strata.plan/v1",
+  "schema": "strata.plan/v2",
   "target": null,
-  "platform": "linux/amd64",
-  "against": null,
-  "layers": [
+  "platforms": [
     {
-      "id": "wheels",
-      "kind": "copy",
-      "inputs": "sha256:1eb37f6079b9d82c2a08499883793e4091b0eeda914c182dfc214f63e9b673b6",
-      "key": "sha256:ebb65157c5b695283065e3a14ccc3d3c7d20cdf72925106c75b67b7ee9d44676",
-      "size": 0,
-      "files": 0,
-      "status": "unknown",
+      "platform": "linux/amd64",
+      "against": null,
+      "layers": [
+        {
+          "id": "wheels",
+          "kind": "copy",
+          "inputs": "sha256:1eb37f6079b9d82c2a08499883793e4091b0eeda914c182dfc214f63e9b673b6",
+          "key": "sha256:ebb65157c5b695283065e3a14ccc3d3c7d20cdf72925106c75b67b7ee9d44676",
+          "size": 0,
+          "files": 0,
+          "status": "unknown",
+          "stages": [
+            "build"
+          ]
+        }
+      ],
       "stages": [
-        "build"
-      ]
-    }
-  ],
-  "stages": [
-    {
-      "name": "build",
-      "from": "debian:bookworm",
-      "inputs": "sha256:ebb3356ef75d9ea8bc0fb0b7da9341c21b35d3a54c4a840ace53582ec845fc83",
-      "steps": 1,
-      "used_by": [
-        "wheels"
+        {
+          "name": "build",
+          "from": "debian:bookworm",
+          "inputs": "sha256:ebb3356ef75d9ea8bc0fb0b7da9341c21b35d3a54c4a840ace53582ec845fc83",
+          "steps": 1,
+          "used_by": [
+            "wheels"
+          ]
+        }
       ]
     }
   ]
@@ -738,6 +744,7 @@ fn the_tts_example_has_a_build_stage_in_every_target() {
         let run = ctx.strata(&args);
         assert_eq!(run.code(), 0, "{}", run.stderr());
         let p: Value = serde_json::from_str(&run.stdout()).unwrap();
+        let p = &p["platforms"][0];
         assert_eq!(p["stages"][0]["name"], "build", "{p}");
         assert_eq!(p["stages"][0]["used_by"], serde_json::json!(users), "{p}");
     }

@@ -4,12 +4,14 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::common::{cache_root, check_locked, human, refuse_run_layers, short};
+use super::common::{cache_root, check_locked, refuse_run_layers};
+use super::output::Progress;
+use super::progress::BuildProgress;
 use super::{SpecArgs, output, registry};
 use crate::error::{Error, Result};
 use crate::oci::OciError;
 use crate::oci::base::ImageRef;
-use crate::oci::build::{BuildRequest, build, load_base, oci_platform};
+use crate::oci::build::{BuildRequest, build_observed, load_base, oci_platform};
 use crate::oci::compress::Compression;
 use crate::spec::BaseRef;
 
@@ -19,7 +21,8 @@ pub struct BuildArgs {
     /// The spec and context.
     #[command(flatten)]
     pub spec: SpecArgs,
-    /// Where the image goes: `oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+    /// Where the image goes: `oci-layout:DIR[:TAG]` (also spelled
+    /// `oci:DIR[:TAG]`, as skopeo does), `oci-archive:FILE[:TAG]`,
     /// `docker-archive:FILE[:NAME:TAG]` or `registry:REF` (a push).
     #[arg(short, long, value_name = "DEST")]
     pub output: Option<String>,
@@ -40,7 +43,26 @@ pub struct BuildArgs {
     /// Fail when the base has no pin in strata.lock or its pin drifted.
     #[arg(long)]
     pub locked: bool,
+    /// Never contact a registry: a registry base must be pinned in
+    /// strata.lock and already in the cache; pushing is refused.
+    #[arg(long)]
+    pub offline: bool,
+    /// How to show progress on stderr: `auto` (live lines on a terminal,
+    /// else `plain`), `tty`, `plain` (one line per layer as it finishes) or
+    /// `quiet`.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Progress::Auto, env = "STRATA_PROGRESS")]
+    pub progress: Progress,
+    /// Set a label in the image config (over the spec's `[image] labels`);
+    /// repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Print only the image digest (on stdout); the same as `--progress quiet`.
+    #[arg(short, long, conflicts_with = "progress")]
+    pub quiet: bool,
 }
+
+/// Every `--output` form, for errors.
+const OUTPUT_FORMS: &str = "oci-layout:DIR[:TAG] (or oci:DIR[:TAG], skopeo's spelling), oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], registry:REF";
 
 /// Where a build goes.
 enum Dest {
@@ -61,7 +83,9 @@ fn destination(args: &BuildArgs) -> Result<Dest> {
             None => {
                 let dest: ImageRef = o
                     .parse()
-                    .map_err(|e| Error::Usage(format!("--output: {e}")))?;
+                    .map_err(|e| {
+                        Error::Usage(format!("--output: {e}\n  accepted: {OUTPUT_FORMS}"))
+                    })?;
                 crate::oci::archive::check_output_name(&dest)
                     .map_err(|e| Error::Usage(format!("--output `{o}`: {e}")))?;
                 Ok(Dest::Local(dest))
@@ -81,9 +105,15 @@ fn destination(args: &BuildArgs) -> Result<Dest> {
 /// stderr. A push of several platforms pushes each manifest and then an
 /// index under the tag, and prints the index digest.
 pub fn run(args: &BuildArgs) -> Result<()> {
+    output::set_progress(if args.quiet {
+        Progress::Quiet
+    } else {
+        args.progress
+    });
     let dest = destination(args)?;
     let opts = registry::Options {
         insecure: args.insecure_registry.clone(),
+        offline: args.offline,
     };
     if let Dest::Registry(r) = &dest {
         crate::registry::parse_reference(r)?;
@@ -173,6 +203,21 @@ fn build_one(
     output: &ImageRef,
 ) -> Result<crate::oci::build::BuildOutcome> {
     refuse_run_layers(spec, &args.spec.spec_path(), &args.spec.context)?;
+    let labelled;
+    let spec = if args.label.is_empty() {
+        spec
+    } else {
+        let mut s = spec.clone();
+        for l in &args.label {
+            let (k, v) = l
+                .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| Error::Usage(format!("--label `{l}` is not KEY=VALUE")))?;
+            s.image.labels.insert(k.to_owned(), v.to_owned());
+        }
+        labelled = s;
+        &labelled
+    };
     let registry_base = if matches!(spec.image.from, BaseRef::Registry(_)) {
         if args.locked {
             check_locked(spec, None)?;
@@ -185,12 +230,17 @@ fn build_one(
         let current = load_base(spec)?.and_then(|b| b.manifest_digest.map(|d| d.to_string()));
         check_locked(spec, current)?;
     }
+    let progress = BuildProgress::new();
     let own_output = match output {
         ImageRef::OciLayout { path, .. }
         | ImageRef::OciArchive { path, .. }
         | ImageRef::DockerArchive { path, .. } => vec![path.clone()],
     };
-    let plan = crate::plan::make::make_plan_excluding(spec, root, &own_output)?;
+    let plan = progress.hashing(
+        || crate::plan::make::make_plan_excluding(spec, root, &own_output),
+        |p| p.as_ref().ok().map(|p| p.hashing.clone()),
+    )?;
+    progress.layers(&plan.layers);
     if !plan.excluded.is_empty() {
         let list: Vec<String> = plan.excluded.iter().map(|p| format!("`{p}`")).collect();
         output::warn(format!(
@@ -216,28 +266,22 @@ fn build_one(
         ),
         _ => None,
     };
-    let outcome = build(&BuildRequest {
-        spec,
-        plan: &plan,
-        output: output.clone(),
-        cache_root: root.to_owned(),
-        source_date_epoch,
-        compression: Compression::Auto,
-        registry_base,
-    })
+    let outcome = build_observed(
+        &BuildRequest {
+            spec,
+            plan: &plan,
+            output: output.clone(),
+            cache_root: root.to_owned(),
+            source_date_epoch,
+            compression: Compression::Auto,
+            registry_base,
+        },
+        &progress,
+    )
     .inspect_err(|e| forget_changed(e, spec, root))?;
+    progress.finish();
     for w in &outcome.warnings {
         output::warn(w);
-    }
-    let width = outcome.layers.iter().map(|l| l.id.len()).max().unwrap_or(0);
-    for l in &outcome.layers {
-        output::note(format!(
-            "{:<width$}  {:<7}  {:>10}  {}",
-            l.id,
-            if l.reused { "reused" } else { "built" },
-            human(l.layer.size),
-            short(&l.layer.digest),
-        ));
     }
     Ok(outcome)
 }

@@ -102,19 +102,18 @@ pub fn check_locked(spec: &ResolvedSpec, current: Option<String>) -> Result<()> 
     }
 }
 
-/// A byte count for people: `1.5 MiB`.
+/// A byte count for people, as the progress bars write it (`1.36 KiB`):
+/// every size strata prints goes through here.
 pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
+    indicatif::HumanBytes(bytes).to_string()
+}
+
+/// `1 file`, `2 files`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
     } else {
-        format!("{v:.1} {}", UNITS[u])
+        format!("{n} {noun}s")
     }
 }
 

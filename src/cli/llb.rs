@@ -48,10 +48,26 @@ pub struct LlbArgs {
     /// The frontend image whose helper writes copy layers.
     #[arg(long, default_value = "strata:dev")]
     pub frontend_image: String,
+    /// Write to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Write the binary Definition even when stdout is a terminal.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Prints the Definition.
 pub fn run(args: &LlbArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    if args.format == Format::Raw
+        && args.output.is_none()
+        && !args.force
+        && std::io::stdout().is_terminal()
+    {
+        return Err(Error::Usage(
+            "refusing to write binary LLB to a terminal: pipe it (`| buildctl build ...`), pass -o FILE, --format json, or --force".into(),
+        ));
+    }
     if args.spec.platform.len() > 1 {
         return Err(Error::Usage(
             "strata llb shows one platform: pass one --platform".into(),
@@ -105,26 +121,40 @@ pub fn run(args: &LlbArgs) -> Result<()> {
             path: "tokio runtime".into(),
             source: e,
         })?;
-    runtime
-        .block_on(crate::frontend::build::run_with(&gateway, &env))
-        .map_err(|e| Error::Input(e.to_string()))?;
+    let ran = runtime.block_on(crate::frontend::build::run_with(&gateway, &env));
+    for w in gateway.warnings() {
+        super::output::warn(w);
+    }
+    ran.map_err(|e| Error::Input(e.to_string()))?;
     let bytes = gateway.outcome().map_err(Error::Input)?;
-    match args.format {
-        Format::Raw => {
-            use std::io::Write;
-            std::io::stdout().write_all(&bytes).map_err(|e| Error::Io {
-                path: "stdout".into(),
-                source: e,
-            })?;
-        }
+    let out = match args.format {
+        Format::Raw => bytes,
         Format::Json => {
             let def = Definition::from_bytes(&bytes).map_err(|e| Error::Input(e.to_string()))?;
             let mut json = def.to_json().map_err(|e| Error::Input(e.to_string()))?;
             if let Some(obj) = json.as_object_mut() {
                 obj.insert("schema".into(), "strata.llb/v1".into());
             }
-            println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+            let mut text = serde_json::to_string_pretty(&json).expect("json");
+            text.push('\n');
+            text.into_bytes()
+        }
+    };
+    match &args.output {
+        Some(path) => fs_err::write(path, &out).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e,
+        }),
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&out)
+                .and_then(|()| stdout.flush())
+                .map_err(|e| Error::Io {
+                    path: "stdout".into(),
+                    source: e,
+                })
         }
     }
-    Ok(())
 }

@@ -53,6 +53,7 @@ pub fn run(args: &LockArgs) -> Result<()> {
         .collect();
     let opts = registry::Options {
         insecure: args.insecure_registry.clone(),
+        offline: false,
     };
     if let Some(unknown) = args.local.iter().find(|r| !used.contains(*r)) {
         return Err(Error::Usage(format!(
@@ -159,7 +160,7 @@ pub fn run(args: &LockArgs) -> Result<()> {
 /// Resolves a registry reference (index and per-platform manifest digests).
 fn resolve(reference: &str, opts: &registry::Options) -> Result<crate::registry::pull::Resolved> {
     let r = crate::registry::parse_reference(reference)?;
-    let reg = registry::connect(&r, opts)?;
+    let reg = registry::connect(&r, opts, &format!("resolving `{reference}`"))?;
     Ok(crate::registry::pull::resolve(&reg, &r)?)
 }
 

@@ -4,12 +4,14 @@ mod build;
 mod cache;
 mod check;
 pub mod common;
+mod completions;
 mod diff;
 mod helper;
 mod llb;
 mod lock;
 pub mod output;
 mod plan;
+mod progress;
 mod registry;
 mod schema;
 
@@ -34,7 +36,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a spec against its build context; writes nothing.
-    Check(SpecArgs),
+    Check(check::CheckArgs),
     /// Show the planned layers and which the next build reuses or rebuilds.
     Plan(plan::PlanArgs),
     /// Build an OCI image with the embedded builder (no daemon).
@@ -49,6 +51,10 @@ pub enum Command {
     Llb(llb::LlbArgs),
     /// Print the JSON Schema of strata.toml.
     Schema,
+    /// Print a shell completion script (`source <(strata completions bash)`).
+    Completions(completions::CompletionsArgs),
+    /// Write man pages, one per subcommand, into a directory.
+    Man(completions::ManArgs),
     /// Run as a BuildKit frontend (the image's entrypoint; started by
     /// BuildKit through `# syntax=`, talks gRPC on stdin/stdout).
     #[command(hide = true)]
@@ -137,6 +143,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Diff(args) => diff::run(&args),
         Command::Llb(args) => llb::run(&args),
         Command::Schema => schema::run(),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
         Command::Helper(args) => helper::run(&args),
         Command::Frontend => Ok(crate::frontend::build::run()?),
         Command::FrontendSmoke => Ok(crate::frontend::smoke::run()?),

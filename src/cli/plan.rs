@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::common::{cache_root, check_locked, human, short};
+use super::common::{cache_root, check_locked, human, plural, short};
 use super::{SpecArgs, output};
 use crate::error::{Error, Result};
 use crate::oci::base::{ImageRef, import_base};
@@ -23,7 +23,7 @@ use crate::spec::ResolvedSpec;
 pub enum Format {
     /// A table for people.
     Table,
-    /// `strata.plan/v1` JSON.
+    /// `strata.plan/v2` JSON (`docs/json.md`).
     Json,
 }
 
@@ -50,6 +50,11 @@ pub struct PlanArgs {
     /// Fail when the base has no pin in strata.lock or its pin drifted.
     #[arg(long)]
     pub locked: bool,
+    /// Never contact a registry: a registry base must be pinned in
+    /// strata.lock and in the cache (else the layer keys are left out), and
+    /// `--against registry:REF` is refused.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// One row of the plan.
@@ -93,12 +98,23 @@ pub struct StageRow {
     pub used_by: Vec<String>,
 }
 
-/// The JSON document.
+/// The JSON document, `strata.plan/v2`: the same shape for one platform
+/// and for several.
 #[derive(Debug, Clone, Serialize)]
-pub struct PlanDoc {
-    /// `strata.plan/v1`.
+pub struct PlanDocument {
+    /// `strata.plan/v2`.
     pub schema: &'static str,
     /// The target, if any.
+    pub target: Option<String>,
+    /// One plan per platform, in the order built.
+    pub platforms: Vec<PlanDoc>,
+}
+
+/// The plan of one platform.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanDoc {
+    /// The target, if any (shown in the table; in JSON on the document).
+    #[serde(skip)]
     pub target: Option<String>,
     /// The platform.
     pub platform: String,
@@ -128,16 +144,27 @@ pub fn run(args: &PlanArgs) -> Result<()> {
     for spec in &loaded.specs {
         let opts = super::registry::Options {
             insecure: args.insecure_registry.clone(),
+            offline: args.offline,
         };
-        // A registry base: from the cache root by its pin (fetched if need be).
-        let registry_base = super::registry::fetch_base(spec, &root, &opts)
-            .ok()
-            .flatten();
-        let base = load_base_from(spec, registry_base.as_ref()).ok().flatten();
+        // A registry base: from the cache root by its pin (fetched if need
+        // be). Without the base the layer keys are unknown: say so.
+        let base = super::registry::fetch_base(spec, &root, &opts)
+            .and_then(|registry_base| Ok(load_base_from(spec, registry_base.as_ref())?));
+        let base = match base {
+            Ok(b) => Some(b),
+            Err(e) => {
+                output::warn(format!(
+                    "the base `{}` was not read, so the plan has no layer keys: {e}",
+                    spec.image.from
+                ));
+                None
+            }
+        };
         if args.locked {
             check_locked(
                 spec,
                 base.as_ref()
+                    .and_then(Option::as_ref)
                     .and_then(|b| b.manifest_digest.as_ref().map(ToString::to_string)),
             )?;
         }
@@ -146,12 +173,24 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         for w in &plan.cache_warnings {
             output::warn(w);
         }
-        let keys: Vec<Option<String>> = match base_dirs(spec, base.as_ref(), &plan) {
-            Ok(dirs) => layer_keys(spec, &plan, &dirs)
+        let dirs = match &base {
+            Some(b) => base_dirs(spec, b.as_ref(), &plan)
+                .map(Some)
+                .unwrap_or_else(|e| {
+                    output::warn(format!(
+                        "the base `{}` was not read, so the plan has no layer keys: {e}",
+                        spec.image.from
+                    ));
+                    None
+                }),
+            None => None,
+        };
+        let keys: Vec<Option<String>> = match dirs {
+            Some(dirs) => layer_keys(spec, &plan, &dirs)
                 .into_iter()
                 .map(|k| k.map(|k| k.to_string()))
                 .collect(),
-            Err(_) => vec![None; plan.layers.len()],
+            None => vec![None; plan.layers.len()],
         };
         let (against, earlier) = match &args.against {
             Some(image) => (Some(image.clone()), Some(from_image(image, spec, &opts)?)),
@@ -179,7 +218,6 @@ pub fn run(args: &PlanArgs) -> Result<()> {
             },
         };
         docs.push(PlanDoc {
-            schema: "strata.plan/v1",
             target: spec.target.clone(),
             platform: spec.platform.to_string(),
             against,
@@ -199,12 +237,12 @@ pub fn run(args: &PlanArgs) -> Result<()> {
     }
     match args.format {
         Format::Json => {
-            let text = if docs.len() == 1 {
-                serde_json::to_string_pretty(&docs[0])
-            } else {
-                serde_json::to_string_pretty(&docs)
-            }
-            .expect("plan serializes");
+            let doc = PlanDocument {
+                schema: "strata.plan/v2",
+                target: loaded.specs[0].target.clone(),
+                platforms: docs,
+            };
+            let text = serde_json::to_string_pretty(&doc).expect("plan serializes");
             println!("{text}");
         }
         Format::Table => {
@@ -239,9 +277,10 @@ fn rows(
                 if e.inputs != inputs {
                     let how = match (e.size, e.files) {
                         (Some(s), Some(f)) => format!(
-                            "inputs changed: {f} files, {} before; {} files, {} now",
+                            "inputs changed: {}, {} before; {}, {} now",
+                            plural(f, "file"),
                             human(s),
-                            layer.input_files,
+                            plural(layer.input_files, "file"),
                             human(layer.input_size)
                         ),
                         _ => "inputs changed".to_string(),
@@ -310,16 +349,17 @@ fn print_table(doc: &PlanDoc) {
             .unwrap_or_default()
     ));
     println!(
-        "{:<width$}  {:<4}  {:<12}  {:>10}  {:<7}  REASON",
-        "LAYER", "KIND", "INPUTS", "SIZE", "STATUS"
+        "{:<width$}  {:<4}  {:<12}  {:>11}  {:>6}  {:<7}  REASON",
+        "LAYER", "KIND", "INPUTS", "INPUT BYTES", "FILES", "STATUS"
     );
     for r in &doc.layers {
         println!(
-            "{:<width$}  {:<4}  {:<12}  {:>10}  {:<7}  {}",
+            "{:<width$}  {:<4}  {:<12}  {:>11}  {:>6}  {:<7}  {}",
             r.id,
             r.kind,
             short(&r.inputs),
             human(r.size),
+            r.files,
             r.status,
             r.reason.as_deref().unwrap_or("")
         );
@@ -369,7 +409,11 @@ fn from_image(
 ) -> Result<BTreeMap<String, Earlier>> {
     if let Some(reference) = image.strip_prefix("registry:") {
         let r = crate::registry::parse_reference(reference)?;
-        let reg = super::registry::connect(&r, opts)?;
+        let reg = super::registry::connect(
+            &r,
+            opts,
+            &format!("reading the history of `{reference}` (--against)"),
+        )?;
         let config = crate::registry::pull::fetch_config(&reg, &r, &spec.platform.to_string())?;
         let history: Vec<HistoryEntry> = config
             .get("history")

@@ -22,9 +22,17 @@ use crate::registry::push::{BlobAction, Observer, PushBlob, image_blobs, push_im
 use crate::registry::{self, Registry, parse_reference, pull};
 use crate::spec::{BaseRef, ResolvedSpec};
 
-/// Opens a client for `r`'s registry, printing its credential warnings.
-pub fn connect(r: &oci_client::Reference, opts: &Options) -> Result<Registry> {
+/// Opens a client for `r`'s registry, saying on stderr that the command
+/// goes to the network and `why`, and printing its credential warnings.
+/// Under `--offline` it fails instead (every command reaches registries
+/// through here).
+pub fn connect(r: &oci_client::Reference, opts: &Options, why: &str) -> Result<Registry> {
+    Ok(open(r, opts, why)?)
+}
+
+fn open(r: &oci_client::Reference, opts: &Options, why: &str) -> registry::Result<Registry> {
     let reg = Registry::new(r, opts)?;
+    output::note(format!("network: registry {}: {why}", reg.host()));
     for w in &reg.warnings {
         output::warn(w);
     }
@@ -54,20 +62,34 @@ pub fn fetch_base(
     let reg: std::cell::OnceCell<Registry> = std::cell::OnceCell::new();
     let manifest = match pinned {
         Some(d) => d,
+        None if opts.offline => {
+            return Err(Error::Input(format!(
+                "`{reference}` has no pin in strata.lock, and resolving it needs registry {} but --offline was given: pin it with `strata lock` first",
+                registry::host_of(&r)
+            )));
+        }
         None => {
-            let _ = reg.set(connect(&r, opts)?);
+            let _ = reg.set(connect(
+                &r,
+                opts,
+                &format!("resolving `{reference}`: it has no pin in strata.lock (pin it with `strata lock` to skip this lookup)"),
+            )?);
             let client = reg.get().expect("just set");
             let resolved = pull::resolve(client, &r)?;
             let d = pick_platform(&resolved, reference, &platform)?;
             output::warn(format!(
-                "`{reference}` has no pin in strata.lock: built from {d}; run `strata lock` to pin it"
+                "`{reference}` has no pin in strata.lock: using {d}; run `strata lock` to pin it"
             ));
             d
         }
     };
     let mut connect_once = || -> registry::Result<&Registry> {
         if reg.get().is_none() {
-            let _ = reg.set(Registry::new(&r, opts)?);
+            let _ = reg.set(open(
+                &r,
+                opts,
+                &format!("fetching the base `{reference}` (not in the cache yet)"),
+            )?);
         }
         Ok(reg.get().expect("just set"))
     };
@@ -149,7 +171,7 @@ pub fn push(
     cache_root: &Path,
 ) -> Result<Digest> {
     let r = parse_reference(target)?;
-    let reg = connect(&r, opts)?;
+    let reg = connect(&r, opts, &format!("pushing `{target}`"))?;
     let (blobs, manifest) = image_blobs(layout, desc, names)?;
     let width = blobs.iter().map(|b| b.what.len()).max().unwrap_or(0);
     let blobs: Vec<PushBlob> = blobs
@@ -201,7 +223,7 @@ pub fn push_index(
     opts: &Options,
 ) -> Result<Digest> {
     let r = parse_reference(target)?;
-    let reg = connect(&r, opts)?;
+    let reg = connect(&r, opts, &format!("pushing the index `{target}`"))?;
     let bytes = crate::oci::layout::canonical_json(index)?;
     reg.login(&r, oci_client::RegistryOperation::Push)?;
     reg.put_manifest(&r, &bytes, crate::oci::image::media::INDEX)?;

@@ -17,19 +17,10 @@ fn short(digest: &str) -> String {
     hex.chars().take(12).collect()
 }
 
-/// A byte count for people: `1.5 MiB`.
+/// A byte count for people, as every strata command prints one:
+/// indicatif's binary units (`1.36 KiB`).
 fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut v = bytes as f64 / 1024.0;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
+    indicatif::HumanBytes(bytes).to_string()
 }
 
 /// Entries shown per layer; `--format json` lists all of them.
@@ -170,13 +161,21 @@ fn platform(out: &mut String, p: &Paint, pd: &PlatformDiff) {
         let _ = writeln!(out, "  only in {}", side.to_uppercase());
         return;
     }
-    if pd.manifest.a.is_some() || pd.manifest.b.is_some() {
-        let _ = writeln!(
-            out,
-            "  {} manifest {}",
-            mark(p, pd.manifest.a == pd.manifest.b),
-            digest_pair(pd.manifest.a.as_deref(), pd.manifest.b.as_deref())
-        );
+    match (pd.manifest.a.as_deref(), pd.manifest.b.as_deref()) {
+        (None, None) => {}
+        // A docker archive has no manifest digest: nothing to compare, so
+        // neither `=` nor `≠` (an equal verdict above must not meet a `≠`).
+        (Some(d), None) | (None, Some(d)) => {
+            let side = if pd.manifest.a.is_some() { 'B' } else { 'A' };
+            let _ = writeln!(
+                out,
+                "  · manifest {}  ({side} has no manifest: a docker archive)",
+                short(d)
+            );
+        }
+        (a, b) => {
+            let _ = writeln!(out, "  {} manifest {}", mark(p, a == b), digest_pair(a, b));
+        }
     }
     let _ = writeln!(
         out,

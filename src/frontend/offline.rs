@@ -39,6 +39,7 @@ pub struct OfflineGateway {
     solved: Mutex<Vec<Vec<u8>>>,
     result: Mutex<Option<Vec<u8>>>,
     error: Mutex<Option<String>>,
+    warnings: Mutex<Vec<String>>,
 }
 
 impl OfflineGateway {
@@ -50,7 +51,13 @@ impl OfflineGateway {
             solved: Mutex::new(Vec::new()),
             result: Mutex::new(None),
             error: Mutex::new(None),
+            warnings: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The warnings the frontend sent, in order, for the caller to print.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().expect("lock").clone()
     }
 
     /// The Definition returned as the result, or the error returned.
@@ -261,7 +268,7 @@ impl Gateway for OfflineGateway {
     }
 
     async fn warn(&self, w: &Warning) -> Result<(), FrontendError> {
-        eprintln!("warning: {}", w.short);
+        self.warnings.lock().expect("lock").push(w.short.clone());
         Ok(())
     }
 

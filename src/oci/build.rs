@@ -225,8 +225,29 @@ pub fn layer_keys(spec: &ResolvedSpec, plan: &Plan, base: &BaseDirs) -> Vec<Opti
         .collect()
 }
 
+/// What a build reports as it goes, for progress displays. Layers are
+/// written in parallel: the calls come from worker threads, in completion
+/// order; `index` is the layer's position in the plan.
+pub trait BuildObserver: Sync {
+    /// Layer `index` is not in the cache: it is being written now.
+    fn writing(&self, _index: usize, _layer: &PlannedLayer) {}
+    /// Layer `index` is done: taken from the cache or written.
+    fn done(&self, _index: usize, _layer: &PlannedLayer, _outcome: &LayerOutcome) {}
+}
+
+/// Observes nothing.
+impl BuildObserver for () {}
+
 /// Builds the image.
 pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
+    build_observed(req, &())
+}
+
+/// Builds the image, telling `observer` about each layer.
+pub fn build_observed(
+    req: &BuildRequest<'_>,
+    observer: &dyn BuildObserver,
+) -> Result<BuildOutcome> {
     let spec = req.spec;
     if let Some(stage) = spec.stages.first() {
         // Checked before anything is written (contracts §8).
@@ -254,40 +275,40 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildOutcome> {
         .plan
         .layers
         .par_iter()
+        .enumerate()
         .zip(keys.par_iter())
         .zip(comps.par_iter())
-        .map(|((layer, key), comp)| {
+        .map(|(((index, layer), key), comp)| {
             let key = key.as_ref().ok_or_else(|| run_layer_error(layer))?;
             let mut warnings = Vec::new();
             // The blob's cache key: the layer key, plus an explicit
             // compression choice (oci::compress::blob_key).
             let bkey = blob_key(key, *comp);
             if let Some(hit) = cache.get(&bkey.hex(), &mut warnings) {
-                return Ok((
-                    LayerOutcome {
-                        id: layer.id.clone(),
-                        reused: true,
-                        key: key.to_string(),
-                        layer: hit,
-                    },
-                    warnings,
-                ));
+                let outcome = LayerOutcome {
+                    id: layer.id.clone(),
+                    reused: true,
+                    key: key.to_string(),
+                    layer: hit,
+                };
+                observer.done(index, layer, &outcome);
+                return Ok((outcome, warnings));
             }
             let PlannedKind::Copy { files, owner } = &layer.kind else {
                 return Err(run_layer_error(layer));
             };
+            observer.writing(index, layer);
             let entries = layer_entries(&layer.id, files, *owner, spec.image.timestamp, &dirs)?;
             let blob = write_layer(&entries, &cache.blobs_dir(), *comp)?;
             let stored = cache.put(&bkey.hex(), &blob)?;
-            Ok((
-                LayerOutcome {
-                    id: layer.id.clone(),
-                    reused: false,
-                    key: key.to_string(),
-                    layer: stored,
-                },
-                warnings,
-            ))
+            let outcome = LayerOutcome {
+                id: layer.id.clone(),
+                reused: false,
+                key: key.to_string(),
+                layer: stored,
+            };
+            observer.done(index, layer, &outcome);
+            Ok((outcome, warnings))
         })
         .collect();
     let mut layers = Vec::new();

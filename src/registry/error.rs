@@ -8,6 +8,13 @@ use std::path::PathBuf;
 /// Everything that can go wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// A registry was needed but `--offline` forbids the network.
+    #[error("registry {registry} is needed, but --offline was given")]
+    Offline {
+        /// `host[:port]`.
+        registry: String,
+    },
+
     /// A reference does not parse.
     #[error("invalid image reference `{reference}`: {reason}")]
     InvalidReference {
@@ -109,7 +116,10 @@ impl RegistryError {
     /// network, auth and I/O are trouble (2).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::InvalidReference { .. } | Self::InvalidImage { .. } | Self::NotFound { .. } => 1,
+            Self::InvalidReference { .. }
+            | Self::InvalidImage { .. }
+            | Self::NotFound { .. }
+            | Self::Offline { .. } => 1,
             _ => 2,
         }
     }

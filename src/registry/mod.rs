@@ -69,6 +69,8 @@ pub struct Upload {
 pub struct Options {
     /// Hosts (`host[:port]`) to reach over plain HTTP.
     pub insecure: Vec<String>,
+    /// Refuse every connection (`--offline`): [`Registry::new`] fails.
+    pub offline: bool,
 }
 
 /// Whether `host[:port]` is a loopback address, which is reached over plain
@@ -124,6 +126,9 @@ impl Registry {
         // fails harmlessly when one is there already).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let host = host_of(r);
+        if opts.offline {
+            return Err(RegistryError::Offline { registry: host });
+        }
         let plain_http = is_loopback(&host) || opts.insecure.contains(&host);
         let config = ClientConfig {
             protocol: if plain_http {

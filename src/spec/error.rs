@@ -197,6 +197,16 @@ pub enum SpecError {
         /// The path looked at.
         path: PathBuf,
     },
+    /// The spec path is a directory (a wrong input: exit 1).
+    #[error(
+        "spec file `{}` is a directory: give the file (`-f {}`), or the directory as the context",
+        .path.display(),
+        .path.join("strata.toml").display()
+    )]
+    IsDirectory {
+        /// The path given.
+        path: PathBuf,
+    },
     /// Reading the spec or stating the context failed (trouble: exit 2).
     #[error("{}", crate::io_error::io_message(path, source))]
     Io {

@@ -91,8 +91,62 @@ pub fn resolve_all(source: &SpecSource, opts: &ResolveOptions) -> Result<Loaded,
     Ok(Loaded { specs, warnings })
 }
 
-/// The JSON Schema of the spec, for editors.
+/// The JSON Schema of the spec, for editors: generated from the raw model,
+/// with definitions named as `docs/spec.md` names things (`Layer`, not the
+/// internal `RawLayer`) and the closed sets of values as `enum`s.
 pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(model::RawSpec);
-    serde_json::to_value(&schema).expect("schema serializes")
+    let mut v = serde_json::to_value(&schema).expect("schema serializes");
+    rename_raw(&mut v);
+    // `version` is exactly 1.
+    let version = &mut v["properties"]["version"];
+    version["enum"] = serde_json::json!([1]);
+    for (def, key, values) in ENUMS {
+        let prop = v["$defs"][def]["properties"]
+            .get_mut(*key)
+            .unwrap_or_else(|| panic!("schema: {def} has no `{key}`"));
+        let description = prop["description"].take();
+        // A build argument (`${NAME}`) may stand for the value.
+        *prop = serde_json::json!({
+            "description": description,
+            "anyOf": [
+                { "enum": values },
+                { "type": "string", "pattern": "\\$\\{" },
+            ],
+        });
+    }
+    v
+}
+
+/// Closed sets of string values: definition, key, values.
+const ENUMS: &[(&str, &str, &[&str])] = &[
+    ("Image", "compression", &LayerCompression::NAMES),
+    ("Layer", "compression", &LayerCompression::NAMES),
+    ("Layer", "split", &["file"]),
+    ("Layer", "network", &["default", "none"]),
+    ("Step", "network", &["default", "none"]),
+    ("CacheTable", "sharing", &["shared", "locked", "private"]),
+];
+
+/// Drops the `Raw` prefix of definition names and their references.
+fn rename_raw(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::String(r)) = map.get_mut("$ref")
+                && let Some(rest) = r.strip_prefix("#/$defs/Raw")
+            {
+                *r = format!("#/$defs/{rest}");
+            }
+            if let Some(serde_json::Value::Object(defs)) = map.get_mut("$defs") {
+                let old = std::mem::take(defs);
+                for (k, val) in old {
+                    let k = k.strip_prefix("Raw").map(str::to_owned).unwrap_or(k);
+                    defs.insert(k, val);
+                }
+            }
+            map.values_mut().for_each(rename_raw);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(rename_raw),
+        _ => {}
+    }
 }

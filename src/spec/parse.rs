@@ -13,6 +13,9 @@ pub fn read_source(path: &Path) -> Result<SpecSource, SpecError> {
     match read(path, MAX_SPEC_BYTES, Accept::AnyFile) {
         Ok(Some(bytes)) => source_from_bytes(path, bytes),
         // A directory is not a spec file (`AnyFile` refuses nothing else).
+        Ok(None) | Err(ReadError::NotRegular(_)) if path.is_dir() => {
+            Err(SpecError::IsDirectory { path: path.into() })
+        }
         Ok(None) | Err(ReadError::NotRegular(_)) => Err(SpecError::NotFound { path: path.into() }),
         Err(ReadError::TooLarge(size)) => Err(SpecError::TooLarge {
             path: path.into(),

@@ -63,7 +63,14 @@ pub fn clean_rel(path: &str) -> Result<String, String> {
     })
 }
 
-/// Parses a size such as `32MiB`, `1.5GB`, `4096`.
+/// Size units, in any letter case: decimal (SI) units are powers of 1000
+/// (`kB` = `KB` = `k` = 1000), binary units powers of 1024 (`KiB` = `Ki` =
+/// 1024), as `docs/spec.md` says.
+pub const SIZE_UNITS: &str =
+    "B, k/kB (1000), Ki/KiB (1024), M/MB, Mi/MiB, G/GB, Gi/GiB, T/TB, Ti/TiB";
+
+/// Parses a size such as `32MiB`, `16 KiB`, `16kb` or `1g` into bytes (see
+/// [`SIZE_UNITS`]).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t
@@ -72,20 +79,21 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("`{s}` is not a size such as `32MiB`"))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "k" | "K" | "kB" | "KB" => 1000,
-        "KiB" | "Ki" => 1 << 10,
-        "M" | "MB" => 1_000_000,
-        "MiB" | "Mi" => 1 << 20,
-        "G" | "GB" => 1_000_000_000,
-        "GiB" | "Gi" => 1 << 30,
-        "T" | "TB" => 1_000_000_000_000,
-        "TiB" | "Ti" => 1 << 40,
-        other => {
+        .map_err(|_| format!("`{s}` is not a size such as `32MiB` (units: {SIZE_UNITS})"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "ki" | "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mi" | "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gi" | "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "ti" | "tib" => 1 << 40,
+        _ => {
             return Err(format!(
-                "unknown size unit `{other}` in `{s}`: use B, KB, KiB, MB, MiB, GB or GiB"
+                "unknown size unit `{}` in `{s}`: use one of {SIZE_UNITS} (any letter case)",
+                unit.trim()
             ));
         }
     };
@@ -291,6 +299,18 @@ mod tests {
         assert_eq!(parse_size("1GB").unwrap(), 1_000_000_000);
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert!(parse_size("12 parsecs").is_err());
+        // What users write: any case, a space or not; SI is 1000, binary 1024.
+        assert_eq!(parse_size("16kb").unwrap(), 16_000);
+        assert_eq!(parse_size("16KB").unwrap(), 16_000);
+        assert_eq!(parse_size("16 KiB").unwrap(), 16 << 10);
+        assert_eq!(parse_size("16kib").unwrap(), 16 << 10);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1g").unwrap(), 1_000_000_000);
+        assert_eq!(parse_size("1.5Mi").unwrap(), 3 << 19);
+        let e = parse_size("3 furlongs").unwrap_err();
+        for unit in ["B", "kB", "KiB", "MB", "MiB", "GB", "GiB", "TB", "TiB"] {
+            assert!(e.contains(unit), "{e}");
+        }
         assert_eq!(parse_duration("1m30s").unwrap(), 90_000_000_000);
         assert_eq!(parse_duration("500ms").unwrap(), 500_000_000);
         assert!(parse_duration("30").is_err());

@@ -159,7 +159,6 @@ async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, 
 /// Shows a warning in the build output: BuildKit's `Warn` where the engine
 /// has it, else a vertex named after the warning (BuildKit 0.8).
 async fn warn<G: Gateway>(gw: &G, caps: &Caps, message: &str) {
-    eprintln!("strata: warning: {message}");
     if caps.has_gateway(cap::WARNINGS) {
         let _ = gw
             .warn(&Warning {
@@ -169,6 +168,8 @@ async fn warn<G: Gateway>(gw: &G, caps: &Caps, message: &str) {
             })
             .await;
     } else {
+        // Also on stderr, in the CLI's warning style (`strata llb` shows it).
+        eprintln!("warning: {message}");
         // The op must differ per message: names live in metadata, not in
         // the op bytes, and BuildKit shows one vertex per op digest.
         let id = crate::plan::Digest::of(message.as_bytes()).hex();
