@@ -405,8 +405,8 @@ fn stages_lower_to_independent_exec_chains() {
         ),
         (
             "sha256:41fa0b42ca69fdb258e698e59ad9e557e7e8080a81d1c13cd4c81ca43c4b4d91",
-            "sha256:60e1232e6f260bb9f9839b3d0718a1ac05e8b6e8bce4f83b7d996fe312e64a5a",
-            "sha256:57e8e640a7f461a7ff408a963d0f01e9bac5b3f86e47d982ff5e0281be32fe47"
+            "sha256:19999680b7ba561911067a3b68f8f06a03df6a4d1d57ed92edcb7c824900c47f",
+            "sha256:fdd7c780eeebfe15f02706568a44997131a0a5056638188a8ae60fe6bbf66373"
         )
     );
 }
