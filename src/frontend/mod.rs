@@ -2,8 +2,14 @@
 //!
 //! - [`stdio`]: the gRPC channel over stdin/stdout;
 //! - [`gateway`]: the [`Gateway`] trait, its value types and [`GrpcGateway`];
+//! - [`offline`]: a [`Gateway`] on local directories (`strata llb`, tests);
+//! - `fake` (tests only): a [`Gateway`] that records every call;
 //! - [`status`]: the error returned to BuildKit, with spec locations;
+//! - [`error`]: the frontend's errors, [`FrontendError`];
 //! - [`opts`]: options, session and workers from the environment;
+//! - [`build`]: `strata frontend`, the spec lowered to LLB, one concern per
+//!   module: [`build`]'s options, inputs, lowering, base images, stages, the
+//!   helper, copy layers, run layers, the overlap check, the image config;
 //! - [`smoke`]: a minimal frontend that proves the above on a real daemon.
 
 pub mod build;

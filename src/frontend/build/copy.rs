@@ -1,0 +1,344 @@
+//! Copy layers: the context's parts each helper reads (one local source,
+//! or split files read from a listing), copies from stages, and how a
+//! helper exec joins the image (contracts §2, §4).
+
+use std::collections::BTreeMap;
+
+use super::helper::HelperMode;
+use super::lower::Lower;
+use super::options::Options;
+use super::stages::StageState;
+use super::{Failure, protocol};
+use crate::frontend::gateway::{Caps, Gateway, cap};
+use crate::helper::{CopyJob, job_for};
+use crate::llb::{self, Mount, State};
+use crate::plan::graph::{BaseDirs, LayerFile, LayerFileKind};
+use crate::plan::ignore::Matcher;
+use crate::plan::make::split_layer;
+use crate::spec::CopyLayer;
+
+/// A copy layer's (state in the image, tree for the overlap check, record),
+/// from `exec` run in the given [`HelperMode`]. With MergeOp the helper's
+/// scratch output is the layer as is. Without it (contracts §4 fallback),
+/// the helper writes onto the chain, which becomes the new chain: one exec
+/// (one snapshot of the layer, no FileOp) keyed by the chain and the
+/// layer's sources only (the chain is a writable mount, which BuildKit keys
+/// by its definition, not its content), so a builder importing an inline
+/// cache finds it without running anything. The record and the paths for
+/// the overlap check come from a second exec on the same sources that
+/// writes no content: an inline cache holds only the image's own chain
+/// (min mode), so reading another output of the copy exec would re-run it
+/// (as the helpers re-ran, re-copying, when the records were their `/meta`).
+pub(super) fn copy_on(
+    caps: &Caps,
+    modern: bool,
+    chain: &mut State,
+    ignore_cache: bool,
+    exec: impl Fn(HelperMode<'_>) -> Result<(State, State), Failure>,
+) -> Result<(State, State, State), Failure> {
+    let skip = |s: State| if ignore_cache { s.ignore_cache() } else { s };
+    if modern {
+        let (out, meta) = exec(HelperMode::Scratch)?;
+        let out = skip(out);
+        return Ok((out.clone(), out, meta));
+    }
+    let by_definition = caps.has_llb(cap::EXEC_MOUNT_CONTENT_CACHE);
+    let (layer, _) = exec(HelperMode::Chain(chain, by_definition))?;
+    let (paths, meta) = exec(HelperMode::Record)?;
+    *chain = skip(layer);
+    Ok((chain.clone(), skip(paths), meta))
+}
+
+/// Part of the build context, sent through the session: `local://CTX_KEY`
+/// with exactly the `include` paths minus `exclude`, under its own shared
+/// key hint `strata/KEY` (BuildKit keeps one synced copy per hint).
+pub(super) fn context_source(
+    opts: &Options,
+    key: &str,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    name: String,
+) -> State {
+    llb::local(&opts.context_key)
+        .session_id(&opts.session_id)
+        .shared_key_hint(format!("strata/{key}"))
+        .include_patterns(include)
+        .exclude_patterns(exclude)
+        .custom_name(name)
+        .build()
+}
+
+/// One layer of a copy layer: its ID and where its helper reads from.
+pub(super) struct CopyPart {
+    pub id: String,
+    source: PartSource,
+}
+
+/// The source a copy layer's helper mounts at `/src`.
+enum PartSource {
+    /// A local source of its own with these include and exclude patterns.
+    Local {
+        include: Vec<String>,
+        exclude: Vec<String>,
+    },
+    /// One split file (context path) of the listing source, mounted with a
+    /// selector: the file crosses the session once, in the listing, and
+    /// BuildKit keys the helper by that file's content only.
+    Listed { list: State, path: String },
+}
+
+impl<G: Gateway> Lower<'_, G> {
+    /// The layers of a copy layer: one without a split; with `split = "file"`,
+    /// the context is listed to find the files of at least `split_min` bytes
+    /// (contracts §1), each its own layer read from the listing, and the rest.
+    pub async fn copy_parts(&self, name: &str, copy: &CopyLayer) -> Result<Vec<CopyPart>, Failure> {
+        let (gw, opts, ignore) = (self.gw, &self.solve_opts, self.inputs.ignore.as_slice());
+        let includes: Vec<String> = copy.entries.iter().map(|e| e.from.clone()).collect();
+        let Some(split) = &copy.split else {
+            return Ok(vec![CopyPart {
+                id: name.to_string(),
+                source: PartSource::Local {
+                    include: includes,
+                    exclude: ignore.to_vec(),
+                },
+            }]);
+        };
+        let list = context_source(
+            self.opts,
+            name,
+            includes.clone(),
+            ignore.to_vec(),
+            format!("[strata] list {name}"),
+        );
+        let r = gw.solve(&list.marshal().to_bytes(), opts).await?;
+        let ignore_m = Matcher::new(ignore).map_err(|e| protocol(e.to_string()))?;
+        let mut files: Vec<LayerFile> = Vec::new();
+        for e in &copy.entries {
+            let excl = Matcher::new(&e.exclude).map_err(|err| protocol(err.to_string()))?;
+            let root = gw.stat_file(&r, &e.from).await?;
+            if !root.is_dir() {
+                let dest = crate::spec::validate::file_destination(&e.from, &e.to, e.to_is_dir);
+                files.push(layer_file(&dest, root.is_file(), root.size.max(0) as u64));
+                continue;
+            }
+            // One directory level at a time, each level's listings at once.
+            let mut level = vec![String::new()];
+            while !level.is_empty() {
+                let listings = futures_util::future::try_join_all(level.iter().map(|rel| {
+                    let dir = if rel.is_empty() {
+                        e.from.clone()
+                    } else {
+                        format!("{}/{rel}", e.from)
+                    };
+                    let r = &r;
+                    async move { gw.read_dir(r, &dir, None).await }
+                }))
+                .await?;
+                let mut next = Vec::new();
+                for (rel, listing) in level.iter().zip(listings) {
+                    for st in listing {
+                        let child = if rel.is_empty() {
+                            st.path.clone()
+                        } else {
+                            format!("{rel}/{}", st.path)
+                        };
+                        let ctx_path = if e.from == "." {
+                            child.clone()
+                        } else {
+                            format!("{}/{child}", e.from)
+                        };
+                        if ignore_m.excluded(ctx_path.as_bytes(), st.is_dir())
+                            || excl.excluded(child.as_bytes(), st.is_dir())
+                        {
+                            continue;
+                        }
+                        let dest = if e.to == "/" {
+                            format!("/{child}")
+                        } else {
+                            format!("{}/{child}", e.to)
+                        };
+                        if st.is_dir() {
+                            next.push(child);
+                            files.push(LayerFile {
+                                dest: dest.as_bytes()[1..].to_vec(),
+                                kind: LayerFileKind::Dir,
+                            });
+                        } else {
+                            files.push(layer_file(&dest, st.is_file(), st.size.max(0) as u64));
+                        }
+                    }
+                }
+                level = next;
+            }
+        }
+        files.sort_by(|a, b| crate::plan::entries::path_order(&a.dest, &b.dest));
+        let mut out = Vec::new();
+        let mut split_sources = Vec::new();
+        let mut rest = None;
+        for (id, _) in split_layer(name, Some(split.min), files) {
+            match id.split_once('@') {
+                Some((_, dest)) => {
+                    // The one source file of this layer, as a context path.
+                    let path = source_of(copy, dest).unwrap_or_else(|| includes[0].clone());
+                    split_sources.push(escape_pattern(&path));
+                    out.push(CopyPart {
+                        id,
+                        source: PartSource::Listed {
+                            list: list.clone(),
+                            path,
+                        },
+                    });
+                }
+                None => {
+                    rest = Some(out.len());
+                    out.push(CopyPart {
+                        id,
+                        source: PartSource::Local {
+                            include: includes.clone(),
+                            exclude: Vec::new(),
+                        },
+                    });
+                }
+            }
+        }
+        // The rest layer never reads the split files: their changes leave it cached.
+        if let Some(i) = rest
+            && let PartSource::Local { exclude, .. } = &mut out[i].source
+        {
+            *exclude = ignore.iter().cloned().chain(split_sources).collect();
+        }
+        Ok(out)
+    }
+
+    /// A copy layer from a stage (issue 11): the helper of context copies
+    /// (contracts §2), with each entry's `from` in the stage's final state
+    /// mounted read-only at `/src/<entry index>/<name>` instead of a local
+    /// source. BuildKit keys the exec by the content of those paths only, so
+    /// the helper re-runs only when the stage produced other files, and writes
+    /// the same layer whenever it produced the same ones.
+    pub fn stage_copy_exec(
+        &self,
+        name: &str,
+        copy: &CopyLayer,
+        stages: &BTreeMap<String, StageState>,
+        base_dirs: &BaseDirs,
+        mode: HelperMode<'_>,
+        range: &[llb::SourceRange],
+    ) -> Result<(State, State), Failure> {
+        let mut local = copy.clone();
+        let mut mounts = Vec::new();
+        for (i, e) in local.entries.iter_mut().enumerate() {
+            let stage = e.stage.take().unwrap_or_default();
+            let st = stages.get(&stage).ok_or_else(|| {
+                protocol(format!(
+                    "layer `{name}` copies from stage `{stage}`, which is not built"
+                ))
+            })?;
+            let base = e.from.rsplit('/').next().unwrap_or("");
+            let rel = if base.is_empty() {
+                i.to_string()
+            } else {
+                format!("{i}/{base}")
+            };
+            mounts.push(
+                Mount::bind(format!("/src/{rel}"), &st.state)
+                    .selector(&e.from)
+                    .readonly(),
+            );
+            e.from = rel;
+        }
+        let job = job_for(
+            name,
+            name,
+            &local,
+            &[],
+            self.spec.image.timestamp,
+            base_dirs,
+        );
+        self.helper
+            .copy_exec(name, &job, mounts, mode, &self.map, range)
+    }
+
+    /// The helper exec of a context copy layer (contracts §2).
+    pub fn helper_exec(
+        &self,
+        part: &CopyPart,
+        job: &CopyJob,
+        mode: HelperMode<'_>,
+        range: &[llb::SourceRange],
+    ) -> Result<(State, State), Failure> {
+        let id = &part.id;
+        let mount = match &part.source {
+            PartSource::Local { include, exclude } => {
+                let src = context_source(
+                    self.opts,
+                    id,
+                    include.clone(),
+                    exclude.clone(),
+                    format!("[strata] context for {id}"),
+                );
+                Mount::bind("/src", &src).readonly()
+            }
+            PartSource::Listed { list, path } => Mount::bind(format!("/src/{path}"), list)
+                .selector(path)
+                .readonly(),
+        };
+        self.helper
+            .copy_exec(id, job, vec![mount], mode, &self.map, range)
+    }
+}
+
+/// A path as an exclude pattern that matches only itself.
+fn escape_pattern(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A listed file as a [`LayerFile`] for the split partition (content unknown).
+fn layer_file(dest: &str, regular: bool, size: u64) -> LayerFile {
+    let dest = dest.trim_start_matches('/').as_bytes().to_vec();
+    if regular {
+        LayerFile {
+            dest,
+            kind: LayerFileKind::File {
+                source: Default::default(),
+                size,
+                mode: 0,
+                content: crate::plan::digest::Digest::of(b""),
+            },
+        }
+    } else {
+        LayerFile {
+            dest,
+            kind: LayerFileKind::Symlink { target: Vec::new() },
+        }
+    }
+}
+
+/// The context path a destination comes from.
+fn source_of(copy: &CopyLayer, dest: &str) -> Option<String> {
+    for e in &copy.entries {
+        if crate::spec::validate::file_destination(&e.from, &e.to, e.to_is_dir) == dest {
+            return Some(e.from.clone());
+        }
+        let prefix = if e.to == "/" {
+            "/".to_string()
+        } else {
+            format!("{}/", e.to)
+        };
+        if let Some(rest) = dest.strip_prefix(&prefix) {
+            return Some(if e.from == "." {
+                rest.to_string()
+            } else {
+                format!("{}/{rest}", e.from)
+            });
+        }
+    }
+    None
+}

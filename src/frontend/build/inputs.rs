@@ -1,0 +1,134 @@
+//! The build's inputs read through local sources: the spec, its
+//! `.dockerignore` (else the context's) and `strata.lock`; and a spec
+//! diagnostic as BuildKit's located error.
+
+use std::path::Path;
+
+use super::options::Options;
+use super::{Failure, protocol};
+use crate::frontend::gateway::{Caps, Gateway, Ref, SolveOptions, cap};
+use crate::frontend::status::{ErrorStatus, SourceLocation};
+use crate::llb;
+use crate::plan::ignore::Matcher;
+use crate::plan::lock::{LOCK_FILE, Lock};
+use crate::spec::{Diag, SpecError};
+
+/// The spec's source files as read through the `dockerfile` local source.
+pub(super) struct SpecFiles {
+    pub filename: String,
+    pub spec: Vec<u8>,
+    pub ignore: Option<Vec<u8>>,
+    pub lock: Option<Vec<u8>>,
+}
+
+/// What the build reads besides the spec: the ignore patterns and the lock.
+pub(super) struct Inputs {
+    /// The spec's ignore file's patterns, else the context's `.dockerignore`'s.
+    pub ignore: Vec<String>,
+    /// `strata.lock` beside the spec, if any.
+    pub lock: Option<Lock>,
+}
+
+async fn read_optional<G: Gateway>(gw: &G, r: &Ref, path: &str) -> Option<Vec<u8>> {
+    gw.read_file(r, path, None).await.ok()
+}
+
+pub(super) async fn read_spec<G: Gateway>(
+    gw: &G,
+    opts: &Options,
+    caps: &Caps,
+) -> Result<SpecFiles, Failure> {
+    let filename = opts.filename.clone();
+    let key = opts.spec_key.as_str();
+    let ignore_name = format!("{filename}.dockerignore");
+    let base = Path::new(&filename)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lock_path = if base.is_empty() {
+        LOCK_FILE.to_string()
+    } else {
+        format!("{base}/{LOCK_FILE}")
+    };
+    let mut local = llb::local(key)
+        .session_id(&opts.session_id)
+        .shared_key_hint("strata/spec")
+        .follow_paths([filename.clone(), ignore_name.clone(), lock_path.clone()])
+        .custom_name(format!("[strata] load {filename}"));
+    if caps.has_llb(cap::SOURCE_LOCAL_DIFFER) {
+        local = local.differ(llb::Differ::None, false);
+    }
+    let def = local.build().marshal().to_bytes();
+    let r = gw.solve(&def, &SolveOptions::default()).await?;
+    let (spec, ignore, lock) = tokio::join!(
+        gw.read_file(&r, &filename, None),
+        read_optional(gw, &r, &ignore_name),
+        read_optional(gw, &r, &lock_path),
+    );
+    Ok(SpecFiles {
+        spec: spec?,
+        ignore,
+        lock,
+        filename,
+    })
+}
+
+pub(super) async fn read_context_ignore<G: Gateway>(
+    gw: &G,
+    opts: &Options,
+) -> Result<Option<Vec<u8>>, Failure> {
+    let def = llb::local(&opts.context_key)
+        .session_id(&opts.session_id)
+        .shared_key_hint("strata/spec")
+        .follow_paths([".dockerignore"])
+        .custom_name("[strata] load .dockerignore")
+        .build()
+        .marshal()
+        .to_bytes();
+    let r = gw.solve(&def, &SolveOptions::default()).await?;
+    Ok(read_optional(gw, &r, ".dockerignore").await)
+}
+
+impl Inputs {
+    /// Parses the spec's ignore file (else `context_ignore`) and lock file.
+    pub fn parse(files: &SpecFiles, context_ignore: Option<Vec<u8>>) -> Result<Inputs, Failure> {
+        let ignore_bytes = files.ignore.clone().or(context_ignore);
+        let ignore = match &ignore_bytes {
+            Some(b) => Matcher::parse_ignore_file(b, ".dockerignore")
+                .map_err(|e| protocol(e.to_string()))?
+                .patterns(),
+            None => Vec::new(),
+        };
+        let lock = match &files.lock {
+            Some(b) => Some(
+                Lock::parse(Path::new(LOCK_FILE), &String::from_utf8_lossy(b))
+                    .map_err(|e| protocol(e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(Inputs { ignore, lock })
+    }
+}
+
+/// A spec diagnostic as BuildKit's located error.
+pub(super) fn spec_status(files: &SpecFiles, err: &SpecError) -> ErrorStatus {
+    let first: Option<&Diag> = match err {
+        SpecError::Invalid { diagnostics } => diagnostics.iter().find(|d| d.is_error()),
+        _ => None,
+    };
+    match first {
+        Some(d) => {
+            let (line, _) = d.line_col();
+            let mut message = format!("{}: {}", d.location(), d.message);
+            if let Some(h) = &d.help {
+                message.push_str(&format!(" (help: {h})"));
+            }
+            ErrorStatus::new(message).with_source(&SourceLocation::line(
+                files.filename.clone(),
+                files.spec.clone(),
+                line as u32,
+            ))
+        }
+        None => ErrorStatus::new(format!("{}: {err}", files.filename)),
+    }
+}

@@ -1,0 +1,197 @@
+//! One platform's lowering: the [`Lower`] context every part of the build
+//! reads, and [`Lower::platform`], which walks the layers in order and
+//! joins them into the image: `Merge(base, layer₁, …, layerₙ)` with
+//! MergeOp and DiffOp, else one linear chain (contracts §4).
+
+use super::copy::copy_on;
+use super::helper::{Helper, HelperMode};
+use super::inputs::Inputs;
+use super::options::Options;
+use super::overlap::CopyOut;
+use super::run::Within;
+use super::{Failure, protocol};
+use crate::frontend::gateway::{Caps, Gateway, Ref, SolveOptions};
+use crate::helper::job_for;
+use crate::llb::{self, State};
+use crate::spec::{LayerKind, ResolvedSpec};
+
+/// What lowering one platform's spec reads: the gateway, the options, the
+/// engine's capabilities, the resolved spec and the build's inputs.
+pub(super) struct Lower<'a, G> {
+    pub gw: &'a G,
+    pub opts: &'a Options,
+    pub caps: &'a Caps,
+    /// The spec resolved for this platform.
+    pub spec: &'a ResolvedSpec,
+    pub inputs: &'a Inputs,
+    /// The image the helper execs run from.
+    pub helper: &'a Helper,
+    /// The engine has MergeOp and DiffOp.
+    pub modern: bool,
+    /// The spec's source, for the ops' locations.
+    pub map: llb::SourceMap,
+    /// How the graph's parts are solved while lowering (no evaluation).
+    pub solve_opts: SolveOptions,
+}
+
+/// What the history needs of a layer.
+pub(super) enum LayerNote {
+    /// A copy layer: the helper's record output.
+    Copy(State),
+    /// A run layer.
+    Run,
+}
+
+impl<G: Gateway> Lower<'_, G> {
+    /// Lowers the spec, solves the image, checks the copy layers for
+    /// overlaps and reads their records: the image's ref and config.
+    pub async fn platform(&self) -> Result<(Ref, Vec<u8>), Failure> {
+        let (spec, caps, modern) = (self.spec, self.caps, self.modern);
+        let line_of = |span: &std::ops::Range<usize>| spec.source.line_col(span.start).0 as u32;
+
+        // What the graph needs from the gateway, all at once: the base and its
+        // directories' metadata, the stages' bases, the split layers' listings.
+        let base_fut = self.base();
+        // Build stages: one exec chain each, on its own base (issue 11).
+        let stages_fut = self.stages();
+        let parts_fut =
+            futures_util::future::try_join_all(spec.layers.iter().map(|layer| async move {
+                match &layer.kind {
+                    LayerKind::Copy(copy) if copy.entries.iter().all(|e| e.stage.is_none()) => {
+                        self.copy_parts(&layer.name, copy).await
+                    }
+                    _ => Ok(Vec::new()),
+                }
+            }));
+        let ((base, base_config, base_dirs), stages, parts) =
+            tokio::try_join!(base_fut, stages_fut, parts_fut)?;
+        let mut parts = parts.into_iter();
+
+        // Layers.
+        let mut layers: Vec<(String, State, LayerNote)> = Vec::new();
+        let mut copy_outs: Vec<CopyOut> = Vec::new();
+        let mut run_parent = base.clone();
+        let mut chain = base.clone();
+        for layer in &spec.layers {
+            let layer_parts = parts.next().unwrap_or_default();
+            let skip_cache = self.opts.skip_cache(&layer.name);
+            // The whole `[[layer]]` table, so a failing op marks its lines.
+            let end = layer.span.end.saturating_sub(1).max(layer.span.start);
+            let range = [llb::SourceRange::lines(
+                line_of(&layer.span),
+                spec.source.line_col(end).0 as u32,
+            )];
+            match &layer.kind {
+                LayerKind::Copy(copy) if copy.entries.iter().any(|e| e.stage.is_some()) => {
+                    let exec = |mode: HelperMode<'_>| {
+                        self.stage_copy_exec(&layer.name, copy, &stages, &base_dirs, mode, &range)
+                    };
+                    let (state, out, meta) = copy_on(caps, modern, &mut chain, skip_cache, exec)?;
+                    copy_outs.push(CopyOut::new(&layer.name, &layer.name, copy, &out));
+                    layers.push((layer.name.clone(), state, LayerNote::Copy(meta)));
+                }
+                LayerKind::Copy(copy) => {
+                    for part in layer_parts {
+                        let job = job_for(
+                            &part.id,
+                            &layer.name,
+                            copy,
+                            &self.inputs.ignore,
+                            spec.image.timestamp,
+                            &base_dirs,
+                        );
+                        let exec =
+                            |mode: HelperMode<'_>| self.helper_exec(&part, &job, mode, &range);
+                        let (state, out, meta) =
+                            copy_on(caps, modern, &mut chain, skip_cache, exec)?;
+                        copy_outs.push(CopyOut::new(&part.id, &layer.name, copy, &out));
+                        layers.push((part.id, state, LayerNote::Copy(meta)));
+                    }
+                }
+                LayerKind::Run(run) => {
+                    let parent = if modern {
+                        run_parent.clone()
+                    } else {
+                        chain.clone()
+                    };
+                    let exec = self.run_exec(
+                        &layer.name,
+                        run,
+                        &parent,
+                        &range,
+                        Within::Image {
+                            base_config: base_config.as_ref(),
+                            stages: &stages,
+                        },
+                    )?;
+                    let exec = if skip_cache {
+                        exec.ignore_cache()
+                    } else {
+                        exec
+                    };
+                    if modern {
+                        layers.push((
+                            layer.name.clone(),
+                            llb::diff(&parent, &exec),
+                            LayerNote::Run,
+                        ));
+                        run_parent = exec;
+                    } else {
+                        chain = exec.clone();
+                        layers.push((layer.name.clone(), exec, LayerNote::Run));
+                    }
+                }
+            }
+        }
+        let image = if modern {
+            // Each helper's record output joins the graph as an empty diff of
+            // itself (no layer): a cache export then carries it, and a cold
+            // builder importing that cache reads the record without running
+            // the helper again.
+            let records = layers.iter().filter_map(|(_, _, note)| match note {
+                LayerNote::Copy(meta) => Some(llb::diff(meta, meta)),
+                LayerNote::Run => None,
+            });
+            llb::merge(
+                std::iter::once(base.clone())
+                    .chain(layers.iter().map(|(_, s, _)| s.clone()))
+                    .chain(records),
+            )
+        } else {
+            chain
+        };
+
+        // The image first, in one request: with an imported cache (`--cache-from`)
+        // every step that the cache holds resolves from it there, the helpers'
+        // records included (they are in the graph, see above), so reading the
+        // records below runs nothing on a cold builder.
+        let def = image.marshal().to_bytes();
+        if def.len() > 4 << 20 {
+            return Err(protocol(format!(
+                "the build definition is {} bytes, over BuildKit's 4 MiB message limit (contracts §6)",
+                def.len()
+            )));
+        }
+        let r = self
+            .gw
+            .solve(
+                &def,
+                &SolveOptions {
+                    cache_imports: self.opts.cache_imports.clone(),
+                    evaluate: true,
+                },
+            )
+            .await?;
+
+        // No two copy layers write one path (what `strata check` and the plan
+        // reject): the helper compares the written trees, cached like any exec.
+        // Only layers whose destinations nest can write one path; the check
+        // runs beside the records below.
+        let check = self.check_overlaps(&copy_outs);
+        // History: one entry per layer, with the helper's record (contracts §5).
+        let records = self.history_comments(&layers);
+        let ((), comments) = tokio::try_join!(check, records)?;
+        let config = self.config(base_config.as_ref(), &layers, comments)?;
+        Ok((r, config))
+    }
+}

@@ -1,0 +1,182 @@
+//! `strata frontend`: turns strata.toml into LLB on a real BuildKit.
+//!
+//! Reads the spec, its `.dockerignore` and `strata.lock` through local
+//! sources, resolves the spec per platform, and emits one helper exec per
+//! copy layer (contracts §2), one exec chain for run layers (§4), and
+//! `Merge(base, layer₁, …, layerₙ)` where the engine has `mergeop` and
+//! `diffop`, else one linear chain. History carries one entry per layer (§5).
+//!
+//! - `options`: every frontend option, parsed once;
+//! - `inputs`: the spec, ignore and lock files read through local sources;
+//! - `lower`: one platform's lowering (`lower::Lower`), layer by layer;
+//! - `base`: base images (pinned by the lock) and the base's directories;
+//! - `stages`: build stages, one exec chain each;
+//! - `helper`: the helper's image and its execs;
+//! - `copy`: copy layers, their sources and split parts;
+//! - `run`: run layers' and stage steps' execs;
+//! - `overlap`: the check that no two copy layers write one path;
+//! - `config`: the image config and its history.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::error::FrontendError;
+use super::gateway::{Caps, FrontendResult, Gateway, ResultRefs, SolveOptions, Warning, cap};
+use super::opts::FrontendEnv;
+use super::status::ErrorStatus;
+use crate::llb;
+
+mod base;
+mod config;
+mod copy;
+mod helper;
+mod inputs;
+mod lower;
+mod options;
+mod overlap;
+mod run;
+mod stages;
+#[cfg(test)]
+mod tests;
+
+use inputs::{Inputs, spec_status};
+use lower::Lower;
+use options::Options;
+
+/// The spec file when the `filename` option is absent.
+pub const DEFAULT_FILENAME: &str = "strata.toml";
+/// The strata binary inside the frontend image.
+pub const IMAGE_BINARY: &str = "/strata";
+
+/// A failure of the build: a spec error with its location, or anything else.
+#[derive(Debug)]
+enum Failure {
+    Spec(ErrorStatus),
+    Other(FrontendError),
+}
+
+impl From<FrontendError> for Failure {
+    fn from(e: FrontendError) -> Self {
+        Failure::Other(e)
+    }
+}
+
+fn protocol(message: impl Into<String>) -> Failure {
+    Failure::Spec(ErrorStatus::new(message))
+}
+
+/// Runs as a frontend over stdin/stdout and exits 0 after `Return`.
+pub fn run() -> Result<(), FrontendError> {
+    super::serve_stdio(|gateway, env| async move { run_with(&gateway, &env).await })
+}
+
+/// The frontend on any gateway: build, then `Return` the result or the error.
+pub async fn run_with<G: Gateway>(gateway: &G, env: &FrontendEnv) -> Result<(), FrontendError> {
+    match build(gateway, env).await {
+        Ok(result) => gateway.return_result(result).await,
+        Err(Failure::Spec(status)) => gateway.return_error(status).await,
+        Err(Failure::Other(e)) => gateway.return_error(ErrorStatus::from_error(&e)).await,
+    }
+}
+
+async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, Failure> {
+    let caps = gw.ping().await?;
+    let opts = Options::parse(env, &caps)?;
+    // The spec's files and the context's `.dockerignore` (used when the
+    // spec has no ignore file of its own), at once.
+    let (files, context_ignore) = tokio::try_join!(
+        inputs::read_spec(gw, &opts, &caps),
+        inputs::read_context_ignore(gw, &opts)
+    )?;
+    let source =
+        crate::spec::parse::source_from_bytes(Path::new(&files.filename), files.spec.clone())
+            .map_err(|e| Failure::Spec(spec_status(&files, &e)))?;
+    let loaded = crate::spec::resolve_all(&source, &opts.resolve)
+        .map_err(|e| Failure::Spec(spec_status(&files, &e)))?;
+    let inputs = Inputs::parse(&files, context_ignore)?;
+    for w in &loaded.warnings {
+        warn(gw, &caps, &w.message).await;
+    }
+    let modern = caps.has_llb(cap::MERGE_OP) && caps.has_llb(cap::DIFF_OP);
+    if !modern {
+        warn(gw, &caps, "this BuildKit has no MergeOp/DiffOp (Docker 20.10, or Docker's graphdriver store): layers form one chain, so a changed layer rebuilds the run layers after it; use the containerd image store for full reuse").await;
+    }
+    let helper = helper::frontend_image(&opts, &caps)?;
+    let mut outputs = Vec::new();
+    for spec in &loaded.specs {
+        let lower = Lower {
+            gw,
+            opts: &opts,
+            caps: &caps,
+            spec,
+            inputs: &inputs,
+            helper: &helper,
+            modern,
+            map: llb::SourceMap::new(files.filename.clone(), files.spec.clone()),
+            solve_opts: SolveOptions {
+                cache_imports: opts.cache_imports.clone(),
+                evaluate: false,
+            },
+        };
+        let image = lower.platform().await?;
+        outputs.push((spec.platform.clone(), image));
+    }
+    let mut metadata = BTreeMap::new();
+    if outputs.len() == 1 {
+        let (_, (r, config)) = outputs.pop().expect("one platform");
+        metadata.insert("containerimage.config".to_string(), config);
+        return Ok(FrontendResult {
+            refs: ResultRefs::Single(r),
+            metadata,
+        });
+    }
+    let mut refs = BTreeMap::new();
+    let mut list = Vec::new();
+    for (p, (r, config)) in outputs {
+        let id = p.to_string();
+        metadata.insert(format!("containerimage.config/{id}"), config);
+        list.push(serde_json::json!({
+            "ID": id,
+            "Platform": {"architecture": p.arch, "os": p.os, "variant": p.variant},
+        }));
+        refs.insert(id, r);
+    }
+    metadata.insert(
+        "refs.platforms".to_string(),
+        serde_json::to_vec(&serde_json::json!({ "Platforms": list })).expect("json"),
+    );
+    Ok(FrontendResult {
+        refs: ResultRefs::PerPlatform(refs),
+        metadata,
+    })
+}
+
+/// Shows a warning in the build output: BuildKit's `Warn` where the engine
+/// has it, else a vertex named after the warning (BuildKit 0.8).
+async fn warn<G: Gateway>(gw: &G, caps: &Caps, message: &str) {
+    eprintln!("strata: warning: {message}");
+    if caps.has_gateway(cap::WARNINGS) {
+        let _ = gw
+            .warn(&Warning {
+                level: 1,
+                short: message.to_string(),
+                ..Default::default()
+            })
+            .await;
+    } else {
+        // The op must differ per message: names live in metadata, not in
+        // the op bytes, and BuildKit shows one vertex per op digest.
+        let id = crate::plan::Digest::of(message.as_bytes()).hex();
+        let vertex = llb::scratch()
+            .mkdir(llb::Mkdir::new(
+                format!("/strata-warning-{}", &id[..12]),
+                0o755,
+            ))
+            .custom_name(format!("[strata] WARNING: {message}"));
+        let options = SolveOptions {
+            evaluate: caps.has_gateway(cap::SOLVE_EVALUATE),
+            ..Default::default()
+        };
+        let _ = gw.solve(&vertex.marshal().to_bytes(), &options).await;
+    }
+}

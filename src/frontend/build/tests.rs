@@ -1,0 +1,597 @@
+//! The frontend's build on the fake and offline gateways: results,
+//! errors, options, and the LLB of stages, helpers and the fallback chain.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::helper::{Helper, helper_image};
+use super::overlap::{CopyOut, overlap_suspects};
+use super::run_with;
+use crate::frontend::fake::{Call, FakeGateway};
+use crate::frontend::gateway::{Caps, ResultRefs};
+use crate::frontend::opts::FrontendEnv;
+use crate::llb::{self, Definition, Mount};
+
+fn caps(modern: bool) -> Caps {
+    let mut llb: BTreeSet<String> = ["source.local", "source.image", "file.base"]
+        .map(String::from)
+        .into();
+    if modern {
+        llb.extend(["mergeop", "diffop"].map(String::from));
+    }
+    Caps {
+        gateway: ["proto.refarray", "gateway.warnings"]
+            .map(String::from)
+            .into(),
+        llb,
+        workers: Vec::new(),
+    }
+}
+
+fn env(opts: &[(&str, &str)]) -> FrontendEnv {
+    FrontendEnv {
+        opts: opts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        session_id: "s".into(),
+        workers: Vec::new(),
+    }
+}
+
+const RECORD: &str = r#"{"layer":"app","inputs":"sha256:1111111111111111111111111111111111111111111111111111111111111111","key":"sha256:2222222222222222222222222222222222222222222222222222222222222222"}"#;
+
+fn run(gw: &FakeGateway, opts: &[(&str, &str)]) -> Call {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(run_with(gw, &env(opts))).unwrap();
+    gw.calls().pop().unwrap()
+}
+
+#[test]
+fn spec_errors_are_returned_with_their_line() {
+    let gw = FakeGateway::new(caps(true)).with_file(
+        "strata.toml",
+        "version = 1\n[[layer]]\nname = \"app\"\ncopy = [{ form = \"x\", to = \"/x\" }]\n",
+    );
+    let Call::ReturnError(status) = run(&gw, &[("source", "strata:dev")]) else {
+        panic!("expected an error")
+    };
+    assert!(
+        status
+            .message
+            .contains("strata.toml:4:11: unknown key `form`"),
+        "{}",
+        status.message
+    );
+    assert_eq!(status.details.len(), 1, "one source-location detail");
+    assert!(String::from_utf8_lossy(&status.details[0].value).contains("\"line\":4"));
+}
+
+#[test]
+fn multi_platform_returns_one_ref_per_platform() {
+    let gw = FakeGateway::new(caps(true))
+        .with_file(
+            "strata.toml",
+            "version = 1\n[image]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\nlabels = { a = \"1\" }\n\
+             [[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"/app\" }]\n",
+        )
+        .with_file("app/main.py", "print(1)\n")
+        .with_file("record.json", RECORD);
+    let call = run(
+        &gw,
+        &[
+            ("source", "strata:dev"),
+            ("label:b", "2"),
+            ("cache-from", "localhost:5000/cache"),
+        ],
+    );
+    let Call::ReturnResult(result) = call else {
+        panic!("expected a result: {call:?}")
+    };
+    let ResultRefs::PerPlatform(refs) = &result.refs else {
+        panic!("expected refs per platform")
+    };
+    assert_eq!(
+        refs.keys().collect::<Vec<_>>(),
+        ["linux/amd64", "linux/arm64"]
+    );
+    let platforms: serde_json::Value =
+        serde_json::from_slice(&result.metadata["refs.platforms"]).unwrap();
+    assert_eq!(platforms["Platforms"].as_array().unwrap().len(), 2);
+    for p in ["linux/amd64", "linux/arm64"] {
+        let config: serde_json::Value =
+            serde_json::from_slice(&result.metadata[&format!("containerimage.config/{p}")])
+                .unwrap();
+        assert_eq!(config["architecture"], p.rsplit('/').next().unwrap());
+        assert_eq!(config["config"]["Labels"]["a"], "1");
+        assert_eq!(config["config"]["Labels"]["b"], "2", "label: options apply");
+        let history = config["history"].as_array().unwrap();
+        let last = history.last().unwrap();
+        assert_eq!(last["created_by"], "strata layer app");
+        assert!(
+            last["comment"]
+                .as_str()
+                .unwrap()
+                .contains("inputs=sha256:1111")
+        );
+        assert_eq!(last["created"], "1980-01-02T00:00:00Z");
+    }
+    // Cache imports reach every solve.
+    let imports = gw
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::Solve { options, .. } => Some(options.cache_imports.len()),
+            _ => None,
+        })
+        .max();
+    assert_eq!(imports, Some(1));
+}
+
+#[test]
+fn source_date_epoch_sets_created_only() {
+    let gw = FakeGateway::new(caps(false))
+        .with_file(
+            "strata.toml",
+            "version = 1\n[[layer]]\nname = \"app\"\ncopy = [{ from = \"app\", to = \"/app\" }]\n",
+        )
+        .with_file("app/main.py", "print(1)\n")
+        .with_file("record.json", RECORD);
+    let call = run(
+        &gw,
+        &[
+            ("source", "strata:dev"),
+            ("build-arg:SOURCE_DATE_EPOCH", "1700000000"),
+        ],
+    );
+    let Call::ReturnResult(result) = call else {
+        panic!("expected a result: {call:?}")
+    };
+    let config: serde_json::Value =
+        serde_json::from_slice(&result.metadata["containerimage.config"]).unwrap();
+    assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+    // The fallback (no mergeop) said so through Warn.
+    assert!(
+        gw.calls()
+            .iter()
+            .any(|c| matches!(c, Call::Warn(w) if w.short.contains("no MergeOp/DiffOp")))
+    );
+}
+
+/// The LLB of a spec with two independent stages, one built on
+/// another, and an unused one, lowered offline; digests pinned.
+/// The overlap check runs only for copy layers whose destinations nest.
+#[test]
+fn overlap_check_covers_nested_destinations_only() {
+    let out = |id: &str, layer: &str, roots: &[&str]| CopyOut {
+        id: id.into(),
+        layer: layer.into(),
+        roots: roots.iter().map(|r| r.to_string()).collect(),
+        state: llb::scratch(),
+    };
+    let ids = |outs: &[CopyOut]| -> Vec<String> {
+        overlap_suspects(outs)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let models = || {
+        [
+            out(
+                "models",
+                "models",
+                &["/app/models/vocos", "/app/models/whisper"],
+            ),
+            out(
+                "models@/app/models/vocos/a.bin",
+                "models",
+                &["/app/models/vocos/a.bin"],
+            ),
+        ]
+    };
+    // A split layer, a file and a directory beside it, siblings that
+    // share a prefix: nothing nests, no check.
+    let mut outs = models().to_vec();
+    outs.push(out(
+        "runtime",
+        "runtime",
+        &["/app/entrypoint.sh", "/app/src2"],
+    ));
+    outs.push(out("app", "app", &["/app/src"]));
+    assert!(ids(&outs).is_empty(), "{:?}", ids(&outs));
+    // A layer into /app nests with every other one.
+    outs.push(out("code", "code", &["/app"]));
+    assert_eq!(
+        ids(&outs),
+        [
+            "models",
+            "models@/app/models/vocos/a.bin",
+            "runtime",
+            "app",
+            "code"
+        ]
+    );
+    // Into `/`: likewise; a file written where a directory is copied.
+    let outs = [out("all", "all", &["/"]), out("app", "app", &["/app/src"])];
+    assert_eq!(ids(&outs), ["all", "app"]);
+    let outs = [
+        out("a", "a", &["/app/src"]),
+        out("b", "b", &["/app/src/x.py"]),
+    ];
+    assert_eq!(ids(&outs), ["a", "b"]);
+    // One spec layer whose own entries nest: its split parts are checked.
+    let outs = [
+        out("m", "m", &["/app/m", "/app/m/sub"]),
+        out("m@/app/m/sub/w.bin", "m", &["/app/m/sub/w.bin"]),
+    ];
+    assert_eq!(ids(&outs), ["m", "m@/app/m/sub/w.bin"]);
+}
+
+/// Writes `files` into a fresh directory (context and spec alike) and
+/// runs the frontend on it offline with `caps`: the gateway afterwards.
+fn lower_offline(
+    files: &[(&str, &str)],
+    caps: crate::frontend::offline::EngineCaps,
+) -> crate::frontend::offline::OfflineGateway {
+    let dir = tempfile::tempdir().unwrap();
+    for (p, c) in files {
+        let path = dir.path().join(p);
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(path, c).unwrap();
+    }
+    let gw = crate::frontend::offline::OfflineGateway::new(
+        caps,
+        BTreeMap::from([
+            ("dockerfile".to_string(), dir.path().to_path_buf()),
+            ("context".to_string(), dir.path().to_path_buf()),
+        ]),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(run_with(
+        &gw,
+        &env(&[("source", "strata:dev"), ("platform", "linux/amd64")]),
+    ))
+    .unwrap();
+    gw
+}
+
+#[test]
+fn stages_lower_to_independent_exec_chains() {
+    use prost::Message;
+
+    use crate::frontend::offline::EngineCaps;
+    use crate::proto::pb;
+
+    // Lines: build 4-10 (step 8-10), tools 11-15, dev 16-18, layers from 19.
+    let gw = lower_offline(
+        &[
+            ("requirements.txt", "tts-textnorm==0.1.0\n"),
+            ("src/app.py", "print(1)\n"),
+            (
+                "strata.toml",
+                "version = 1\n[image]\nfrom = \"debian:bookworm\"\n\
+         [[stage]]\nname = \"build\"\nfrom = \"debian:bookworm\"\nworkdir = \"/b\"\n\
+         [[stage.step]]\nrun = \"pip wheel -r requirements.txt -w /wheels\"\ninputs = [\"requirements.txt\"]\n\
+         [[stage]]\nname = \"tools\"\nfrom = \"alpine:3\"\n[[stage.step]]\nrun = \"echo 1 > /v\"\n\
+         [[stage]]\nname = \"dev\"\nfrom = \"build\"\n\
+         [[layer]]\nname = \"wheels\"\ncopy = [{ stage = \"build\", from = \"/wheels\", to = \"/opt/wheels\" }]\n\
+         [[layer]]\nname = \"deps\"\nrun = \"cat /t/v\"\nmounts = [{ stage = \"tools\", from = \"/\", to = \"/t\" }]\n\
+         [[layer]]\nname = \"app\"\ncopy = [{ from = \"src\", to = \"/app\" }]\n\
+         [[layer]]\nname = \"dbg\"\ntargets = [\"development\"]\ncopy = [{ stage = \"dev\", from = \"/b\", to = \"/b\" }]\n\
+         [target.development]\n",
+            ),
+        ],
+        EngineCaps::Modern,
+    );
+    let bytes = gw.outcome().unwrap();
+    let def = Definition::from_bytes(&bytes).unwrap();
+    let ops = def.ops().unwrap();
+    let by_name = |prefix: &str| {
+        ops.iter()
+            .find(|o| {
+                o.description
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with(prefix))
+            })
+            .unwrap_or_else(|| panic!("no op named {prefix}"))
+    };
+    let build = by_name("[strata] stage build:");
+    let tools = by_name("[strata] stage tools:");
+    let helper = by_name("[strata] layer wheels");
+    let deps = by_name("[strata] layer deps:");
+    assert!(
+        !ops.iter().any(|o| o
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains("stage dev") || d.contains("layer dbg"))),
+        "a stage the target does not need is not built"
+    );
+    // Everything each stage exec depends on.
+    let ancestors = |digest: &str| {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo = vec![digest.to_string()];
+        while let Some(d) = todo.pop() {
+            if seen.insert(d.clone())
+                && let Some(o) = ops.iter().find(|o| o.digest == d)
+            {
+                todo.extend(o.inputs.iter().map(|(i, _)| i.clone()));
+            }
+        }
+        seen
+    };
+    let (a, b) = (ancestors(&build.digest), ancestors(&tools.digest));
+    assert!(a.is_disjoint(&b), "independent stages share no op");
+    // The helper reads the build stage; the run layer mounts tools.
+    assert!(helper.inputs.iter().any(|(d, _)| *d == build.digest));
+    assert!(deps.inputs.iter().any(|(d, _)| *d == tools.digest));
+    let raw = pb::Definition::decode(bytes.as_slice()).unwrap();
+    let exec_of = |digest: &str| {
+        let i = ops.iter().position(|o| o.digest == digest).unwrap();
+        match pb::Op::decode(raw.def[i].as_slice()).unwrap().op {
+            Some(pb::op::Op::Exec(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    };
+    let m = exec_of(&helper.digest)
+        .mounts
+        .into_iter()
+        .find(|m| m.dest == "/src/0/wheels")
+        .expect("the stage path mounted for the helper");
+    assert!(m.readonly);
+    assert_eq!(m.selector, "/wheels");
+    let m = exec_of(&deps.digest)
+        .mounts
+        .into_iter()
+        .find(|m| m.dest == "/t")
+        .expect("the stage mounted into the run layer");
+    assert!(
+        m.readonly && m.output == -1,
+        "read-only, never in the layer"
+    );
+    assert!(
+        exec_of(&deps.digest)
+            .meta
+            .unwrap()
+            .remove_mount_stubs_recursive,
+        "no mount-point stubs in the layer"
+    );
+    assert_eq!(exec_of(&build.digest).meta.unwrap().cwd, "/b");
+    // A failing stage command points at its step's lines.
+    let loc = &raw.source.as_ref().unwrap().locations[&build.digest].locations[0];
+    let range = loc.ranges[0];
+    assert_eq!(
+        (range.start.unwrap().line, range.end.unwrap().line),
+        (8, 9),
+        "the step's header and its `run`"
+    );
+    // Golden digests: a change in how stages lower must show here.
+    assert_eq!(
+        (
+            build.digest.as_str(),
+            helper.digest.as_str(),
+            def.head().unwrap().as_str()
+        ),
+        (
+            "sha256:c71d7f5176fcfea562f30c661a2e92e283261a4766410805e11a87630801d32b",
+            "sha256:b09ae4e8607b23407905b9f851d8100cdeb0c4c96a3f8c06afc71d98efdf648d",
+            "sha256:3c87d3424cd9e81eed37618d96b8a2433c5994d9329a6a12e5ec1bf32f8dedde"
+        )
+    );
+}
+
+/// The helper runs from the frontend's own image. Where execs can key a
+/// mount by content, they do so for it and keep the very op BuildKit
+/// loaded the frontend with; elsewhere the image op is the frontend's
+/// pinned reference and platform, marked `internal` (another vertex).
+#[test]
+fn the_helper_image_is_keyed_apart_from_the_frontend_load() {
+    use crate::proto::pb;
+
+    // What BuildKit writes to frontend.bin: one pinned image source
+    // marked as the frontend.
+    let reference = "127.0.0.1:5000/s/strata:1@sha256:3d4a354869244654fdb291d643f0682456286304f8b935fcfd418017614f86b3";
+    let source = pb::Op {
+        op: Some(pb::op::Op::Source(pb::SourceOp {
+            identifier: format!("docker-image://{reference}"),
+            attrs: [("image.recordtype".to_string(), "frontend".to_string())].into(),
+        })),
+        platform: Some(pb::Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: "v8".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let bytes = |op: &pb::Op| prost::Message::encode_to_vec(op);
+    let digest = |b: &[u8]| crate::plan::Digest::of(b).to_string();
+    let frontend = bytes(&source);
+    let terminal = pb::Op {
+        inputs: vec![pb::Input {
+            digest: digest(&frontend),
+            index: 0,
+        }],
+        ..Default::default()
+    };
+    let bin = prost::Message::encode_to_vec(&pb::Definition {
+        def: vec![frontend.clone(), bytes(&terminal)],
+        ..Default::default()
+    });
+    let root_of = |helper: &Helper| {
+        let def = helper
+            .exec(["/strata"])
+            .mount(Mount::bind("/out", &llb::scratch()))
+            .build()
+            .unwrap()
+            .output("/out")
+            .unwrap()
+            .marshal();
+        let exec = def
+            .decode_ops()
+            .unwrap()
+            .into_iter()
+            .find_map(|op| match op.op {
+                Some(pb::op::Op::Exec(e)) => Some(e),
+                _ => None,
+            })
+            .unwrap();
+        exec.mounts.into_iter().find(|m| m.dest == "/").unwrap()
+    };
+
+    // BuildKit >= 0.13: the very op, keyed by content in the execs.
+    let helper = helper_image(Some(&bin), Some("ignored:1"), true).unwrap();
+    let def = helper.image.marshal();
+    assert_eq!(def.ops().unwrap()[0].digest, digest(&frontend));
+    let root = root_of(&helper);
+    assert!(root.readonly);
+    assert_eq!(root.content_cache, pb::MountContentCache::On as i32);
+
+    // Older: another op for the same image and platform, keyed by it.
+    let helper = helper_image(Some(&bin), Some("ignored:1"), false).unwrap();
+    let def = helper.image.marshal();
+    let ops = def.decode_ops().unwrap();
+    let [image, _] = ops.as_slice() else {
+        panic!("one source and the terminal: {ops:?}")
+    };
+    let Some(pb::op::Op::Source(src)) = &image.op else {
+        panic!("a source op")
+    };
+    assert_eq!(src.identifier, format!("docker-image://{reference}"));
+    assert_eq!(src.attrs["image.recordtype"], "internal");
+    assert_eq!(image.platform, source.platform, "the frontend's platform");
+    assert_ne!(
+        def.ops().unwrap()[0].digest,
+        digest(&frontend),
+        "another vertex than the one BuildKit loaded the frontend with"
+    );
+    assert_eq!(
+        root_of(&helper).content_cache,
+        pb::MountContentCache::Default as i32
+    );
+
+    // Without frontend.bin: the `source` option, marked the same way.
+    let def = helper_image(None, Some("strata:dev"), true)
+        .unwrap()
+        .image
+        .marshal();
+    let Some(pb::op::Op::Source(src)) = &def.decode_ops().unwrap()[0].op else {
+        panic!("a source op")
+    };
+    assert_eq!(
+        src.identifier,
+        "docker-image://docker.io/library/strata:dev"
+    );
+    assert_eq!(src.attrs["image.recordtype"], "internal");
+    assert!(helper_image(None, None, true).is_err());
+}
+
+/// The fallback (BuildKit 0.8): each copy layer is one helper exec that
+/// writes onto the chain mounted writable at `/out` (no FileOp), and a
+/// record step on the same source writes the record and the paths to
+/// scratch outputs; with MergeOp the helper's `/out` is scratch.
+#[test]
+fn the_fallback_writes_each_copy_layer_onto_the_chain() {
+    use prost::Message;
+
+    use crate::frontend::offline::EngineCaps;
+    use crate::proto::pb;
+
+    let lower = |caps: EngineCaps| {
+        let gw = lower_offline(
+            &[
+                ("data/a.txt", "a\n"),
+                ("src/app.py", "print(1)\n"),
+                (
+                    "strata.toml",
+                    "version = 1\n[image]\nfrom = \"debian:bookworm\"\n\
+         [[layer]]\nname = \"data\"\ncopy = [{ from = \"data\", to = \"/data\" }]\n\
+         [[layer]]\nname = \"deps\"\nrun = \"true\"\n\
+         [[layer]]\nname = \"app\"\ncopy = [{ from = \"src\", to = \"/app\" }]\n",
+                ),
+            ],
+            caps,
+        );
+        gw.outcome().unwrap();
+        gw.solved()
+    };
+    // (description, exec op, input digests) of every op solved.
+    let ops_of = |solved: Vec<Vec<u8>>| {
+        let mut all = Vec::new();
+        for bytes in &solved {
+            let def = Definition::from_bytes(bytes).unwrap();
+            let raw = pb::Definition::decode(bytes.as_slice()).unwrap();
+            all.extend(def.ops().unwrap().into_iter().enumerate().map(|(i, o)| {
+                let op = pb::Op::decode(raw.def[i].as_slice()).unwrap();
+                let exec = match op.op {
+                    Some(pb::op::Op::Exec(e)) => Some(e),
+                    Some(pb::op::Op::File(_))
+                        if !o
+                            .description
+                            .as_deref()
+                            .is_some_and(|d| d.starts_with("[strata] WARNING")) =>
+                    {
+                        panic!("a FileOp: {:?}", o.description)
+                    }
+                    _ => None,
+                };
+                let inputs: Vec<String> = op.inputs.iter().map(|i| i.digest.clone()).collect();
+                (o.description.unwrap_or_default(), o.digest, exec, inputs)
+            }));
+        }
+        all
+    };
+    let ops = ops_of(lower(EngineCaps::V08));
+    let find = |prefix: &str| {
+        ops.iter()
+            .find(|(d, ..)| d.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no op named {prefix}"))
+    };
+    let out_mount = |e: &pb::ExecOp| e.mounts.iter().find(|m| m.dest == "/out").unwrap().clone();
+    let (_, deps_digest, ..) = find("[strata] layer deps:");
+    let (_, _, app, app_inputs) = find("[strata] layer app");
+    let app = app.as_ref().unwrap();
+    let out = out_mount(app);
+    assert!(
+        !out.readonly && out.output >= 0,
+        "the chain, writable, an output"
+    );
+    assert_eq!(
+        &app_inputs[out.input as usize], deps_digest,
+        "the app layer is written onto the run layer's result"
+    );
+    let root = app.mounts.iter().find(|m| m.dest == "/").unwrap();
+    assert!(root.readonly, "the root is the frontend image, read-only");
+    let (_, _, record, _) = find("[strata] record app");
+    let record = record.as_ref().unwrap();
+    assert!(
+        record
+            .meta
+            .as_ref()
+            .unwrap()
+            .args
+            .iter()
+            .any(|a| a == "--paths-only")
+    );
+    assert_eq!(
+        out_mount(record).input,
+        -1,
+        "the record step writes to scratch"
+    );
+    // The first copy layer is written onto the base.
+    let (_, _, data, data_inputs) = find("[strata] layer data");
+    let data_out = out_mount(data.as_ref().unwrap());
+    let (_, base_digest, ..) = find("[strata] base debian:bookworm");
+    assert_eq!(&data_inputs[data_out.input as usize], base_digest);
+
+    // With MergeOp, the helper writes to scratch and no record step exists.
+    let ops = ops_of(lower(EngineCaps::Modern));
+    assert!(!ops.iter().any(|(d, ..)| d.starts_with("[strata] record ")));
+    let (_, _, app, _) = ops
+        .iter()
+        .find(|(d, ..)| d.starts_with("[strata] layer app"))
+        .unwrap();
+    assert_eq!(out_mount(app.as_ref().unwrap()).input, -1);
+}
