@@ -7,6 +7,7 @@
 #   dist/strata-linux-amd64            x86_64-unknown-linux-gnu, static
 #   dist/strata-linux-arm64            aarch64-unknown-linux-gnu, static
 #   dist/SHA256SUMS                    `sha256sum -c` checks them
+# (and BIN-linux-ARCH for every other [[bin]] of Cargo.toml).
 #
 # The names match Docker's TARGETARCH, so frontend.Dockerfile's `release`
 # target packs them into a multi-platform frontend image. The settings come
@@ -30,8 +31,10 @@ explicit=${#archs[@]}
 [ "$explicit" -gt 0 ] || archs=(x86_64 aarch64)
 
 dist=$repo/dist
-mkdir -p "$dist"
+rm -rf "$dist" && mkdir -p "$dist"
 built=()
+# Every [[bin]] of Cargo.toml ships, named BIN-linux-ARCH.
+mapfile -t bins < <(sed -n '/^\[\[bin\]\]/,/^$/s/^name = "\(.*\)"/\1/p' Cargo.toml)
 
 # A cargo and rustc that can build for $1, printed as "CARGO RUSTC", or nothing.
 toolchain_for() {
@@ -81,9 +84,11 @@ for arch in "${archs[@]}"; do
     fi
     "$cargo" build --release --locked
   )
-  cp "target/$triple/release/strata" "$dist/strata-linux-$docker_arch"
-  built+=("strata-linux-$docker_arch")
+  for bin in "${bins[@]}"; do
+    cp "target/$triple/release/$bin" "$dist/$bin-linux-$docker_arch"
+    built+=("$bin-linux-$docker_arch")
+  done
 done
 
 [ ${#built[@]} -gt 0 ] || { echo "release/build.sh: nothing built" >&2; exit 2; }
-(cd "$dist" && sha256sum strata-linux-* > SHA256SUMS && cat SHA256SUMS)
+(cd "$dist" && sha256sum "${built[@]}" > SHA256SUMS && cat SHA256SUMS)
