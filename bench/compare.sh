@@ -61,7 +61,9 @@ base_default=$registry/strata-bench/debian:bookworm
 run_id=bench$(date +%s)
 work=${STRATA_BENCH_DIR:-/var/tmp/strata-bench-compare}/$scale
 results=$work/results
-bin=${STRATA_BIN:-$repo/target/x86_64-unknown-linux-gnu/release/strata}
+# The static release binary (release/env.sh), as the tests and the frontend image.
+. "$repo/release/env.sh"
+bin=${STRATA_BIN:-$repo/target/$CARGO_BUILD_TARGET/release/strata}
 log() { printf '[%s] %s\n' "$(date -u +%T)" "$*" >&2; }
 
 [ -n "${STRATA_BIN:-}" ] || cargo build --release --locked >&2

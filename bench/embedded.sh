@@ -12,7 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-2048}
 root=${BENCH_ROOT:-/var/tmp/strata-bench}
-bin=${STRATA_BIN:-target/x86_64-unknown-linux-gnu/release/strata}
+# The static release binary (release/env.sh), as the tests and the frontend image.
+. release/env.sh
+bin=${STRATA_BIN:-target/$CARGO_BUILD_TARGET/release/strata}
 [ -n "${STRATA_BIN:-}" ] || cargo build --release --locked >&2
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >&2; }
 rm -rf "$root" && mkdir -p "$root/ctx/models/encoder" "$root/ctx/models/decoder" "$root/ctx/app"

@@ -14,7 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-2048}
 root=/var/tmp/strata-bench-registry
-bin=target/x86_64-unknown-linux-gnu/release/strata
+# The static release binary (release/env.sh), as the tests and the frontend image.
+. release/env.sh
+bin=target/$CARGO_BUILD_TARGET/release/strata
 cargo build --release --locked >&2
 rm -rf "$root" && mkdir -p "$root/ctx/models" "$root/ctx/app" "$root/reg/data"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

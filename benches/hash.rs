@@ -407,7 +407,7 @@ fn parse_size(text: &str) -> u64 {
 }
 
 fn show_size(size: u64) -> String {
-    if size % (1 << 30) == 0 {
+    if size.is_multiple_of(1 << 30) {
         format!("{}G", size >> 30)
     } else {
         format!("{}M", size >> 20)

@@ -2,14 +2,15 @@
 # Builds the strata frontend image from the host's release binary and tags
 # it `strata:dev` (or $STRATA_IMAGE) in one engine of integration/env.sh:
 #   integration/frontend-image.sh d28
-# The binary is the one `cargo build --release` made (static glibc, see
-# .cargo/config.toml): the tests and the image share one build.
+# The binary is the static release build of release/env.sh (static glibc):
+# the tests, the image and the release share one build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 engine=${1:?usage: integration/frontend-image.sh ENGINE}
 image=${STRATA_IMAGE:-strata:dev}
 profile=${STRATA_PROFILE:-release}
-dir=target/x86_64-unknown-linux-gnu/$profile
+. release/env.sh
+dir=target/$CARGO_BUILD_TARGET/$profile
 { [ -x "$dir/strata" ] && [ -x "$dir/strata-normalize" ]; } ||
   cargo build --locked $([ "$profile" = release ] && echo --release) >&2
 ctx=$(mktemp -d)

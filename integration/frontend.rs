@@ -19,11 +19,33 @@ pub(crate) fn frontend_image(host: &str) -> String {
     frontend_image_with(host, b"")
 }
 
+/// Whether an ELF64 little-endian binary names a dynamic loader (a
+/// `PT_INTERP` program header): static and static-pie binaries do not.
+fn has_interpreter(elf: &[u8]) -> bool {
+    let at = |o: usize, n: usize| {
+        let mut b = [0u8; 8];
+        b[..n].copy_from_slice(&elf[o..o + n]);
+        u64::from_le_bytes(b) as usize
+    };
+    let (phoff, phentsize, phnum) = (at(0x20, 8), at(0x36, 2), at(0x38, 2));
+    (0..phnum).any(|i| at(phoff + i * phentsize, 4) == 3)
+}
+
+#[test]
+fn a_dynamic_binary_names_its_loader() {
+    assert!(has_interpreter(&std::fs::read("/bin/sh").unwrap()));
+}
+
 /// The same, from the binary with `suffix` appended (a different image that
 /// runs the same code: a rebuilt frontend image).
 pub(crate) fn frontend_image_with(host: &str, suffix: &[u8]) -> String {
     static DONE: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     let mut bin = std::fs::read(env!("CARGO_BIN_EXE_strata")).unwrap();
+    assert!(
+        !has_interpreter(&bin),
+        "the frontend image is FROM scratch, so the binary under test must be static: \
+         run `bash integration/run.sh`, or `. release/env.sh` before `cargo test --release`"
+    );
     bin.extend_from_slice(suffix);
     let normalize = std::fs::read(env!("CARGO_BIN_EXE_strata-normalize")).unwrap();
     let both = [bin.as_slice(), &normalize].concat();

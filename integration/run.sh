@@ -39,8 +39,10 @@ faults=target/tmp/engine-faults.log
 rm -f "$faults"
 status=0
 # Release: the suite runs, and builds its frontend images from, the one
-# static release binary (target/x86_64-unknown-linux-gnu/release/strata,
-# `.cargo/config.toml`), the same one `integration/frontend-image.sh` packs.
+# static release binary (target/x86_64-unknown-linux-gnu/release/strata, with
+# the settings of release/env.sh), the same one `integration/frontend-image.sh`
+# packs and `release/build.sh` ships.
+. release/env.sh
 cargo test --release --locked "$@" || status=$?
 if [ -s "$faults" ]; then
   echo "integration/run.sh: $(wc -l <"$faults") engine fault(s), each retried once:" >&2

@@ -6,8 +6,8 @@
 #
 #   DOCKER_HOST=$(bash integration/env.sh host d28) integration/smoke.sh [BINARY]
 #
-# BINARY defaults to the static release build (`cargo build --release`, with
-# the static target of .cargo/config.toml).
+# BINARY defaults to the static release build (`. release/env.sh && cargo
+# build --release`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/x86_64-unknown-linux-gnu/release/strata}

@@ -11,8 +11,8 @@
 //! - [`diff`]: compare two images down to tar entries (`strata diff`);
 //! - [`cli`]: one module per subcommand.
 //!
-//! Lower layers never import higher ones. `../shared/contracts.md` (mirrored in
-//! `docs/`) fixes the decisions every backend shares; comments cite its sections.
+//! Lower layers never import higher ones. `docs/design.md` records the
+//! decisions every backend shares; comments cite its sections.
 
 pub(crate) mod bounded;
 pub mod cli;
@@ -27,3 +27,7 @@ pub mod plan;
 mod proto;
 pub mod registry;
 pub mod spec;
+
+/// strata's version and the commit it was built from, as `strata --version`
+/// and the frontend print it: `0.1.0 (0123456789ab)` (docs/design.md §9).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("STRATA_COMMIT"), ")");

@@ -25,7 +25,7 @@ use crate::spec::{self, Platform, ResolveOptions};
 
 /// strata: big container images from a declarative layer spec.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, about, propagate_version = true)]
+#[command(name = "strata", version = crate::VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// The command.
     #[command(subcommand)]

@@ -105,10 +105,10 @@ impl InputEncoder {
         if !well_formed {
             return Err(bad());
         }
-        if let Some(previous) = &self.previous {
-            if path_order(previous, path) != std::cmp::Ordering::Less {
-                return Err(bad());
-            }
+        if let Some(previous) = &self.previous
+            && path_order(previous, path) != std::cmp::Ordering::Less
+        {
+            return Err(bad());
         }
         self.previous = Some(path.to_vec());
         self.count += 1;

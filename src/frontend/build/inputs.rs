@@ -76,7 +76,9 @@ pub(super) async fn read_spec<G: Gateway>(
         .session_id(&opts.session_id)
         .shared_key_hint("strata/spec")
         .follow_paths([filename.clone(), ignore_name.clone(), lock_path.clone()])
-        .custom_name(format!("[strata] load {filename}"));
+        // The first vertex of every build names strata's version and
+        // commit, so a build log says which strata built the image.
+        .custom_name(format!("[strata {}] load {filename}", crate::VERSION));
     if caps.has_llb(cap::SOURCE_LOCAL_DIFFER) {
         local = local.differ(llb::Differ::None, false);
     }

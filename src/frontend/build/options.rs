@@ -67,10 +67,9 @@ impl Options {
         }
         if platforms.is_empty()
             && let Some(p) = caps.default_platform()
+            && let Ok(p) = crate::spec::values::parse_platform(&p.to_string())
         {
-            if let Ok(p) = crate::spec::values::parse_platform(&p.to_string()) {
-                platforms.push(p);
-            }
+            platforms.push(p);
         }
         let resolve = ResolveOptions {
             target: env

@@ -70,6 +70,25 @@ fn spec_errors_are_returned_with_their_line() {
 }
 
 #[test]
+fn the_build_output_names_the_strata_version() {
+    let gw = FakeGateway::new(caps(true)).with_file("strata.toml", "version = 1\n");
+    run(&gw, &[("source", "strata:dev")]);
+    let names: Vec<String> = gw
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::Solve { definition, .. } => Some(definition),
+            _ => None,
+        })
+        .flat_map(|d| Definition::from_bytes(&d).unwrap().ops().unwrap())
+        .filter_map(|o| o.description)
+        .collect();
+    let want = format!("[strata {}] load strata.toml", crate::VERSION);
+    assert!(names.contains(&want), "{want} not in {names:?}");
+    assert!(crate::VERSION.starts_with(concat!(env!("CARGO_PKG_VERSION"), " (")));
+}
+
+#[test]
 fn multi_platform_returns_one_ref_per_platform() {
     let gw = FakeGateway::new(caps(true))
         .with_file(
