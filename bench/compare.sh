@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # strata against a hand-optimized Dockerfile and the same with `COPY --link`,
-# side by side in one run (issue 8). One command:
+# side by side in one run. One command:
 #   bash bench/compare.sh [--scale small|ci|full] [--engine d28|d26] [--runs N]
 #                         [--scenarios LIST] [--no-embedded]
 # Generates a seed-shaped project (see examples/tts) with incompressible model

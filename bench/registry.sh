@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of `strata build --output registry:REF` (issue 9) next to
+# Benchmark of `strata build --output registry:REF` next to
 # `docker build` + `docker push` of the equivalent Dockerfile, side by side:
 #   bash bench/registry.sh [SIZE_MIB]     (default 2048)
 # The context: 8 incompressible model shards (SIZE_MIB in all) and 200 small

@@ -1,4 +1,4 @@
-//! `strata build` and `strata plan` end to end (issue 5's acceptance): layers
+//! `strata build` and `strata plan` end to end: layers
 //! that depend only on input content, parent directories from the base,
 //! reuse, verified bases, atomic outputs, a prune racing a build, the layer
 //! tars read back by two readers, and skopeo, umoci and Docker reading the
@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::util::{Ctx, Run, docker, engine, engine_lock, noise, ok, run_ok, tool};
 
-/// The fixed layer timestamp (contracts §1).
+/// The fixed layer timestamp (docs/design.md §1).
 const EPOCH_1980: u64 = 315_619_200;
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -1,4 +1,4 @@
-//! `strata diff` on real images (issue 10's acceptance): strata's own
+//! `strata diff` on real images: strata's own
 //! builds from two checkouts are equal, a changed and a deleted file are
 //! named, a recompressed copy (skopeo) is a compression-only difference,
 //! Docker's `COPY --link` from two checkouts differs in mtime where strata's

@@ -1,5 +1,5 @@
 //! The `.dockerignore` conformance table (`src/plan/ignore_conformance.txt`,
-//! contracts §3) through a real `docker buildx build` on Docker 28.5: each
+//! docs/design.md §3) through a real `docker buildx build` on Docker 28.5: each
 //! row's context is copied with `COPY . /ctx/` and the exported files must
 //! agree with strata's matcher. Under CI=true a missing engine fails.
 

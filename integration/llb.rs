@@ -1,7 +1,7 @@
 //! `strata llb`: the frontend's Definition for examples/tts, offline. It
 //! decodes to the expected graph, does not depend on the checkout's mtimes,
 //! falls back to a linear chain for BuildKit 0.8, and stays far under the
-//! 4 MiB message limit (contracts §6).
+//! 4 MiB message limit (docs/design.md §6).
 
 use std::collections::BTreeMap;
 use std::process::Command;

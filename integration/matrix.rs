@@ -38,14 +38,14 @@ enum Change {
 type Effect = (&'static [&'static str], &'static [&'static str]);
 
 /// The promise. Columns: modern engines (MergeOp and DiffOp: Docker 28.5
-/// and 26.1 on the containerd store), the linear fallback (contracts §4:
+/// and 26.1 on the containerd store), the linear fallback (docs/design.md §4:
 /// Docker 20.10, and Docker 28.5 on its graphdriver store), and the
 /// embedded builder on the copy-only variant (layer IDs whose digest
 /// changes; it has no run layers, and its base is a `docker-archive:` file).
 ///
 /// The fallback's layer digests change as the modern ones do; its steps
 /// differ. It writes each copy layer with one helper exec onto the chain
-/// (contracts §4, `docs/frontend.md`), keyed by the chain and the layer's
+/// (docs/design.md §4, `docs/frontend.md`), keyed by the chain and the layer's
 /// inputs: so a changed layer re-runs every copy step after it in the
 /// chain, and those steps write the same bytes again (same digests). The
 /// helper's record step (`[strata] record ID`, not counted here) depends on
@@ -63,7 +63,7 @@ type Effect = (&'static [&'static str], &'static [&'static str]);
 /// every run layer that runs gets a new digest (the stubs of its mount
 /// points and `/etc`'s time stay in the layer: `docs/frontend.md`), which
 /// [`frontend_matrix`] adds to the fallback column there. Copy
-/// layers depend only on their inputs' content (contracts §1): a new base
+/// layers depend only on their inputs' content (docs/design.md §1): a new base
 /// changes none of them here, because the base's metadata for their parent
 /// directories (`/`, `/app` absent) is the same in both bases.
 const MATRIX: &[(Change, Effect, Effect, &[&str])] = &[

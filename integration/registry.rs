@@ -1,5 +1,5 @@
 //! `strata build --output registry:REF` and registry bases against real
-//! registries (issue 9's acceptance): the shared loopback `docker-registry`
+//! registries: the shared loopback `docker-registry`
 //! on 127.0.0.1:5000 (repositories `registry-it/…`, unique per run), and
 //! registries of our own (a temp directory, a free port) where a test must
 //! kill one or turn on htpasswd auth.

@@ -1,4 +1,4 @@
-//! Build stages (issue 11): `[[stage]]` with `[[stage.step]]`, stage copies
+//! Build stages: `[[stage]]` with `[[stage.step]]`, stage copies
 //! and run-layer mounts. Spec errors with line and column, the plan's stage
 //! digests, `strata lock`, the embedded builder's refusal, and end to end
 //! through BuildKit on Docker 26.
@@ -566,7 +566,7 @@ fn in_image(host: &str, tag: &str, script: &str) -> (bool, String) {
     )
 }
 
-/// Issue 11's acceptance on Docker 26.1: the production image has the
+/// On Docker 26.1: the production image has the
 /// packages the stage built but no compiler and no wheels; app code re-runs
 /// nothing; touching every file re-runs nothing; the requirements re-run the
 /// stage and the layer that mounts it, and nothing else.

@@ -1,5 +1,5 @@
 //! The top-level error: each layer's error, and the exit status it maps to
-//! (contracts §8: 1 when the input is wrong or the answer is no, 2 for trouble).
+//! (docs/design.md §8: 1 when the input is wrong or the answer is no, 2 for trouble).
 
 use std::path::PathBuf;
 
@@ -74,7 +74,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit status for this error (contracts §8).
+    /// The process exit status for this error (docs/design.md §8).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Spec(e) => e.exit_code(),

@@ -1,5 +1,5 @@
 //! The `strata` binary: a shim that parses arguments, runs the command and maps
-//! its error to an exit status (contracts §8).
+//! its error to an exit status (docs/design.md §8).
 
 use std::process::ExitCode;
 

@@ -1,4 +1,4 @@
-//! `strata cache du` and `strata cache prune` (contracts §5).
+//! `strata cache du` and `strata cache prune` (docs/design.md §5).
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::plan::lock::Lock;
 use crate::spec::{Diag, LayerKind, ResolvedSpec, SpecError};
 
-/// The cache root (contracts §5): `--cache-dir`, else `STRATA_CACHE_DIR`,
+/// The cache root (docs/design.md §5): `--cache-dir`, else `STRATA_CACHE_DIR`,
 /// else `$XDG_CACHE_HOME/strata`, else `~/.cache/strata`.
 pub fn cache_root(explicit: Option<&PathBuf>) -> PathBuf {
     crate::plan::cache_root::cache_root(explicit.map(PathBuf::as_path))
@@ -68,7 +68,7 @@ pub fn refuse_run_layers(
     }
 }
 
-/// Checks the base pin under `--locked` (contracts §5): a missing pin or a
+/// Checks the base pin under `--locked` (docs/design.md §5): a missing pin or a
 /// drift is an error (exit 1); `local = true` pins pass with a warning.
 pub fn check_locked(spec: &ResolvedSpec, current: Option<String>) -> Result<()> {
     let reference = spec.image.from.to_string();

@@ -1,6 +1,6 @@
 //! `strata diff A B`: compare two images and say why their digests differ
 //! (`docs/diff.md`). Exit 0 when equal, 1 when different, 2 on trouble
-//! (contracts §8).
+//! (docs/design.md §8).
 
 use std::io::{IsTerminal, Write};
 

@@ -1,4 +1,4 @@
-//! `strata helper copy`: the layer writer run inside BuildKit (contracts §2);
+//! `strata helper copy`: the layer writer run inside BuildKit (docs/design.md §2);
 //! `strata helper overlaps`: the frontend's check that no two copy layers
 //! write the same path.
 //! Hidden: the frontend's LLB runs it, people do not.
@@ -34,7 +34,7 @@ pub enum HelperCommand {
         record: PathBuf,
         /// Write only the tree's paths (directories, and empty files for
         /// the rest), no content and no metadata: the fallback's record
-        /// step (contracts §4), which feeds the overlap check.
+        /// step (docs/design.md §4), which feeds the overlap check.
         #[arg(long)]
         paths_only: bool,
         /// The job, as JSON.

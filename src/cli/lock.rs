@@ -69,7 +69,7 @@ pub fn run(args: &LockArgs) -> Result<()> {
         )));
     }
     for spec in &loaded.specs {
-        // The image's base, then the stages' image bases (contracts §5).
+        // The image's base, then the stages' image bases (docs/design.md §5).
         let mut bases = vec![spec.image.from.clone()];
         bases.extend(
             spec.stage_bases

@@ -68,7 +68,7 @@ pub enum Command {
     FrontendSmoke,
 }
 
-/// Arguments every spec command takes (contracts §8).
+/// Arguments every spec command takes (docs/design.md §8).
 #[derive(Debug, Clone, Args)]
 pub struct SpecArgs {
     /// The spec file [default: CONTEXT/strata.toml].

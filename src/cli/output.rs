@@ -1,4 +1,4 @@
-//! Output discipline (contracts §8): data on stdout only; messages, warnings
+//! Output discipline (docs/design.md §8): data on stdout only; messages, warnings
 //! and progress on stderr; colour only on a terminal and never with `NO_COLOR`.
 
 use std::io::{IsTerminal, Write};

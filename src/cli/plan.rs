@@ -1,6 +1,6 @@
 //! `strata plan`: the planned layers, their input digests, and whether the
 //! next build reuses or rebuilds each, compared with the last build's record
-//! or with any strata-built image's history (contracts §5).
+//! or with any strata-built image's history (docs/design.md §5).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -401,7 +401,7 @@ fn print_table(doc: &PlanDoc) {
     }
 }
 
-/// Reads the strata history entries of an image (contracts §5).
+/// Reads the strata history entries of an image (docs/design.md §5).
 fn from_image(
     image: &str,
     spec: &ResolvedSpec,

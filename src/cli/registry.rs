@@ -1,6 +1,6 @@
 //! Registry pieces several subcommands share: fetching a registry base for
 //! the embedded builder (by its `strata.lock` pin when there is one,
-//! contracts §5), and pushing a built image with per-blob lines and, on a
+//! docs/design.md §5), and pushing a built image with per-blob lines and, on a
 //! terminal, progress bars.
 
 use std::path::Path;

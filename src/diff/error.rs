@@ -1,5 +1,5 @@
 //! The `diff` layer's error. Every variant is trouble (exit 2): "the images
-//! differ" is an answer, not an error (contracts §8).
+//! differ" is an answer, not an error (docs/design.md §8).
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! Layer pairs: names from the history (strata layer IDs, contracts §5),
+//! Layer pairs: names from the history (strata layer IDs, docs/design.md §5),
 //! the compressed blob and the diffID compared, and for a compression-only
 //! difference the codec, the gzip header fields and a level guess.
 
@@ -137,7 +137,7 @@ pub fn open_tar(layer: &BaseLayer) -> Result<Box<dyn Read + Send>> {
 }
 
 /// A layer's name from the history entry that made it: the strata layer ID
-/// when `created_by` is `strata layer ID` (contracts §5).
+/// when `created_by` is `strata layer ID` (docs/design.md §5).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LayerName {
     /// The strata layer ID.

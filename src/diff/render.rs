@@ -1,7 +1,7 @@
 //! The readable report: the verdict and the causes first, then each level
 //! (manifest, config, layers, entries) with `=` for equal and `≠` for
 //! different. Colour only when asked (the CLI asks on a terminal without
-//! `NO_COLOR`, contracts §8).
+//! `NO_COLOR`, docs/design.md §8).
 
 use std::fmt::Write as _;
 

@@ -26,7 +26,7 @@ pub enum FrontendError {
         /// The limit.
         secs: u64,
     },
-    /// A request is bigger than BuildKit before 0.14 accepts (contracts §6).
+    /// A request is bigger than BuildKit before 0.14 accepts (docs/design.md §6).
     #[error("gateway request {call} is {size} bytes, over the {limit}-byte message limit")]
     RequestTooLarge {
         /// The `LLBBridge` method.
@@ -113,9 +113,9 @@ pub enum BuildError {
         /// The variable.
         var: String,
     },
-    /// The build's LLB is over BuildKit's message limit (contracts §6).
+    /// The build's LLB is over BuildKit's message limit (docs/design.md §6).
     #[error(
-        "the build definition is {size} bytes, over BuildKit's 4 MiB message limit (contracts §6)"
+        "the build definition is {size} bytes, over BuildKit's 4 MiB message limit (docs/design.md §6)"
     )]
     TooLarge {
         /// The definition's size.
@@ -171,7 +171,7 @@ impl BuildError {
         )
     }
 
-    /// The process exit status (contracts §8): 1 for a wrong input (the
+    /// The process exit status (docs/design.md §8): 1 for a wrong input (the
     /// spec, an option, the ignore or lock file, a missing pin, a spec this
     /// BuildKit cannot build, a definition too large), 2 for trouble (the
     /// gateway, reading the lock, a bug of strata's).

@@ -30,7 +30,7 @@ use super::error::FrontendError;
 pub const MAX_DECODING_MESSAGE_SIZE: usize = 64 << 20;
 
 /// Largest request strata sends: BuildKit before 0.14 (Docker 26.1, 20.10)
-/// accepts at most 4 MiB per message (contracts §6).
+/// accepts at most 4 MiB per message (docs/design.md §6).
 pub const MAX_REQUEST_SIZE: usize = 4 << 20;
 
 /// A bidirectional byte stream over a read fd and a write fd.

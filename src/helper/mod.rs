@@ -1,7 +1,7 @@
 //! `strata helper copy`: writes one copy layer's tree inside BuildKit
-//! (contracts §2). It runs as an exec with the layer's local source mounted
+//! (docs/design.md §2). It runs as an exec with the layer's local source mounted
 //! read-only, walks it with the same code as the plan, and writes exactly the
-//! entries of contracts §1 — owners, modes (special bits included), the fixed
+//! entries of docs/design.md §1 — owners, modes (special bits included), the fixed
 //! timestamp, every directory stamped after its contents — into a scratch
 //! output, plus the layer's input digest and key for the history (§5).
 
@@ -31,7 +31,7 @@ pub struct CopyJob {
     pub name: String,
     /// Copy entries.
     pub entries: Vec<JobEntry>,
-    /// The context's ignore patterns (contracts §3).
+    /// The context's ignore patterns (docs/design.md §3).
     pub ignore: Vec<String>,
     /// Numeric owner `[uid, gid]`.
     pub owner: [u32; 2],
@@ -42,7 +42,7 @@ pub struct CopyJob {
     /// The paths whose base metadata the layer takes: those of the whole
     /// spec layer ([`base_queries`]), so a split file's key matches the plan's.
     pub queries: Vec<String>,
-    /// The base's metadata for `queries` (contracts §1).
+    /// The base's metadata for `queries` (docs/design.md §1).
     pub base: BaseDirs,
     /// The writer version; a different one means different bytes.
     pub writer: String,
@@ -63,7 +63,7 @@ pub struct JobEntry {
     pub exclude: Vec<String>,
 }
 
-/// What the helper records for the history entry (contracts §5).
+/// What the helper records for the history entry (docs/design.md §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyRecord {
     /// Layer ID.
@@ -105,7 +105,7 @@ pub enum HelperError {
         /// The symlink's target.
         target: String,
     },
-    /// Two copy layers write the same path (contracts §1: each destination
+    /// Two copy layers write the same path (docs/design.md §1: each destination
     /// file belongs to one layer).
     #[error("{}", overlap_message(.0))]
     Overlaps(Vec<Overlap>),
@@ -216,7 +216,7 @@ impl CopyJob {
 
 /// Runs a job: plans from `src`, writes the tree under `out` (with
 /// `paths_only`, only its paths: [`write_paths`]) and the record as JSON at
-/// `record`. `out` may already hold a tree (the fallback's chain, contracts
+/// `record`. `out` may already hold a tree (the fallback's chain, docs/design.md
 /// §4): existing directories take the entry's metadata, files are replaced.
 pub fn run_copy(
     job_json: &str,

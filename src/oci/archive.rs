@@ -28,7 +28,7 @@ use super::tar::{Meta, TarStream};
 use crate::plan::Digest;
 
 /// mtime of every entry of an output archive: the default layer timestamp
-/// (contracts §1).
+/// (docs/design.md §1).
 pub const ARCHIVE_MTIME: u64 = 315_619_200;
 
 /// Writes the image `manifest` (stored in `layout`) to `dest`.

@@ -1,6 +1,6 @@
 //! Base images: import from `oci-layout:PATH[:TAG]`, `oci-archive:FILE[:TAG]`
 //! and `docker-archive:FILE[:NAME[:TAG]]`, and read the base's final
-//! filesystem metadata for chosen paths (contracts §1, parent directories).
+//! filesystem metadata for chosen paths (docs/design.md §1, parent directories).
 //!
 //! Every blob is checked before use: JSON blobs (indexes, manifests, configs)
 //! when read, layer blobs by hashing them in full during import. Docker's

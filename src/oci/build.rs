@@ -1,10 +1,10 @@
 //! The embedded builder: a planned spec → an OCI image, no daemon.
 //!
-//! Steps: import the base (verified), check the layer budget (contracts §6),
-//! read the base's metadata for every ancestor directory (contracts §1),
+//! Steps: import the base (verified), check the layer budget (docs/design.md §6),
+//! read the base's metadata for every ancestor directory (docs/design.md §1),
 //! take each layer from the layer cache by its key or write it (in
 //! parallel), assemble config and manifest, write the output, and leave the
-//! build record (contracts §5).
+//! build record (docs/design.md §5).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,7 +37,7 @@ pub struct BuildRequest<'a> {
     pub plan: &'a Plan,
     /// Where the image goes.
     pub output: ImageRef,
-    /// The cache root (contracts §5).
+    /// The cache root (docs/design.md §5).
     pub cache_root: PathBuf,
     /// `SOURCE_DATE_EPOCH`: sets `created` and history times, never a layer.
     pub source_date_epoch: Option<u64>,
@@ -72,7 +72,7 @@ pub struct BuildOutcome {
     pub warnings: Vec<String>,
 }
 
-/// The last build of a context/spec/target/platform (contracts §5).
+/// The last build of a context/spec/target/platform (docs/design.md §5).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildRecord {
     /// `strata.record/v1`.
@@ -205,7 +205,7 @@ fn copy_of<'a>(spec: &'a ResolvedSpec, l: &PlannedLayer) -> Option<&'a crate::sp
     }
 }
 
-/// The key of each copy layer (contracts §1), in plan order.
+/// The key of each copy layer (docs/design.md §1), in plan order.
 pub fn layer_keys(spec: &ResolvedSpec, plan: &Plan, base: &BaseDirs) -> Vec<Option<Digest>> {
     plan.layers
         .iter()
@@ -250,7 +250,7 @@ pub fn build_observed(
 ) -> Result<BuildOutcome> {
     let spec = req.spec;
     if let Some(stage) = spec.stages.first() {
-        // Checked before anything is written (contracts §8).
+        // Checked before anything is written (docs/design.md §8).
         return Err(OciError::Unsupported {
             what: "build stage",
             value: stage.name.clone(),
@@ -366,7 +366,7 @@ pub fn build_observed(
             let digest: Digest = l.layer.digest.parse()?;
             if !place_blob(&work, &cache, &digest, l.layer.size, lasting)? {
                 // The cached blob is gone (`strata cache prune` removed it
-                // meanwhile, contracts §5) or no longer checks out: write the
+                // meanwhile, docs/design.md §5) or no longer checks out: write the
                 // layer again, straight into the working layout, where no
                 // prune reaches it.
                 let PlannedKind::Copy { files, owner } = &p.kind else {

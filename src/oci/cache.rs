@@ -1,5 +1,5 @@
 //! The content-addressed layer cache and the build records in the cache root
-//! (contracts §5). Layer blobs live in `blobs/sha256/`, one small JSON record
+//! (docs/design.md §5). Layer blobs live in `blobs/sha256/`, one small JSON record
 //! per layer key in `layers/`, the last build per context, spec, target and
 //! platform in `records/`. Every write is temp + rename, so concurrent builds
 //! and `strata cache prune` never leave a torn file; a corrupt record is

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// archives, or while importing a base image.
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
-    /// A planning error met while writing a layer (a base symlink, contracts §1).
+    /// A planning error met while writing a layer (a base symlink, docs/design.md §1).
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
 
@@ -187,7 +187,7 @@ pub enum OciError {
         reason: String,
     },
 
-    /// Base and strata layers together exceed what Docker can stack (contracts §6).
+    /// Base and strata layers together exceed what Docker can stack (docs/design.md §6).
     #[error("{base} base layers plus {strata} strata layers exceed the limit of {limit} layers")]
     TooManyLayers {
         /// Layers of the base image.

@@ -311,11 +311,11 @@ pub struct ConfigInput<'a> {
     /// diffIDs of strata's layers, appended to the base's.
     pub diff_ids: &'a [Digest],
     /// History of strata's layers, appended to the base's: one entry with
-    /// `empty_layer == false` per diffID, each with `created` (contracts §5).
+    /// `empty_layer == false` per diffID, each with `created` (docs/design.md §5).
     pub history: &'a [HistoryEntry],
 }
 
-/// Most layers Docker's graphdriver store stacks (contracts §6).
+/// Most layers Docker's graphdriver store stacks (docs/design.md §6).
 pub const MAX_LAYERS: usize = crate::spec::LAYER_LIMIT as usize;
 
 /// Fails when `base` plus `strata` layers exceed [`MAX_LAYERS`]; call it

@@ -5,7 +5,7 @@
 //! [`layout::write_image`] → [`layout::OciDir::set_tag`] or
 //! [`archive::write_output`]. Base images come in through
 //! [`base::import_base`]; [`base::base_paths`] answers the parent-directory
-//! questions of contracts §1. `docs/oci.md` states the byte-level rules.
+//! questions of docs/design.md §1. `docs/oci.md` states the byte-level rules.
 
 pub mod archive;
 pub mod base;

@@ -1,4 +1,4 @@
-//! Deterministic layer tars (contracts §1).
+//! Deterministic layer tars (docs/design.md §1).
 //!
 //! Every header is written field by field: ustar magic `ustar\0` version `00`;
 //! `mode`, `uid`, `gid`, `mtime` exactly as the [`Entry`] gives them; empty

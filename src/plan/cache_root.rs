@@ -1,4 +1,4 @@
-//! Where strata keeps its caches (contracts §5): `--cache-dir`, else
+//! Where strata keeps its caches (docs/design.md §5): `--cache-dir`, else
 //! `STRATA_CACHE_DIR`, else `$XDG_CACHE_HOME/strata`, else `~/.cache/strata`.
 
 use std::ffi::OsString;

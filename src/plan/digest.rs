@@ -1,4 +1,4 @@
-//! The input digest of a walked input (contracts §1).
+//! The input digest of a walked input (docs/design.md §1).
 //!
 //! The input digest is SHA-256 over a length-prefixed encoding of the
 //! input's entries in canonical order; each file is represented by the
@@ -21,7 +21,7 @@ pub use super::sha256::Digest;
 /// encoding means a new tag (and every layer rebuilds once).
 pub const INPUT_DIGEST_TAG: &str = "strata.input/v1";
 
-/// The mode a regular file gets in a layer (contracts §1): the spec's `mode`
+/// The mode a regular file gets in a layer (docs/design.md §1): the spec's `mode`
 /// when given (permission and special bits only), else `0755` when any exec
 /// bit is set, else `0644`.
 pub fn file_mode(exec: bool, spec_mode: Option<u32>) -> u32 {

@@ -1,6 +1,6 @@
 //! The final tree of a copy layer: ordered entries with their final metadata
-//! (contracts §1). Both the embedded tar writer (`oci`) and `strata helper copy`
-//! (the writer that runs inside BuildKit, contracts §2) consume exactly this, so
+//! (docs/design.md §1). Both the embedded tar writer (`oci`) and `strata helper copy`
+//! (the writer that runs inside BuildKit, docs/design.md §2) consume exactly this, so
 //! the two backends cannot drift apart. Nothing here does I/O.
 
 use std::cmp::Ordering;
@@ -18,7 +18,7 @@ pub struct Entry {
     /// What the entry is and where its bytes come from.
     pub kind: EntryKind,
     /// Permission bits, including setuid/setgid/sticky where the base has them
-    /// for an ancestor directory (contracts §1).
+    /// for an ancestor directory (docs/design.md §1).
     pub mode: u32,
     /// Numeric owner.
     pub uid: u64,

@@ -1,6 +1,6 @@
 //! Errors of the planning layer: walking inputs, ignore patterns, hashing and
 //! the stat cache. Every error names the path or pattern it is about
-//! (contracts §8).
+//! (docs/design.md §8).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -164,7 +164,7 @@ pub enum PlanError {
         second: String,
     },
 
-    /// A destination lies under a symlink of the base image (contracts §1).
+    /// A destination lies under a symlink of the base image (docs/design.md §1).
     #[error(
         "layer `{layer}` writes `{dest}`, but `{path}` is a symlink in the base image: write to `{resolved}` instead"
     )]

@@ -1,5 +1,5 @@
 //! The layer graph: the spec's layers expanded into planned layers (one per
-//! split file, contracts §1), each with its files in destination space, its
+//! split file, docs/design.md §1), each with its files in destination space, its
 //! input digest and, once the base is known, its layer key and final entries.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use crate::spec::{CopyLayer, Owner};
 
 /// The version of the layer writer: part of every layer key and history
 /// comment, so a change of the bytes strata writes is never silent
-/// (contracts §1). Bump it whenever tar or compression output changes.
+/// (docs/design.md §1). Bump it whenever tar or compression output changes.
 /// `/2`: block-parallel compression (gzip members of 1 MiB through
 /// zlib-rs, zstd frames of 4 MiB; `oci::compress`); tars are unchanged.
 pub const WRITER_VERSION: &str = "strata-writer/2";
@@ -39,7 +39,7 @@ pub enum LayerFileKind {
         source: PathBuf,
         /// Its size.
         size: u64,
-        /// Its final mode (contracts §1).
+        /// Its final mode (docs/design.md §1).
         mode: u32,
         /// Its content hash.
         content: Digest,
@@ -53,7 +53,7 @@ pub enum LayerFileKind {
     },
 }
 
-/// What the base image has at a path (contracts §1 parent directories).
+/// What the base image has at a path (docs/design.md §1 parent directories).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum BaseEntry {
@@ -86,7 +86,7 @@ pub fn abs(dest: &[u8]) -> String {
 }
 
 /// Paths (absolute) whose base metadata a copy layer's entries take
-/// (contracts §1): each entry's destination `to` and every ancestor of it.
+/// (docs/design.md §1): each entry's destination `to` and every ancestor of it.
 /// Directories inside a copied tree come from the context (`0755`), so the
 /// set depends on the spec alone and both backends ask the base the same
 /// questions.
@@ -105,7 +105,7 @@ pub fn base_queries(copy: &CopyLayer) -> Vec<String> {
     out.into_iter().collect()
 }
 
-/// The final entries of a copy layer (contracts §1): its files with their
+/// The final entries of a copy layer (docs/design.md §1): its files with their
 /// modes and owner, every ancestor directory (with the base's metadata where
 /// the base has it), all stamped with `timestamp`, in canonical order.
 pub fn layer_entries(
@@ -240,7 +240,7 @@ pub fn files_digest(files: &[LayerFile]) -> Result<Digest, PlanError> {
     Ok(enc.finish())
 }
 
-/// The layer key (contracts §1): the input digest plus every spec field that
+/// The layer key (docs/design.md §1): the input digest plus every spec field that
 /// changes the layer's bytes, and the base metadata its ancestor directories
 /// take. Canonical JSON, hashed.
 pub fn layer_key(

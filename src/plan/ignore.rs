@@ -1,4 +1,4 @@
-//! Docker's `.dockerignore` rules (contracts §3), also used for a copy
+//! Docker's `.dockerignore` rules (docs/design.md §3), also used for a copy
 //! entry's `exclude` patterns (relative to its `from`).
 //!
 //! These are Docker's semantics, not git's. Written against the behaviour of

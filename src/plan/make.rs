@@ -56,7 +56,7 @@ pub struct PlannedStage {
 /// One layer of the image, after `split = "file"` expansion.
 #[derive(Debug, Clone)]
 pub struct PlannedLayer {
-    /// The layer ID (contracts §1).
+    /// The layer ID (docs/design.md §1).
     pub id: String,
     /// Index of the spec layer it comes from.
     pub spec_index: usize,
@@ -94,7 +94,7 @@ impl PlannedLayer {
     }
 }
 
-/// Plans `spec`, hashing with the stat cache in `cache_root` (contracts §5).
+/// Plans `spec`, hashing with the stat cache in `cache_root` (docs/design.md §5).
 /// The cache root is left out of the inputs when it lies inside them.
 pub fn make_plan(spec: &ResolvedSpec, cache_root: &Path) -> Result<Plan, PlanError> {
     plan_with(spec, Some(cache_root), &[])
@@ -501,7 +501,7 @@ fn spec_relative(context: &Path, spec: &Path) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-/// The layer budget with splits counted (contracts §6).
+/// The layer budget with splits counted (docs/design.md §6).
 fn check_budget(spec: &ResolvedSpec, layers: &[PlannedLayer]) -> Result<(), PlanError> {
     let max = spec.image.max_layers as usize;
     if layers.len() <= max {
@@ -572,7 +572,7 @@ fn check_budget(spec: &ResolvedSpec, layers: &[PlannedLayer]) -> Result<(), Plan
 
 /// The files of a copy layer in destination space, canonical order, from the
 /// walks of its entries (`(entry index, walk)`) and their content hashes.
-/// Both the plan and `strata helper copy` (contracts §2) use it.
+/// Both the plan and `strata helper copy` (docs/design.md §2) use it.
 pub fn copy_layer_files(
     context: &Path,
     layer: &str,
@@ -585,7 +585,7 @@ pub fn copy_layer_files(
         let e = &c.entries[*ei];
         let root_is_file = !matches!(walk.entries.first().map(|x| &x.kind), Some(WalkKind::Dir));
         for entry in &walk.entries {
-            // Destination, relative to `/` (contracts §1 destinations).
+            // Destination, relative to `/` (docs/design.md §1 destinations).
             let dest = if root_is_file {
                 file_destination(&e.from, &e.to, e.to_is_dir).into_bytes()
             } else {
@@ -639,7 +639,7 @@ pub fn copy_layer_files(
     Ok(files)
 }
 
-/// Splits a copy layer's files (contracts §1): every regular file of at least
+/// Splits a copy layer's files (docs/design.md §1): every regular file of at least
 /// `min` bytes becomes the layer `<name>@<destination>`; the rest stays in
 /// `<name>` (dropped when only directories would be left of it). Image order:
 /// `<name>` first, then the split files in path order.

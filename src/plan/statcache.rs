@@ -1,4 +1,4 @@
-//! The persistent stat cache (contracts §5): for one context, each file's
+//! The persistent stat cache (docs/design.md §5): for one context, each file's
 //! content hash keyed by its context-relative path, device, inode, size,
 //! mtime and ctime, so an unchanged file is not read again.
 //!

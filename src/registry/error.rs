@@ -111,7 +111,7 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// Exit status (contracts §8): a bad reference or a wrong image is the
+    /// Exit status (docs/design.md §8): a bad reference or a wrong image is the
     /// input's fault (1), and so is an image the registry does not have;
     /// network, auth and I/O are trouble (2).
     pub fn exit_code(&self) -> u8 {

@@ -1,5 +1,5 @@
 //! Registry bases: resolve a reference to its index and per-platform
-//! manifest digests (what `strata lock` pins, contracts §5), and fetch one
+//! manifest digests (what `strata lock` pins, docs/design.md §5), and fetch one
 //! platform's image into the cache root, verified, content-addressed.
 //!
 //! Blobs go to the cache root's `blobs/sha256/` (the same store as strata's

@@ -215,7 +215,7 @@ pub enum SpecError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The spec is larger than the limit (contracts §6).
+    /// The spec is larger than the limit (docs/design.md §6).
     #[error(
         "spec file `{path}` is {}, over the limit of {limit} bytes (2 MiB)",
         crate::bounded::describe_size(*.size, *.limit)
@@ -274,7 +274,7 @@ fn summary(diags: &[Diag]) -> String {
 }
 
 impl SpecError {
-    /// Exit status (contracts §8): 1 when the input is wrong, 2 for trouble.
+    /// Exit status (docs/design.md §8): 1 when the input is wrong, 2 for trouble.
     pub fn exit_code(&self) -> u8 {
         match self {
             SpecError::Io { .. } => 2,

@@ -1,4 +1,4 @@
-//! `${NAME}` substitution (contracts §7): only `[args]`, build args and the
+//! `${NAME}` substitution (docs/design.md §7): only `[args]`, build args and the
 //! platform arguments; `$${` is a literal `${`; a plain `$NAME` is left alone.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use super::model::Sp;
 use super::parse::nearest;
 use super::resolved::Platform;
 
-/// The platform arguments defined for every platform built (contracts §7).
+/// The platform arguments defined for every platform built (docs/design.md §7).
 pub const PLATFORM_ARGS: &[&str] = &[
     "TARGETPLATFORM",
     "TARGETOS",

@@ -30,7 +30,7 @@ pub struct Loaded {
     pub warnings: Vec<Diag>,
 }
 
-/// The spec path: `file` as given, or `strata.toml` in the context (contracts §8).
+/// The spec path: `file` as given, or `strata.toml` in the context (docs/design.md §8).
 pub fn spec_path(context: &Path, file: Option<&Path>) -> PathBuf {
     file.map(Path::to_path_buf)
         .unwrap_or_else(|| context.join("strata.toml"))

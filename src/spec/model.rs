@@ -164,11 +164,11 @@ pub struct RawImage {
     pub stop_signal: Option<Sp<String>>,
     /// Health check, as Docker's.
     pub healthcheck: Option<Sp<RawHealthcheck>>,
-    /// Fixed mtime of every entry of every copy layer (contracts §1).
+    /// Fixed mtime of every entry of every copy layer (docs/design.md §1).
     pub timestamp: Option<Sp<i64>>,
-    /// Most strata layers a target may have (contracts §6).
+    /// Most strata layers a target may have (docs/design.md §6).
     pub max_layers: Option<Sp<i64>>,
-    /// Namespace of cache mount ids (contracts §4).
+    /// Namespace of cache mount ids (docs/design.md §4).
     pub cache_namespace: Option<Sp<String>>,
     /// Default layer compression: `auto` (the default), `gzip`, `zstd` or
     /// `none` (embedded builder).

@@ -7,7 +7,7 @@ use super::error::{Diag, SpecError, SpecSource};
 use super::model::RawSpec;
 use super::resolved::MAX_SPEC_BYTES;
 
-/// Reads the spec file at `path` (contracts §6 size limit first).
+/// Reads the spec file at `path` (docs/design.md §6 size limit first).
 pub fn read_source(path: &Path) -> Result<SpecSource, SpecError> {
     use crate::bounded::{Accept, ReadError, read};
     match read(path, MAX_SPEC_BYTES, Accept::AnyFile) {

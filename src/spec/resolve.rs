@@ -20,7 +20,7 @@ use super::values;
 pub struct ResolveOptions {
     /// The target, or the default (layers without `targets`).
     pub target: Option<String>,
-    /// `--platform` values; they win over `[image] platforms` (contracts §7).
+    /// `--platform` values; they win over `[image] platforms` (docs/design.md §7).
     pub platforms: Vec<Platform>,
     /// `--build-arg` values.
     pub build_args: BTreeMap<String, String>,
@@ -28,7 +28,7 @@ pub struct ResolveOptions {
     pub context: PathBuf,
 }
 
-/// Build args that are never reported as undeclared (contracts §5, §7).
+/// Build args that are never reported as undeclared (docs/design.md §5, §7).
 const EXEMPT_ARGS: &[&str] = &["STRATA_LOCKED"];
 
 /// Adds a label or help to a diagnostic already collected.
@@ -192,7 +192,7 @@ pub fn resolve(
         );
     }
 
-    // Arguments: spec defaults, overridden by build args (contracts §7).
+    // Arguments: spec defaults, overridden by build args (docs/design.md §7).
     let mut args: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in &raw.args {
         if !values::is_env_name(name) {
@@ -232,7 +232,7 @@ pub fn resolve(
     let empty_image = Default::default();
     let image = raw.image.as_ref().map(|i| i.get()).unwrap_or(&empty_image);
 
-    // Platforms: --platform wins over [image] platforms over the host (contracts §7).
+    // Platforms: --platform wins over [image] platforms over the host (docs/design.md §7).
     let mut cx = Cx {
         src,
         diags,
@@ -546,7 +546,7 @@ pub fn resolve(
         }
     }
 
-    // The layer budget without splits (contracts §6; the plan counts splits).
+    // The layer budget without splits (docs/design.md §6; the plan counts splits).
     if layers.len() > img.max_layers as usize {
         let span = layers[img.max_layers as usize].name_span.clone();
         let max = img.max_layers;

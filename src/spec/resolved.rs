@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use super::error::SpecSource;
 use super::reference::ImageRef;
 
-/// The contracts §1 default layer timestamp: 1980-01-02T00:00:00Z. Frozen.
+/// The docs/design.md §1 default layer timestamp: 1980-01-02T00:00:00Z. Frozen.
 pub const DEFAULT_TIMESTAMP: u64 = 315_619_200;
 /// The latest time an image can record: 9999-12-31T23:59:59Z. RFC 3339,
 /// which image configs use, has four-digit years (skopeo and Docker refuse
 /// a later `created`).
 pub const MAX_TIMESTAMP: u64 = 253_402_300_799;
-/// Default `max_layers` (contracts §6).
+/// Default `max_layers` (docs/design.md §6).
 pub const DEFAULT_MAX_LAYERS: u32 = 100;
 /// Most layers an image may have, base layers included: Docker's
 /// graphdriver store stacks at most 125 (docs/design.md §6). `max_layers`
@@ -22,9 +22,9 @@ pub const DEFAULT_MAX_LAYERS: u32 = 100;
 pub const LAYER_LIMIT: u32 = 125;
 /// Default `split_min`: 32 MiB.
 pub const DEFAULT_SPLIT_MIN: u64 = 32 * 1024 * 1024;
-/// Largest spec file accepted (contracts §6).
+/// Largest spec file accepted (docs/design.md §6).
 pub const MAX_SPEC_BYTES: u64 = 2 * 1024 * 1024;
-/// Default cache mount namespace (contracts §4).
+/// Default cache mount namespace (docs/design.md §4).
 pub const DEFAULT_CACHE_NAMESPACE: &str = "strata";
 
 /// A spec resolved for one target and one platform, checked against the context.
@@ -50,7 +50,7 @@ pub struct ResolvedSpec {
     /// base), in spec order; a stage no layer of the target needs is left out.
     pub stages: Vec<Stage>,
     /// The image bases of every declared stage, of any target, sorted
-    /// (`strata lock` pins them all, contracts §5).
+    /// (`strata lock` pins them all, docs/design.md §5).
     pub stage_bases: Vec<BaseRef>,
 }
 
@@ -177,13 +177,13 @@ pub struct Image {
     pub stop_signal: Option<String>,
     /// Health check.
     pub healthcheck: Option<Healthcheck>,
-    /// Layer timestamp (contracts §1).
+    /// Layer timestamp (docs/design.md §1).
     pub timestamp: u64,
-    /// Layer budget (contracts §6).
+    /// Layer budget (docs/design.md §6).
     pub max_layers: u32,
     /// Span of `max_layers` in the spec (empty when defaulted).
     pub max_layers_span: Range<usize>,
-    /// Cache mount namespace (contracts §4).
+    /// Cache mount namespace (docs/design.md §4).
     pub cache_namespace: String,
     /// Default layer compression (`[image] compression`).
     pub compression: LayerCompression,
@@ -247,7 +247,7 @@ pub struct Healthcheck {
 /// One spec layer of the target.
 #[derive(Debug, Clone)]
 pub struct Layer {
-    /// The name: the layer ID (contracts §1).
+    /// The name: the layer ID (docs/design.md §1).
     pub name: String,
     /// Span of the whole `[[layer]]` table.
     pub span: Range<usize>,

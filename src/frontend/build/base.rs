@@ -1,6 +1,6 @@
 //! Base images: resolved for the platform and pinned by strata.lock where
-//! it has a pin (contracts §5), and the base's directories that copy layers
-//! write into (contracts §1).
+//! it has a pin (docs/design.md §5), and the base's directories that copy layers
+//! write into (docs/design.md §1).
 
 use std::collections::BTreeMap;
 
@@ -44,7 +44,7 @@ impl<G: Gateway> Lower<'_, G> {
 
     /// Resolves every image this platform's build starts from (the image's
     /// base and the stages' bases), pinned by strata.lock where it has a pin
-    /// (contracts §5): each distinct reference once, all at once.
+    /// (docs/design.md §5): each distinct reference once, all at once.
     pub async fn resolve_images(&self) -> Result<Resolved, BuildError> {
         let spec = self.spec;
         let stage_refs = spec.stages.iter().filter_map(|s| match &s.from {
@@ -75,7 +75,7 @@ impl<G: Gateway> Lower<'_, G> {
         &self,
         resolved: &Resolved,
     ) -> Result<(State, Option<serde_json::Value>, BaseDirs), BuildError> {
-        // The base image, pinned by strata.lock where it has a pin (contracts §5).
+        // The base image, pinned by strata.lock where it has a pin (docs/design.md §5).
         let (base, base_config) = match self.base_reference()? {
             None => (llb::scratch(), None),
             Some(reference) => {
@@ -88,7 +88,7 @@ impl<G: Gateway> Lower<'_, G> {
     }
 
     /// The base's metadata for every copy destination and its ancestors
-    /// (contracts §1): all read at once (StatFile
+    /// (docs/design.md §1): all read at once (StatFile
     /// resolves symlinks, so each query lists its parent for lstat entries).
     async fn base_dirs(&self, base: &State) -> Result<BaseDirs, BuildError> {
         let (gw, spec, opts) = (self.gw, self.spec, &self.solve_opts);
@@ -157,7 +157,7 @@ impl<G: Gateway> Lower<'_, G> {
     }
 
     /// An image reference pinned by strata.lock where it has a pin for the
-    /// spec's platform (contracts §5); with `--locked`, an error where it has
+    /// spec's platform (docs/design.md §5); with `--locked`, an error where it has
     /// none (unless the lock marks the image local).
     fn pinned(&self, reference: &str) -> Result<String, BuildError> {
         let (spec, lock) = (self.spec, self.inputs.lock.as_ref());

@@ -1,5 +1,5 @@
 //! The image config and its history: one entry per layer, with the
-//! helper's record of each copy layer (contracts §5).
+//! helper's record of each copy layer (docs/design.md §5).
 
 use super::BuildError;
 use super::lower::{LayerNote, Lower};

@@ -1,6 +1,6 @@
 //! Copy layers: the context's parts each helper reads (one local source,
 //! or split files read from a listing), copies from stages, and how a
-//! helper exec joins the image (contracts §2, §4).
+//! helper exec joins the image (docs/design.md §2, §4).
 
 use std::collections::BTreeMap;
 
@@ -19,7 +19,7 @@ use crate::spec::CopyLayer;
 
 /// A copy layer's (state in the image, tree for the overlap check, record),
 /// from `exec` run in the given [`HelperMode`]. With MergeOp the helper's
-/// scratch output is the layer as is. Without it (contracts §4 fallback),
+/// scratch output is the layer as is. Without it (docs/design.md §4 fallback),
 /// the helper writes onto the chain, which becomes the new chain: one exec
 /// (one snapshot of the layer, no FileOp) keyed by the chain and the
 /// layer's sources only (the chain is a writable mount, which BuildKit keys
@@ -90,7 +90,7 @@ enum PartSource {
 impl<G: Gateway> Lower<'_, G> {
     /// The layers of a copy layer: one without a split; with `split = "file"`,
     /// the context is listed to find the files of at least `split_min` bytes
-    /// (contracts §1), each its own layer read from the listing, and the rest.
+    /// (docs/design.md §1), each its own layer read from the listing, and the rest.
     pub async fn copy_parts(
         &self,
         name: &str,
@@ -222,8 +222,8 @@ impl<G: Gateway> Lower<'_, G> {
         Ok(out)
     }
 
-    /// A copy layer from a stage (issue 11): the helper of context copies
-    /// (contracts §2), with each entry's `from` in the stage's final state
+    /// A copy layer from a stage: the helper of context copies
+    /// (docs/design.md §2), with each entry's `from` in the stage's final state
     /// mounted read-only at `/src/<entry index>/<name>` instead of a local
     /// source. BuildKit keys the exec by the content of those paths only, so
     /// the helper re-runs only when the stage produced other files, and writes
@@ -271,7 +271,7 @@ impl<G: Gateway> Lower<'_, G> {
             .copy_exec(name, &job, mounts, mode, &self.map, range)
     }
 
-    /// The helper exec of a context copy layer (contracts §2).
+    /// The helper exec of a context copy layer (docs/design.md §2).
     pub fn helper_exec(
         &self,
         part: &CopyPart,

@@ -1,5 +1,5 @@
 //! The helper: the frontend's own image, which runs `strata helper` in the
-//! build, and its execs that write one copy layer each (contracts §2).
+//! build, and its execs that write one copy layer each (docs/design.md §2).
 
 use super::options::Options;
 use super::{BuildError, IMAGE_BINARY};
@@ -97,7 +97,7 @@ pub(super) fn helper_image(
 pub(super) enum HelperMode<'a> {
     /// Into a scratch `/out`: the layer alone, which MergeOp stacks.
     Scratch,
-    /// Onto the linear chain mounted writable at `/out` (contracts §4
+    /// Onto the linear chain mounted writable at `/out` (docs/design.md §4
     /// fallback): that output is the chain with the layer on it. With
     /// `true`, the mount is marked to be keyed by its definition only
     /// (where the engine has `exec.mount.cache.content`).

@@ -1,7 +1,7 @@
 //! One platform's lowering: the [`Lower`] context every part of the build
 //! reads, and [`Lower::platform`], which walks the layers in order and
 //! joins them into the image: `Merge(base, layer₁, …, layerₙ)` with
-//! MergeOp and DiffOp, else one linear chain (contracts §4).
+//! MergeOp and DiffOp, else one linear chain (docs/design.md §4).
 
 use super::BuildError;
 use super::copy::copy_on;
@@ -188,7 +188,7 @@ impl<G: Gateway> Lower<'_, G> {
         // Only layers whose destinations nest can write one path; the check
         // runs beside the records below.
         let check = self.check_overlaps(&copy_outs);
-        // History: one entry per layer, with the helper's record (contracts §5).
+        // History: one entry per layer, with the helper's record (docs/design.md §5).
         let records = self.history_comments(&layers, &record_refs);
         let ((), comments) = tokio::try_join!(check, records)?;
         let config = self.config(base_config.as_ref(), &layers, comments)?;

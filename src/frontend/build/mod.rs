@@ -2,7 +2,7 @@
 //!
 //! Reads the spec, its `.dockerignore` and `strata.lock` through local
 //! sources, resolves the spec per platform, and emits one helper exec per
-//! copy layer (contracts §2), one exec chain for run layers (§4), and
+//! copy layer (docs/design.md §2), one exec chain for run layers (§4), and
 //! `Merge(base, layer₁, …, layerₙ)` where the engine has `mergeop` and
 //! `diffop`, else one linear chain. History carries one entry per layer (§5).
 //!

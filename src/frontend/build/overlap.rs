@@ -54,7 +54,7 @@ fn nested(a: &str, b: &str) -> bool {
 /// The copy outputs that may write a path another one writes, in layer
 /// order: those with nested destination roots. Two layers whose roots do
 /// not nest share at most ancestor directories, which every layer may
-/// write (contracts §1); the layers split from one spec layer are disjoint
+/// write (docs/design.md §1); the layers split from one spec layer are disjoint
 /// by construction unless that layer's own entries nest.
 pub(super) fn overlap_suspects(outs: &[CopyOut]) -> Vec<(String, State)> {
     // Per spec layer, once: whether its own entries' roots nest (its

@@ -1,6 +1,6 @@
 //! Run layers and stage steps: one exec each, `/bin/sh -c` on its parent
 //! under the normalizer ([`super::normalize`]), with the layer's inputs,
-//! stage mounts, caches, secrets and SSH agents (contracts §4).
+//! stage mounts, caches, secrets and SSH agents (docs/design.md §4).
 
 use std::collections::BTreeMap;
 
@@ -70,7 +70,7 @@ impl<G: Gateway> Lower<'_, G> {
             .custom_name(title)
             .location(map, range)
             .platform(llb_platform(&spec.platform));
-        // Environment: the base's, the image's, then the layer's (contracts §4).
+        // Environment: the base's, the image's, then the layer's (docs/design.md §4).
         let mut envs: Vec<(String, String)> = Vec::new();
         if let Some(list) = base_config
             .and_then(|c| c.pointer("/config/Env"))

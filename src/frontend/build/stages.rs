@@ -19,7 +19,7 @@ pub(super) struct StageState {
 }
 
 impl<G: Gateway> Lower<'_, G> {
-    /// The final state of every stage the target needs (issue 11): an exec
+    /// The final state of every stage the target needs: an exec
     /// chain per stage on its base image (in `resolved`) or on its
     /// base stage's final state. Stages that share nothing are independent
     /// subgraphs, so BuildKit solves them in parallel.
