@@ -241,7 +241,7 @@ fn spec_errors_point_at_their_line() {
     assert!(text.contains("[strata] layer fails: exit 3"), "{text}");
 }
 
-/// Contracts §1 through BuildKit: a copy under `/tmp` keeps the base's
+/// docs/design.md §1 through BuildKit: a copy under `/tmp` keeps the base's
 /// `1777`; a destination under a symlink of the base (`/var/run` → `/run`)
 /// fails and names the path to write instead.
 #[test]
