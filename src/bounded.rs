@@ -99,7 +99,7 @@ pub fn kind(ft: &std::fs::FileType) -> &'static str {
 pub fn describe_size(size: Option<u64>, limit: u64) -> String {
     match size {
         Some(n) => format!("{n} bytes"),
-        None if limit % (1 << 20) == 0 => format!("more than {} MiB", limit >> 20),
+        None if limit.is_multiple_of(1 << 20) => format!("more than {} MiB", limit >> 20),
         None => format!("more than {limit} bytes"),
     }
 }

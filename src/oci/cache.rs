@@ -356,10 +356,10 @@ mod tests {
     fn put(cache: &LayerCache, key: &str, bytes: &[u8]) -> PathBuf {
         let blob = write_blob(&cache.blobs_dir(), bytes).unwrap();
         let layer = LayerBlob {
-            digest: blob.digest.clone(),
+            digest: blob.digest,
             size: blob.size,
             media_type: media::LAYER_TAR,
-            diff_id: blob.digest.clone(),
+            diff_id: blob.digest,
             tar_size: blob.size,
         };
         cache.put(key, &layer).unwrap();

@@ -206,11 +206,7 @@ pub fn write_layer(
         None => {
             let (out, info) = write_layer_tar(entries, out, blobs_dir)?;
             let blob = out.into_inner().map_err(|e| e.into_error()).at(blobs_dir)?;
-            (
-                blob.complete_as(info.diff_id.clone())?,
-                info,
-                media::LAYER_TAR,
-            )
+            (blob.complete_as(info.diff_id)?, info, media::LAYER_TAR)
         }
     };
     Ok(LayerBlob {
