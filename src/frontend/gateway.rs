@@ -377,13 +377,6 @@ impl GrpcGateway {
         Ok(GrpcGateway::new(super::stdio::connect().await?, session_id))
     }
 
-    /// Returns results with the deprecated string ref IDs even where the
-    /// daemon has `proto.refarray`, to test that path on a real daemon.
-    pub fn with_legacy_refs(mut self, legacy: bool) -> GrpcGateway {
-        self.legacy_refs = legacy;
-        self
-    }
-
     fn client(&self) -> LlbBridgeClient<Channel> {
         self.client.clone()
     }

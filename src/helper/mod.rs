@@ -480,11 +480,6 @@ pub fn job_for(
     }
 }
 
-/// Input digests by layer for records read back (unused keys dropped).
-pub fn parse_record(bytes: &[u8]) -> Option<CopyRecord> {
-    serde_json::from_slice(bytes).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

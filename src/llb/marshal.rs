@@ -239,20 +239,14 @@ impl Definition {
     }
 
     /// The protobuf message, for the gateway client's `SolveRequest`.
-    #[allow(dead_code, reason = "for the frontend")]
+    #[cfg(test)]
     pub(crate) fn to_proto(&self) -> pb::Definition {
         self.proto.clone()
     }
 
-    /// The protobuf message, without a copy.
-    #[allow(dead_code, reason = "for the frontend")]
-    pub(crate) fn into_proto(self) -> pb::Definition {
-        self.proto
-    }
-
     /// Wraps a protobuf message (from `Inputs` or a solved `Ref`); see
     /// [`Definition::to_state`] to build on it.
-    #[allow(dead_code, reason = "for the frontend")]
+    #[cfg(test)]
     pub(crate) fn from_proto(proto: pb::Definition) -> Definition {
         Definition { proto }
     }

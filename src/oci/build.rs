@@ -6,7 +6,6 @@
 //! parallel), assemble config and manifest, write the output, and leave the
 //! build record (docs/design.md §5).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -585,11 +584,6 @@ pub fn last_record(spec: &ResolvedSpec, cache_root: &Path) -> Option<BuildRecord
     let cache = LayerCache::open(cache_root).ok()?;
     let mut w = Vec::new();
     cache.read_record(&record_name(spec), &mut w)
-}
-
-/// Layer inputs by ID from a record, for comparisons.
-pub fn record_inputs(r: &BuildRecord) -> BTreeMap<String, RecordLayer> {
-    r.layers.iter().map(|l| (l.id.clone(), l.clone())).collect()
 }
 
 #[cfg(test)]

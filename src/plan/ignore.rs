@@ -132,20 +132,6 @@ impl Matcher {
         Ok(m)
     }
 
-    /// Reads and parses one ignore file.
-    pub fn from_file(path: &Path) -> Result<Matcher, PlanError> {
-        let content = read_ignore_file(path)?.ok_or_else(|| {
-            PlanError::io(
-                path,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("failed to open file `{}`: not found", path.display()),
-                ),
-            )
-        })?;
-        Self::parse_ignore_file(&content, &path.display().to_string())
-    }
-
     /// Loads the ignore rules for a context, as Docker does for a Dockerfile:
     /// `<spec_file>.dockerignore` (the spec file's path with `.dockerignore`
     /// appended, e.g. `strata.toml.dockerignore` beside the spec) when it

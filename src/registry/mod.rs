@@ -191,16 +191,6 @@ impl Registry {
             .is_ok()
     }
 
-    /// Uploads the blob in `path` (`size` bytes, digest `digest`) to `r`'s
-    /// repository in chunks, streamed from disk. A failed attempt starts a
-    /// new upload session (the registry drops the unfinished one); the blob
-    /// appears in the repository only when the last request commits it with
-    /// its digest, so a failure never leaves a wrong blob behind.
-    /// `progress` is called with the bytes read so far.
-    pub fn upload_blob(&self, r: &Reference, blob: &Upload) -> Result<()> {
-        self.rt.block_on(self.upload(r, blob))
-    }
-
     /// Uploads several blobs, [`UPLOADS`] at a time (as Docker does);
     /// returns each one's result, in the order given.
     pub fn upload_blobs(&self, r: &Reference, blobs: &[Upload]) -> Vec<Result<()>> {
