@@ -3,14 +3,7 @@
 
 use std::process::Command;
 
-use crate::util::{Ctx, Run, tool};
-
-/// Asserts exit 0 and returns stdout, trimmed.
-#[track_caller]
-fn ok(run: &Run) -> String {
-    assert_eq!(run.code(), 0, "exit status; stderr:\n{}", run.stderr());
-    run.stdout().trim().to_string()
-}
+use crate::util::{Ctx, Run, ok, tool};
 
 const TWO_LAYERS: &str = r#"version = 1
 [image]
@@ -383,7 +376,8 @@ fn man_writes_one_page_per_subcommand() {
         let name = page.replace('-', "\\-");
         assert!(text.contains(&format!("{name} \\- ")), "{page}: {text}");
         assert!(
-            text.contains(&format!("\"{page} {}\"", env!("CARGO_PKG_VERSION"))),
+            // `strata --version`: the version, then the commit in parentheses.
+            text.contains(&format!("\"{page} {} (", env!("CARGO_PKG_VERSION"))),
             "{page}: {text}"
         );
     }
@@ -757,4 +751,20 @@ fn build_label_sets_config_labels_over_the_spec() {
         "{}",
         run.stderr()
     );
+}
+
+#[test]
+fn an_archive_in_a_missing_directory_names_the_users_path() {
+    let ctx = two_layers();
+    let dest = ctx.outside("missing/dir/app.tar");
+    let run = ctx.strata(&[
+        "build",
+        "--output",
+        &format!("oci-archive:{}", dest.display()),
+    ]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    let err = run.stderr();
+    assert!(err.contains(&dest.display().to_string()), "{err}");
+    assert!(!err.contains(".tmp-"), "a temporary name leaked: {err}");
+    assert!(!dest.exists());
 }

@@ -206,12 +206,15 @@ fn write_archive(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // Errors name the archive the user asked for, never the temporary file
+    // it is written as (that name means nothing to them).
+    fs_err::metadata(dir).map_err(|e| OciError::io(dest, std::io::Error::new(e.kind(), e)))?;
     let tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
-        .at(dir)?;
-    let tmp_path = tmp.path().to_owned();
+        .map_err(|e| OciError::io(dest, std::io::Error::from(e.kind())))?;
+    let tmp_path = dest.to_owned();
     let mut tar = TarStream::new(BufWriter::with_capacity(1 << 20, tmp), &tmp_path);
     let meta = |mode| Meta {
         mode,
