@@ -23,7 +23,9 @@ cd "$(dirname "$0")/.."
 size=${1:-1024}
 runs=${2:-3}
 root=/var/tmp/strata-bench-compress
-bin=target/x86_64-unknown-linux-gnu/release/strata
+# The static release binary (release/env.sh), as the tests and the frontend image.
+. release/env.sh
+bin=target/$CARGO_BUILD_TARGET/release/strata
 cores=$(nproc)
 for tool in pigz zstd taskset; do
   command -v "$tool" >/dev/null || apt-get install -y -qq "$tool" >&2

@@ -16,7 +16,9 @@ engine=${1:?usage: bench/normalize.sh ENGINE WHEELS RUNS BASE...}
 wheels=$(realpath "${2:?wheels directory}")
 runs=${3:?runs}
 shift 3
-norm=$(realpath target/x86_64-unknown-linux-gnu/release/strata-normalize)
+# The static release binary (release/env.sh): the frontend image's.
+. release/env.sh
+norm=$PWD/target/$CARGO_BUILD_TARGET/release/strata-normalize
 [ -x "$norm" ] || cargo build --release --locked --bin strata-normalize >&2
 export DOCKER_HOST
 DOCKER_HOST=$(bash integration/env.sh host "$engine")

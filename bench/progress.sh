@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 size=${1:-2048}
 runs=${2:-5}
 root=/var/tmp/strata-bench-progress
-bin=$PWD/target/x86_64-unknown-linux-gnu/release/strata
+# The static release binary (release/env.sh), as the tests and the frontend image.
+. release/env.sh
+bin=$PWD/target/$CARGO_BUILD_TARGET/release/strata
 [ -n "${STRATA_BENCH_NO_BUILD:-}" ] || cargo build --release --locked >&2
 rm -rf "$root" && mkdir -p "$root/ctx/models/encoder" "$root/ctx/models/decoder" "$root/ctx/app"
 shard=$((size / 8))
