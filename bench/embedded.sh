@@ -17,28 +17,8 @@ root=${BENCH_ROOT:-/var/tmp/strata-bench}
 bin=${STRATA_BIN:-target/$CARGO_BUILD_TARGET/release/strata}
 [ -n "${STRATA_BIN:-}" ] || cargo build --release --locked >&2
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >&2; }
-rm -rf "$root" && mkdir -p "$root/ctx/models/encoder" "$root/ctx/models/decoder" "$root/ctx/app"
-shard=$((size / 8))
-for d in encoder decoder; do
-  for i in 1 2 3 4; do
-    head -c "$((shard * 1024 * 1024))" /dev/urandom > "$root/ctx/models/$d/shard-$i.bin"
-  done
-  echo '{"layers": 24}' > "$root/ctx/models/$d/config.json"
-done
-for i in $(seq 1 200); do echo "def f$i(): return $i" > "$root/ctx/app/mod_$i.py"; done
-cat > "$root/ctx/strata.toml" <<'SPEC'
-version = 1
-[image]
-from = "scratch"
-[[layer]]
-name = "models"
-copy = [{ from = "models", to = "/srv/models" }]
-split = "file"
-[[layer]]
-name = "app"
-copy = [{ from = "app", to = "/srv/app" }]
-SPEC
-sync
+. bench/tree.sh
+model_tree "$root" "$size"
 export STRATA_CACHE_DIR=$root/cache
 measure() { # label, command...
   local label=$1; shift
