@@ -71,26 +71,21 @@ pub(crate) fn frontend_image_with(host: &str, suffix: &[u8]) -> String {
                 .unwrap();
             assert!(status.success());
         }
-        let out = docker(host)
-            .args([
-                "build",
-                "-q",
-                "--build-arg",
-                "SOURCE_DATE_EPOCH=0",
-                "-f",
-                &format!("{REPO}/frontend.Dockerfile"),
-                "--target",
-                "host",
-                "-t",
-                &tag,
-            ])
-            .arg(ctx.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            docker(host)
+                .args([
+                    "build",
+                    "-q",
+                    "--build-arg",
+                    "SOURCE_DATE_EPOCH=0",
+                    "-f",
+                    &format!("{REPO}/frontend.Dockerfile"),
+                    "--target",
+                    "host",
+                    "-t",
+                    &tag,
+                ])
+                .arg(ctx.path()),
         );
         done.push(key);
     }

@@ -8,8 +8,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::frontend::{BASE, frontend_image};
-use crate::util::docker;
-use crate::util::{daemon_diff, engine, engine_lock, with_fault_retry};
+use crate::util::{daemon_diff, docker, engine, engine_lock, run_ok, with_fault_retry};
 
 /// The layer timestamp of docs/design.md §1.
 const LAYER_TIME: i64 = 315_619_200;
@@ -172,16 +171,9 @@ fn build(host: &str, dir: &Path, tag: &str) {
 
 /// The image's diffIDs.
 fn diff_ids(host: &str, image: &str) -> Vec<String> {
-    let out = docker(host)
-        .args(["image", "inspect", "-f", "{{json .RootFS.Layers}}", image])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let run =
+        run_ok(docker(host).args(["image", "inspect", "-f", "{{json .RootFS.Layers}}", image]));
+    serde_json::from_str(&run.stdout()).unwrap()
 }
 
 /// The strata layers' diffIDs of `image`, by layer name.
