@@ -102,8 +102,10 @@ fn destination(args: &BuildArgs) -> Result<Dest> {
 }
 
 /// Builds, prints the manifest digest on stdout and one line per layer on
-/// stderr. A push of several platforms pushes each manifest and then an
-/// index under the tag, and prints the index digest.
+/// stderr. Several platforms give an OCI index of one manifest per platform
+/// (in the order of the platforms), written to a layout or an OCI archive or
+/// pushed (each manifest, then the index under the tag); the index digest is
+/// printed.
 pub fn run(args: &BuildArgs) -> Result<()> {
     output::set_progress(if args.quiet {
         Progress::Quiet
@@ -120,35 +122,47 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     }
     let loaded = args.spec.load()?;
     let root = cache_root(args.cache_dir.as_ref());
-    let target = match dest {
-        Dest::Local(output) => {
-            check_output_path(&output, &root)?;
-            if loaded.specs.len() > 1 {
-                return Err(Error::Usage(
-                    "the embedded builder writes one platform to a local output: pass --platform, or push several with --output registry:REF".into(),
-                ));
-            }
-            let outcome = build_one(args, &loaded.specs[0], &opts, &root, &output)?;
+    let several = loaded.specs.len() > 1;
+    if let Dest::Local(output) = &dest {
+        check_output_path(output, &root)?;
+        if several && let ImageRef::DockerArchive { path, .. } = output {
+            let platforms: Vec<String> = loaded
+                .specs
+                .iter()
+                .map(|s| s.platform.to_string())
+                .collect();
+            return Err(Error::Input(format!(
+                "--output docker-archive:{}: a docker archive holds one image per platform, not an index of {} platforms ({}): write them all with --output oci-layout:DIR[:TAG] or oci-archive:FILE[:TAG], push them with --output registry:REF, or pick one with --platform",
+                path.display(),
+                platforms.len(),
+                platforms.join(", ")
+            )));
+        }
+        if !several {
+            let outcome = build_one(args, &loaded.specs[0], &opts, &root, output, None)?;
             output::note(format!("wrote {output}"));
             println!("{}", outcome.manifest.digest);
             return Ok(());
         }
-        Dest::Registry(target) => target,
-    };
-    // A push is built into a scratch layout in the cache root first.
+    }
+    // Several platforms, or a push: each platform is built into a scratch
+    // layout in the cache root first.
     let dir = root.join("tmp");
     fs_err::create_dir_all(&dir).map_err(|e| Error::Io {
         path: dir.clone(),
         source: e,
     })?;
     let tmp = tempfile::Builder::new()
-        .prefix("push-")
+        .prefix("build-")
         .tempdir_in(&dir)
         .map_err(|e| Error::Io {
             path: dir.clone(),
             source: e,
         })?;
-    let several = loaded.specs.len() > 1;
+    let user_output = match &dest {
+        Dest::Local(o) => Some(o),
+        Dest::Registry(_) => None,
+    };
     let mut built = Vec::new();
     for spec in &loaded.specs {
         if several {
@@ -158,12 +172,27 @@ pub fn run(args: &BuildArgs) -> Result<()> {
             path: tmp.path().to_owned(),
             tag: Some(spec.platform.to_string().replace('/', "-")),
         };
-        let outcome = build_one(args, spec, &opts, &root, &output)?;
+        let outcome = build_one(args, spec, &opts, &root, &output, user_output)?;
         built.push((spec, outcome));
     }
     let layout = crate::oci::layout::OciDir::open(tmp.path())?;
+    let index = platform_index(&built);
+    let target = match dest {
+        Dest::Local(output) => {
+            let blob = layout.write_json_blob(&index)?;
+            let desc = crate::oci::image::Descriptor::new(
+                crate::oci::image::media::INDEX,
+                blob.digest,
+                blob.size,
+            );
+            crate::oci::archive::write_output(&output, &layout, &desc)?;
+            output::note(format!("wrote {output}"));
+            println!("{}", desc.digest);
+            return Ok(());
+        }
+        Dest::Registry(target) => target,
+    };
     let r = crate::registry::parse_reference(&target)?;
-    let mut index = crate::oci::image::ImageIndex::default();
     for (spec, outcome) in &built {
         let base_layers = layout_layers(&layout, &outcome.manifest)? - outcome.layers.len();
         let names: Vec<String> = (1..=base_layers)
@@ -184,14 +213,25 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         .whole();
         output::note(format!("{}:", spec.platform));
         registry::push(&layout, &outcome.manifest, &names, &by_digest, &opts, &root)?;
+    }
+    let digest = registry::push_index(&index, &target, &opts)?;
+    println!("{digest}");
+    Ok(())
+}
+
+/// The index of the platforms' manifests, in build order, each with its
+/// platform: the same bytes for a local output and a push.
+fn platform_index(
+    built: &[(&crate::spec::ResolvedSpec, crate::oci::build::BuildOutcome)],
+) -> crate::oci::image::ImageIndex {
+    let mut index = crate::oci::image::ImageIndex::default();
+    for (spec, outcome) in built {
         let mut desc = outcome.manifest.clone();
         desc.annotations.clear();
         desc.platform = Some(oci_platform(&spec.platform));
         index.manifests.push(desc);
     }
-    let digest = registry::push_index(&index, &target, &opts)?;
-    println!("{digest}");
-    Ok(())
+    index
 }
 
 /// Builds one platform into `output`, printing one line per layer.
@@ -201,6 +241,7 @@ fn build_one(
     opts: &registry::Options,
     root: &std::path::Path,
     output: &ImageRef,
+    user_output: Option<&ImageRef>,
 ) -> Result<crate::oci::build::BuildOutcome> {
     refuse_run_layers(spec, &args.spec.spec_path(), &args.spec.context)?;
     let labelled;
@@ -231,11 +272,17 @@ fn build_one(
         check_locked(spec, current)?;
     }
     let progress = BuildProgress::new();
-    let own_output = match output {
-        ImageRef::OciLayout { path, .. }
-        | ImageRef::OciArchive { path, .. }
-        | ImageRef::DockerArchive { path, .. } => vec![path.clone()],
-    };
+    // The output (and, for a scratch layout, the output the user named)
+    // is never an input.
+    let own_output: Vec<PathBuf> = [Some(output), user_output]
+        .into_iter()
+        .flatten()
+        .map(|o| match o {
+            ImageRef::OciLayout { path, .. }
+            | ImageRef::OciArchive { path, .. }
+            | ImageRef::DockerArchive { path, .. } => path.clone(),
+        })
+        .collect();
     let plan = progress.hashing(
         || crate::plan::make::make_plan_excluding(spec, root, &own_output),
         |p| p.as_ref().ok().map(|p| p.hashing.clone()),
