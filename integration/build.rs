@@ -1682,7 +1682,8 @@ fn several_platforms_give_one_index_in_a_layout_or_an_oci_archive() {
     ctx.write("bin/arm64/tool", "the arm64 tool\n");
     ctx.spec(
         "version = 1\n[image]\nfrom = \"scratch\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\
-         entrypoint = [\"/tool\"]\n\n\
+         entrypoint = [\"/tool\"]\n\
+         labels = { \"org.opencontainers.image.version\" = \"1.2.3\", \"team\" = \"ml\" }\n\n\
          [[layer]]\nname = \"tool\"\ncopy = [{ from = \"bin/${TARGETARCH}/tool\", to = \"/tool\" }]\n",
     );
     let out = ctx.outside("out");
@@ -1717,6 +1718,11 @@ fn several_platforms_give_one_index_in_a_layout_or_an_oci_archive() {
         })
         .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    // The OCI labels every platform has are the index's annotations.
+    assert_eq!(
+        index["annotations"],
+        serde_json::json!({"org.opencontainers.image.version": "1.2.3"})
+    );
     // Each manifest: its architecture in the config, its own `/tool`.
     for (m, arch) in manifests.iter().zip(["amd64", "arm64"]) {
         let manifest = layout.json(m["digest"].as_str().unwrap());

@@ -176,7 +176,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         built.push((spec, outcome));
     }
     let layout = crate::oci::layout::OciDir::open(tmp.path())?;
-    let index = platform_index(&built);
+    let index = platform_index(args, &built)?;
     let target = match dest {
         Dest::Local(output) => {
             let blob = layout.write_json_blob(&index)?;
@@ -220,18 +220,53 @@ pub fn run(args: &BuildArgs) -> Result<()> {
 }
 
 /// The index of the platforms' manifests, in build order, each with its
-/// platform: the same bytes for a local output and a push.
+/// platform: the same bytes for a local output and a push. The
+/// `org.opencontainers.image.*` labels that every platform's image has (from
+/// the spec and `--label`) are the index's annotations too, as the OCI image
+/// spec defines those keys for both: registries show an index's annotations
+/// (source, description, version), not its images' labels.
 fn platform_index(
+    args: &BuildArgs,
     built: &[(&crate::spec::ResolvedSpec, crate::oci::build::BuildOutcome)],
-) -> crate::oci::image::ImageIndex {
+) -> Result<crate::oci::image::ImageIndex> {
     let mut index = crate::oci::image::ImageIndex::default();
+    let mut common: Option<std::collections::BTreeMap<String, String>> = None;
     for (spec, outcome) in built {
         let mut desc = outcome.manifest.clone();
         desc.annotations.clear();
         desc.platform = Some(oci_platform(&spec.platform));
         index.manifests.push(desc);
+        let labels = with_labels(spec, &args.label)?.image.labels;
+        let oci: std::collections::BTreeMap<String, String> = labels
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("org.opencontainers.image."))
+            .collect();
+        common = Some(match common {
+            None => oci,
+            Some(c) => c
+                .into_iter()
+                .filter(|(k, v)| oci.get(k) == Some(v))
+                .collect(),
+        });
     }
-    index
+    index.annotations = common.unwrap_or_default();
+    Ok(index)
+}
+
+/// `spec` with the `--label KEY=VALUE`s set over its labels.
+fn with_labels(
+    spec: &crate::spec::ResolvedSpec,
+    labels: &[String],
+) -> Result<crate::spec::ResolvedSpec> {
+    let mut s = spec.clone();
+    for l in labels {
+        let (k, v) = l
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| Error::Usage(format!("--label `{l}` is not KEY=VALUE")))?;
+        s.image.labels.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(s)
 }
 
 /// Builds one platform into `output`, printing one line per layer.
@@ -248,15 +283,7 @@ fn build_one(
     let spec = if args.label.is_empty() {
         spec
     } else {
-        let mut s = spec.clone();
-        for l in &args.label {
-            let (k, v) = l
-                .split_once('=')
-                .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| Error::Usage(format!("--label `{l}` is not KEY=VALUE")))?;
-            s.image.labels.insert(k.to_owned(), v.to_owned());
-        }
-        labelled = s;
+        labelled = with_labels(spec, &args.label)?;
         &labelled
     };
     let registry_base = if matches!(spec.image.from, BaseRef::Registry(_)) {
