@@ -18,6 +18,7 @@ mod llb;
 mod matrix;
 mod persistence;
 mod registry;
+mod release;
 mod remote;
 mod runlayers;
 mod stages;

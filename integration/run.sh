@@ -52,8 +52,7 @@ status=0
 # packs and `release/build.sh` ships.
 . release/env.sh
 # Both architectures' release binaries into dist/, once, before the tests
-# (the x86_64 one is the binary the tests run; integration/release.rs packs
-# both into the frontend image). Without an aarch64 toolchain only x86_64 is
+# (integration/release.rs packs both into the frontend image). Without an aarch64 toolchain only x86_64 is
 # built, and the release tests skip (or fail, under CI=true).
 t=$SECONDS
 bash release/build.sh >&2
