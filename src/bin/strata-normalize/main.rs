@@ -97,10 +97,10 @@ fn start_mark() -> Result<walk::Mark, String> {
     let mut mark = (st.st_ctime, st.st_ctime_nsec as i64);
     // Only a mount of its own, made for this container (a tmpfs, with
     // nanosecond times).
-    if let (Ok(m), Ok(parent)) = (fs::metadata("/dev/shm"), fs::metadata("/dev")) {
-        if m.dev() != parent.dev() {
-            mark = mark.min((m.ctime(), m.ctime_nsec()));
-        }
+    if let (Ok(m), Ok(parent)) = (fs::metadata("/dev/shm"), fs::metadata("/dev"))
+        && m.dev() != parent.dev()
+    {
+        mark = mark.min((m.ctime(), m.ctime_nsec()));
     }
     Ok(mark)
 }
