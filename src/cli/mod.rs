@@ -114,6 +114,7 @@ impl SpecArgs {
         Ok(ResolveOptions {
             target: self.target.clone(),
             platforms,
+            host: None,
             build_args,
             context: self.context.clone(),
         })
