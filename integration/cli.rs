@@ -753,6 +753,121 @@ fn build_label_sets_config_labels_over_the_spec() {
     );
 }
 
+/// The manifest tagged first in the layout `dir`, and its descriptor.
+fn layout_manifest(dir: &std::path::Path) -> (serde_json::Value, serde_json::Value) {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let desc = index["manifests"][0].clone();
+    let hex = desc["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    let m = serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap());
+    (m.unwrap(), desc)
+}
+
+#[test]
+fn build_annotations_and_the_base_annotations() {
+    let ctx = two_layers();
+    // A scratch image: no annotations at all.
+    let base = ctx.path().join("base");
+    let base_digest = ok(&ctx.strata(&[
+        "build",
+        ".",
+        "-q",
+        "-o",
+        &format!("oci-layout:{}:v1", base.display()),
+    ]));
+    let (m, _) = layout_manifest(&base);
+    assert!(m.get("annotations").is_none(), "{m}");
+
+    // On that base: the base's manifest digest, and no name (a path is not
+    // an image reference).
+    ctx.spec(&TWO_LAYERS.replace("\"scratch\"", "\"oci-layout:base:v1\""));
+    let plain = ctx.outside("plain");
+    ok(&ctx.strata(&[
+        "build",
+        ".",
+        "-q",
+        "-o",
+        &format!("oci-layout:{}", plain.display()),
+    ]));
+    let (m, desc) = layout_manifest(&plain);
+    assert_eq!(
+        m["annotations"],
+        serde_json::json!({ "org.opencontainers.image.base.digest": base_digest })
+    );
+    assert_eq!(
+        desc["annotations"],
+        serde_json::json!({ "org.opencontainers.image.ref.name": "latest" })
+    );
+
+    // --annotation: bare and manifest: in the manifest, over strata's own;
+    // manifest-descriptor: on the descriptor in index.json; a platform
+    // qualifier that does not match is left out.
+    let host = if cfg!(target_arch = "aarch64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let annotated = ctx.outside("annotated");
+    ok(&ctx.strata(&[
+        "build",
+        ".",
+        "-q",
+        "--annotation",
+        "org.opencontainers.image.title=app",
+        "--annotation",
+        "manifest:org.opencontainers.image.base.digest=mine",
+        "--annotation",
+        &format!("manifest[{host}]:here=1"),
+        "--annotation",
+        "manifest[linux/s390x]:elsewhere=1",
+        "--annotation",
+        "manifest-descriptor:d=x=y",
+        "-o",
+        &format!("oci-layout:{}", annotated.display()),
+    ]));
+    let (ma, desc) = layout_manifest(&annotated);
+    assert_eq!(
+        ma["annotations"],
+        serde_json::json!({
+            "here": "1",
+            "org.opencontainers.image.base.digest": "mine",
+            "org.opencontainers.image.title": "app",
+        })
+    );
+    assert_eq!(desc["annotations"]["d"], "x=y");
+    assert_eq!(
+        desc["annotations"]["org.opencontainers.image.ref.name"],
+        "latest"
+    );
+    // Annotations are manifest only: config and layers are the same.
+    assert_eq!(m["layers"], ma["layers"]);
+    assert_eq!(m["config"], ma["config"]);
+
+    // An index annotation with no index to put it on: refused, nothing written.
+    let none = ctx.outside("none");
+    for (a, says) in [
+        ("index:k=v", "writes no image index"),
+        ("index-descriptor:k=v", "no descriptor of an index"),
+        ("manifests:k=v", "unknown type `manifests`"),
+    ] {
+        let run = ctx.strata(&[
+            "build",
+            ".",
+            "--annotation",
+            a,
+            "-o",
+            &format!("oci-layout:{}", none.display()),
+        ]);
+        assert_eq!(run.code(), 2, "{a}");
+        assert!(run.stderr().contains(says), "{a}: {}", run.stderr());
+        assert!(!none.exists(), "{a}");
+    }
+}
+
 #[test]
 fn an_archive_in_a_missing_directory_names_the_users_path() {
     let ctx = two_layers();
