@@ -157,6 +157,80 @@ fn build_on_a_terminal_draws_live_lines_and_keeps_the_layer_lines() {
     assert!(shown.contains(" reused "), "{shown:?}");
 }
 
+/// Reads `out`, the output of `child`, to its end; returns whether the
+/// child was still running when `mark` arrived, and everything read.
+fn seen_while_running(
+    mut child: std::process::Child,
+    mut out: impl std::io::Read,
+    mark: &str,
+) -> (bool, String) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut running = None;
+    loop {
+        let n = out.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        if running.is_none() && String::from_utf8_lossy(&seen).contains(mark) {
+            running = Some(child.try_wait().unwrap().is_none());
+        }
+    }
+    assert!(
+        child.wait().unwrap().success(),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    let seen = String::from_utf8_lossy(&seen).into_owned();
+    (
+        running.unwrap_or_else(|| panic!("`{mark}` never shown:\n{seen}")),
+        seen,
+    )
+}
+
+/// Progress shows while the build runs, not after it: on a terminal the
+/// first live line, without one the line of a layer as soon as that layer
+/// is done (the small `app` while the 64 MiB `data` is still written).
+#[test]
+fn progress_arrives_while_the_build_runs() {
+    let ctx = two_layers();
+    ctx.write("data/big.bin", crate::util::noise(64 << 20, 7));
+    let Some(_) = tool("script") else { return };
+    let dest = format!("oci-layout:{}", ctx.outside("tty").display());
+    let cmd = format!("{} build . -o {dest} 2>&1", env!("CARGO_BIN_EXE_strata"));
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(ctx.path())
+        .env("STRATA_CACHE_DIR", ctx.cache())
+        .env("TERM", "xterm")
+        .env_remove("STRATA_PROGRESS")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (running, seen) = seen_while_running(child, out, "hashing inputs");
+    assert!(
+        running,
+        "the first progress line came only at the end:\n{seen:?}"
+    );
+
+    std::fs::remove_dir_all(ctx.cache()).unwrap();
+    let dest = format!("oci-layout:{}", ctx.outside("plain").display());
+    let mut child = ctx
+        .command(&["build", ".", "-o", &dest, "--progress", "plain"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (running, seen) = seen_while_running(child, err, "\napp ");
+    assert!(running, "the `app` line came only at the end:\n{seen}");
+    let app = seen.find("\napp ").unwrap();
+    let data = seen.find("\ndata ").unwrap();
+    assert!(app < data, "{seen}");
+}
+
 /// A repository on the shared loopback registry no other run uses.
 fn unique_repo(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
