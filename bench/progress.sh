@@ -14,7 +14,7 @@ size=${1:-2048}
 runs=${2:-5}
 root=/var/tmp/strata-bench-progress
 # The static release binary (release/env.sh), as the tests and the frontend image.
-. release/env.sh
+. release/env.sh ""  # "": not this script's arguments (a sourced file sees them)
 bin=$PWD/target/$CARGO_BUILD_TARGET/release/strata
 [ -n "${STRATA_BENCH_NO_BUILD:-}" ] || cargo build --release --locked >&2
 . bench/tree.sh
