@@ -584,3 +584,70 @@ fn the_spec_platforms_apply_without_a_platform_flag() {
     seen.sort();
     assert_eq!(seen, ["amd64", "arm64"]);
 }
+
+/// buildx's `--label` (a `label:NAME` frontend option) reaches the image
+/// config over the spec's labels, and its `--annotation` (exporter options,
+/// BuildKit 0.11 and later) the manifest and its descriptor, on Docker 28.5
+/// and 26.1; read from `--output type=oci`.
+#[test]
+fn buildx_labels_and_annotations_reach_the_image_on_docker_28_and_26() {
+    let _engines = crate::util::engine_lock();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("strata.toml"),
+        "version = 1\n[image]\nfrom = \"scratch\"\nlabels = { team = \"ml\", tier = \"dev\" }\n\
+         [[layer]]\nname = \"app\"\ncopy = [{ from = \"app.py\", to = \"/app/app.py\" }]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("app.py"), "print(1)\n").unwrap();
+    for name in ["d28", "d26"] {
+        let Some(host) = engine(name) else { continue };
+        let out = tempfile::tempdir().unwrap();
+        let tar = out.path().join("image.tar");
+        buildx(
+            &host,
+            &frontend_image(&host),
+            BASE,
+            dir.path(),
+            &[
+                "--label",
+                "tier=prod",
+                "--label",
+                "org.opencontainers.image.revision=abc",
+                "--annotation",
+                "org.opencontainers.image.title=app",
+                "--annotation",
+                "manifest:com.example.m=1",
+                "--annotation",
+                "manifest-descriptor:com.example.d=2",
+                &format!("--output=type=oci,dest={}", tar.display()),
+            ],
+        );
+        let status = Command::new("tar")
+            .arg("-xf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(out.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let read = |digest: &serde_json::Value| -> serde_json::Value {
+            let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+            let path = out.path().join("blobs/sha256").join(hex);
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        };
+        let desc = &read_index(out.path())["manifests"][0];
+        assert_eq!(desc["annotations"]["com.example.d"], "2", "{name}: {desc}");
+        let manifest = read(&desc["digest"]);
+        let a = &manifest["annotations"];
+        assert_eq!(
+            a["org.opencontainers.image.title"], "app",
+            "{name}: {manifest}"
+        );
+        assert_eq!(a["com.example.m"], "1", "{name}: {manifest}");
+        let labels = &read(&manifest["config"]["digest"])["config"]["Labels"];
+        assert_eq!(labels["team"], "ml", "{name}: {labels}");
+        assert_eq!(labels["tier"], "prod", "{name}: {labels}");
+        assert_eq!(labels["org.opencontainers.image.revision"], "abc", "{name}");
+    }
+}

@@ -7,7 +7,7 @@ use clap::Args;
 use super::common::{cache_root, check_locked, refuse_run_layers};
 use super::output::Progress;
 use super::progress::BuildProgress;
-use super::{SpecArgs, output, registry};
+use super::{SpecArgs, annotation, output, registry};
 use crate::error::{Error, Result};
 use crate::oci::OciError;
 use crate::oci::base::ImageRef;
@@ -56,6 +56,12 @@ pub struct BuildArgs {
     /// repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+    /// Add an annotation, as buildx: `[TYPE[PLATFORM]:]KEY=VALUE`, TYPE
+    /// `manifest` (the default), `manifest-descriptor` or, when several
+    /// platforms are pushed, `index`; repeatable. Over the
+    /// `org.opencontainers.image.base.*` annotations strata sets.
+    #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE")]
+    pub annotation: Vec<String>,
     /// Print only the image digest (on stdout); the same as `--progress quiet`.
     #[arg(short, long, conflicts_with = "progress")]
     pub quiet: bool,
@@ -118,7 +124,15 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     if let Dest::Registry(r) = &dest {
         crate::registry::parse_reference(r)?;
     }
+    let annotations: Vec<annotation::Annotation> = args
+        .annotation
+        .iter()
+        .map(|a| annotation::parse(a))
+        .collect::<Result<_>>()?;
     let loaded = args.spec.load()?;
+    let several = loaded.specs.len() > 1;
+    let index_annotations =
+        annotation::for_index(&annotations, several && matches!(dest, Dest::Registry(_)))?;
     let root = cache_root(args.cache_dir.as_ref());
     let target = match dest {
         Dest::Local(output) => {
@@ -128,7 +142,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
                     "the embedded builder writes one platform to a local output: pass --platform, or push several with --output registry:REF".into(),
                 ));
             }
-            let outcome = build_one(args, &loaded.specs[0], &opts, &root, &output)?;
+            let outcome = build_one(args, &loaded.specs[0], &annotations, &opts, &root, &output)?;
             output::note(format!("wrote {output}"));
             println!("{}", outcome.manifest.digest);
             return Ok(());
@@ -148,7 +162,6 @@ pub fn run(args: &BuildArgs) -> Result<()> {
             path: dir.clone(),
             source: e,
         })?;
-    let several = loaded.specs.len() > 1;
     let mut built = Vec::new();
     for spec in &loaded.specs {
         if several {
@@ -158,12 +171,15 @@ pub fn run(args: &BuildArgs) -> Result<()> {
             path: tmp.path().to_owned(),
             tag: Some(spec.platform.to_string().replace('/', "-")),
         };
-        let outcome = build_one(args, spec, &opts, &root, &output)?;
+        let outcome = build_one(args, spec, &annotations, &opts, &root, &output)?;
         built.push((spec, outcome));
     }
     let layout = crate::oci::layout::OciDir::open(tmp.path())?;
     let r = crate::registry::parse_reference(&target)?;
-    let mut index = crate::oci::image::ImageIndex::default();
+    let mut index = crate::oci::image::ImageIndex {
+        annotations: index_annotations,
+        ..Default::default()
+    };
     for (spec, outcome) in &built {
         let base_layers = layout_layers(&layout, &outcome.manifest)? - outcome.layers.len();
         let names: Vec<String> = (1..=base_layers)
@@ -184,8 +200,8 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         .whole();
         output::note(format!("{}:", spec.platform));
         registry::push(&layout, &outcome.manifest, &names, &by_digest, &opts, &root)?;
+        // The descriptor keeps its `manifest-descriptor:` annotations.
         let mut desc = outcome.manifest.clone();
-        desc.annotations.clear();
         desc.platform = Some(oci_platform(&spec.platform));
         index.manifests.push(desc);
     }
@@ -198,6 +214,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
 fn build_one(
     args: &BuildArgs,
     spec: &crate::spec::ResolvedSpec,
+    annotations: &[annotation::Annotation],
     opts: &registry::Options,
     root: &std::path::Path,
     output: &ImageRef,
@@ -275,6 +292,7 @@ fn build_one(
             source_date_epoch,
             compression: Compression::Auto,
             registry_base,
+            annotations: annotation::for_platform(annotations, &spec.platform),
         },
         &progress,
     )

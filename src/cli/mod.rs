@@ -1,5 +1,6 @@
 //! Command-line interface: clap types and one module per subcommand.
 
+mod annotation;
 mod build;
 mod cache;
 mod check;
