@@ -19,6 +19,7 @@ mod matrix;
 mod persistence;
 mod readme;
 mod registry;
+mod release;
 mod remote;
 mod runlayers;
 mod stages;
