@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for tool in skopeo umoci; do
+  for tool in skopeo umoci file; do
     command -v "$tool" >/dev/null || need+=("$tool")
   done
   if [ ${#need[@]} -gt 0 ]; then
