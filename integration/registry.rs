@@ -454,8 +454,13 @@ impl OwnRegistry {
             dir.path().join("data").display()
         );
         if let Some((user, password)) = htpasswd {
-            let hash = bcrypt::hash(password, 4).unwrap();
-            std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
+            // bcrypt, as the registry requires (apache2-utils' htpasswd).
+            let out = Command::new(tool("htpasswd")?)
+                .args(["-nbB", "-C", "4", user, password])
+                .output()
+                .expect("run htpasswd");
+            assert!(out.status.success(), "htpasswd failed");
+            std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: strata-it\n    path: {}\n",
                 dir.path().join("htpasswd").display()
