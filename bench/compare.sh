@@ -62,7 +62,7 @@ run_id=bench$(date +%s)
 work=${STRATA_BENCH_DIR:-/var/tmp/strata-bench-compare}/$scale
 results=$work/results
 # The static release binary (release/env.sh), as the tests and the frontend image.
-. "$repo/release/env.sh"
+. "$repo/release/env.sh" ""  # "": not this script's arguments
 bin=${STRATA_BIN:-$repo/target/$CARGO_BUILD_TARGET/release/strata}
 log() { printf '[%s] %s\n' "$(date -u +%T)" "$*" >&2; }
 

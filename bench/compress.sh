@@ -24,7 +24,7 @@ size=${1:-1024}
 runs=${2:-3}
 root=/var/tmp/strata-bench-compress
 # The static release binary (release/env.sh), as the tests and the frontend image.
-. release/env.sh
+. release/env.sh ""  # "": not this script's arguments (a sourced file sees them)
 bin=target/$CARGO_BUILD_TARGET/release/strata
 cores=$(nproc)
 for tool in pigz zstd taskset; do

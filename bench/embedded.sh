@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 size=${1:-2048}
 root=${BENCH_ROOT:-/var/tmp/strata-bench}
 # The static release binary (release/env.sh), as the tests and the frontend image.
-. release/env.sh
+. release/env.sh ""  # "": not this script's arguments (a sourced file sees them)
 bin=${STRATA_BIN:-target/$CARGO_BUILD_TARGET/release/strata}
 [ -n "${STRATA_BIN:-}" ] || cargo build --release --locked >&2
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >&2; }

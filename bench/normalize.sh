@@ -17,7 +17,7 @@ wheels=$(realpath "${2:?wheels directory}")
 runs=${3:?runs}
 shift 3
 # The static release binary (release/env.sh): the frontend image's.
-. release/env.sh
+. release/env.sh ""  # "": not this script's arguments (a sourced file sees them)
 norm=$PWD/target/$CARGO_BUILD_TARGET/release/strata-normalize
 [ -x "$norm" ] || cargo build --release --locked --bin strata-normalize >&2
 export DOCKER_HOST

@@ -6,14 +6,15 @@
 # layer, plus an app layer), times cold builds (empty cache each time) with
 # --progress quiet, plain and tty (under a pseudo-terminal, `script`),
 # interleaved, RUNS of each; prints the median wall time of each mode and,
-# for tty, when the first byte of progress reached the terminal.
+# for tty, when the first byte of progress reached the terminal, and the load
+# average (a shared machine's noise shows there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-2048}
 runs=${2:-5}
 root=/var/tmp/strata-bench-progress
 # The static release binary (release/env.sh), as the tests and the frontend image.
-. release/env.sh
+. release/env.sh ""  # "": not this script's arguments (a sourced file sees them)
 bin=$PWD/target/$CARGO_BUILD_TARGET/release/strata
 [ -n "${STRATA_BENCH_NO_BUILD:-}" ] || cargo build --release --locked >&2
 . bench/tree.sh
@@ -48,17 +49,23 @@ print(f"{took:.2f} {first if first is not None else float('nan'):.2f}")
 PY
 }
 declare -A times firsts
+# The machine may be shared: say how loaded it was (1, 5, 15 minutes).
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for i in $(seq 1 "$runs"); do
   for mode in quiet plain tty; do
     read -r t f < <(run "$mode")
     times[$mode]+="$t "
     firsts[$mode]+="$f "
-    echo "run $i $mode: $t s (first output at $f s)" >&2
+    echo "run $i $mode: $t s (first output at $f s), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-echo "| --progress ($size MiB, cold, $runs runs) | median wall time | runs | first output (median) |"
-echo "|---|---:|---|---:|"
+quiet=$(echo "${times[quiet]}" | median)
+echo "| --progress ($size MiB, cold, $runs runs) | median wall time | vs quiet | runs (s) | first output (median) |"
+echo "|---|---:|---:|---|---:|"
 for mode in quiet plain tty; do
-  printf '| %s | %s s | %s | %s s |\n' "$mode" "$(echo "${times[$mode]}" | median)" "${times[$mode]}" "$(echo "${firsts[$mode]}" | median)"
+  m=$(echo "${times[$mode]}" | median)
+  printf '| %s | %s s | %s | %s | %s s |\n' "$mode" "$m" "$(awk -v a="$m" -v b="$quiet" 'BEGIN {printf "%+.1f%%", (a / b - 1) * 100}')" "${times[$mode]}" "$(echo "${firsts[$mode]}" | median)"
 done
+echo
+echo "load average at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"

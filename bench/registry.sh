@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 size=${1:-2048}
 root=/var/tmp/strata-bench-registry
 # The static release binary (release/env.sh), as the tests and the frontend image.
-. release/env.sh
+. release/env.sh ""  # "": not this script's arguments (a sourced file sees them)
 bin=target/$CARGO_BUILD_TARGET/release/strata
 cargo build --release --locked >&2
 rm -rf "$root" && mkdir -p "$root/ctx/models" "$root/ctx/app" "$root/reg/data"

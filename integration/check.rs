@@ -92,6 +92,52 @@ fn wrong_type() {
     );
 }
 
+/// A type error does not hide the file's other errors: two type errors
+/// in different tables and a semantic error in a third are all reported,
+/// each at its place with a help line; what a dropped value leaves behind
+/// (the layer whose `name` had the wrong type now has none) is not.
+#[test]
+fn every_error_of_a_file_is_reported() {
+    let spec = "version = 1\n[image]\nfrom = \"scratch\"\ncompression = 3\n\
+                [[layer]]\nname = \"Bad Name\"\ncopy = [{ from = \"a\", to = \"/a\" }]\n\
+                [[layer]]\nname = 7\ncopy = [{ from = \"a\", to = \"/b\", mode = 755 }]\n";
+    let run = check(spec, &[("a", "a\n")]);
+    let err = run.stderr();
+    assert_eq!(run.code(), 1, "{err}");
+    assert_eq!(run.stdout(), "");
+    for (message, at, help) in [
+        (
+            "invalid type: integer `3`, expected a string",
+            "strata.toml:4:15]",
+            "write one of \"auto\", \"gzip\", \"zstd\", \"none\"",
+        ),
+        (
+            "`Bad Name` is not a valid layer name",
+            "strata.toml:6:8]",
+            "layer names match",
+        ),
+        (
+            "invalid type: integer `7`, expected a string",
+            "strata.toml:9:8]",
+            "write it as a string, in quotes: \"7\"",
+        ),
+        (
+            "invalid type: integer `755`, expected a string",
+            "strata.toml:10:41]",
+            "in quotes: \"755\"",
+        ),
+    ] {
+        assert!(err.contains(message), "`{message}` not in:\n{err}");
+        assert!(err.contains(at), "`{at}` not in:\n{err}");
+        assert!(err.contains(help), "`{help}` not in:\n{err}");
+    }
+    assert!(err.contains("has 4 errors"), "{err}");
+    assert!(!err.contains("missing field"), "{err}");
+    // In the order of the text.
+    let pos = |m: &str| err.find(m).unwrap();
+    assert!(pos("integer `3`") < pos("Bad Name") && pos("Bad Name") < pos("integer `7`"));
+}
+
 #[test]
 fn unsupported_version() {
     assert_error("version = 2\n", &[], "unsupported spec version 2", 1, 11);

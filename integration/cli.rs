@@ -1,7 +1,7 @@
 //! The command line as a user meets it: progress, network notices,
 //! completions, output formats, small errors.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use crate::util::{Ctx, Run, ok, tool};
 
@@ -155,6 +155,80 @@ fn build_on_a_terminal_draws_live_lines_and_keeps_the_layer_lines() {
     let shown = under_pty(&ctx, &format!("build . -o {dest} --progress plain")).unwrap();
     assert!(!shown.contains("hashing inputs"), "{shown:?}");
     assert!(shown.contains(" reused "), "{shown:?}");
+}
+
+/// Reads `out`, the output of `child`, to its end; returns whether the
+/// child was still running when `mark` arrived, and everything read.
+fn seen_while_running(
+    mut child: std::process::Child,
+    mut out: impl std::io::Read,
+    mark: &str,
+) -> (bool, String) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut running = None;
+    loop {
+        let n = out.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        if running.is_none() && String::from_utf8_lossy(&seen).contains(mark) {
+            running = Some(child.try_wait().unwrap().is_none());
+        }
+    }
+    assert!(
+        child.wait().unwrap().success(),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    let seen = String::from_utf8_lossy(&seen).into_owned();
+    (
+        running.unwrap_or_else(|| panic!("`{mark}` never shown:\n{seen}")),
+        seen,
+    )
+}
+
+/// Progress shows while the build runs, not after it: on a terminal the
+/// first live line, without one the line of a layer as soon as that layer
+/// is done (the small `app` while the 64 MiB `data` is still written).
+#[test]
+fn progress_arrives_while_the_build_runs() {
+    let ctx = two_layers();
+    ctx.write("data/big.bin", crate::util::noise(64 << 20, 7));
+    let Some(_) = tool("script") else { return };
+    let dest = format!("oci-layout:{}", ctx.outside("tty").display());
+    let cmd = format!("{} build . -o {dest} 2>&1", env!("CARGO_BIN_EXE_strata"));
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(ctx.path())
+        .env("STRATA_CACHE_DIR", ctx.cache())
+        .env("TERM", "xterm")
+        .env_remove("STRATA_PROGRESS")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (running, seen) = seen_while_running(child, out, "hashing inputs");
+    assert!(
+        running,
+        "the first progress line came only at the end:\n{seen:?}"
+    );
+
+    std::fs::remove_dir_all(ctx.cache()).unwrap();
+    let dest = format!("oci-layout:{}", ctx.outside("plain").display());
+    let mut child = ctx
+        .command(&["build", ".", "-o", &dest, "--progress", "plain"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (running, seen) = seen_while_running(child, err, "\napp ");
+    assert!(running, "the `app` line came only at the end:\n{seen}");
+    let app = seen.find("\napp ").unwrap();
+    let data = seen.find("\ndata ").unwrap();
+    assert!(app < data, "{seen}");
 }
 
 /// A repository on the shared loopback registry no other run uses.
@@ -483,11 +557,72 @@ fn llb_prints_each_spec_warning_once_in_the_warning_style() {
     assert!(!err.contains("strata: warning"), "{err}");
 }
 
-/// `strata schema`, compiled by a real JSON Schema validator.
-fn schema_validator() -> (serde_json::Value, jsonschema::Validator) {
+/// `strata schema`, checked by a real JSON Schema validator: Python's
+/// `jsonschema` (Debian's `python3-jsonschema`, installed by
+/// `integration/run.sh`), which picks the draft from `$schema`. Not a Rust
+/// crate: a dev-dependency's features would change the `strata` that
+/// `cargo test` builds (Cargo unifies them), and the tests must run the
+/// binary that ships.
+struct SchemaValidator {
+    dir: tempfile::TempDir,
+}
+
+/// Reads the schema (argv 1) and a JSON array of documents (stdin); prints,
+/// for each document, the list of its errors.
+const VALIDATE_PY: &str = r#"
+import json, sys
+import jsonschema
+schema = json.load(open(sys.argv[1]))
+cls = jsonschema.validators.validator_for(schema)
+cls.check_schema(schema)
+v = cls(schema)
+docs = json.load(sys.stdin)
+print(json.dumps([[e.message for e in v.iter_errors(d)] for d in docs]))
+"#;
+
+impl SchemaValidator {
+    /// The errors of each document, in order.
+    fn errors(&self, docs: &[serde_json::Value]) -> Vec<Vec<String>> {
+        use std::io::Write;
+        // Debian's Python, where apt installs the module (not a python3
+        // that happens to come first on PATH).
+        let mut child = Command::new("/usr/bin/python3")
+            .args(["-c", VALIDATE_PY])
+            .arg(self.dir.path().join("schema.json"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run python3");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&serde_json::to_vec(docs).unwrap())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "the validator failed (is python3-jsonschema installed?): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn is_valid(&self, doc: serde_json::Value) -> bool {
+        self.errors(&[doc])[0].is_empty()
+    }
+}
+
+fn schema_validator() -> (serde_json::Value, SchemaValidator) {
     let run = Ctx::new().strata(&["schema"]);
-    let schema: serde_json::Value = serde_json::from_str(&ok(&run)).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let text = ok(&run);
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schema.json"), text).unwrap();
+    let validator = SchemaValidator { dir };
+    // A valid JSON Schema (check_schema) that accepts a minimal spec.
+    assert!(validator.is_valid(serde_json::json!({ "version": 1 })));
     (schema, validator)
 }
 
@@ -507,7 +642,7 @@ fn the_examples_validate_against_the_schema() {
             continue;
         }
         let doc = toml_as_json(&std::fs::read_to_string(&spec).unwrap());
-        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        let errors = validator.errors(&[doc]).remove(0);
         assert!(errors.is_empty(), "{}: {errors:#?}", spec.display());
         seen += 1;
     }
@@ -521,11 +656,11 @@ fn the_examples_validate_against_the_schema() {
         "version = 2\n",
         "version = 1\n[image]\nfrm = \"scratch\"\n",
     ] {
-        assert!(!validator.is_valid(&toml_as_json(bad)), "{bad}");
+        assert!(!validator.is_valid(toml_as_json(bad)), "{bad}");
     }
     // A build argument may stand for a closed-set value.
     let arg = "version = 1\n[args]\nC = \"zstd\"\n[image]\ncompression = \"${C}\"\n";
-    assert!(validator.is_valid(&toml_as_json(arg)));
+    assert!(validator.is_valid(toml_as_json(arg)));
 }
 
 #[test]
@@ -751,6 +886,121 @@ fn build_label_sets_config_labels_over_the_spec() {
         "{}",
         run.stderr()
     );
+}
+
+/// The manifest tagged first in the layout `dir`, and its descriptor.
+fn layout_manifest(dir: &std::path::Path) -> (serde_json::Value, serde_json::Value) {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let desc = index["manifests"][0].clone();
+    let hex = desc["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    let m = serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap());
+    (m.unwrap(), desc)
+}
+
+#[test]
+fn build_annotations_and_the_base_annotations() {
+    let ctx = two_layers();
+    // A scratch image: no annotations at all.
+    let base = ctx.path().join("base");
+    let base_digest = ok(&ctx.strata(&[
+        "build",
+        ".",
+        "-q",
+        "-o",
+        &format!("oci-layout:{}:v1", base.display()),
+    ]));
+    let (m, _) = layout_manifest(&base);
+    assert!(m.get("annotations").is_none(), "{m}");
+
+    // On that base: the base's manifest digest, and no name (a path is not
+    // an image reference).
+    ctx.spec(&TWO_LAYERS.replace("\"scratch\"", "\"oci-layout:base:v1\""));
+    let plain = ctx.outside("plain");
+    ok(&ctx.strata(&[
+        "build",
+        ".",
+        "-q",
+        "-o",
+        &format!("oci-layout:{}", plain.display()),
+    ]));
+    let (m, desc) = layout_manifest(&plain);
+    assert_eq!(
+        m["annotations"],
+        serde_json::json!({ "org.opencontainers.image.base.digest": base_digest })
+    );
+    assert_eq!(
+        desc["annotations"],
+        serde_json::json!({ "org.opencontainers.image.ref.name": "latest" })
+    );
+
+    // --annotation: bare and manifest: in the manifest, over strata's own;
+    // manifest-descriptor: on the descriptor in index.json; a platform
+    // qualifier that does not match is left out.
+    let host = if cfg!(target_arch = "aarch64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let annotated = ctx.outside("annotated");
+    ok(&ctx.strata(&[
+        "build",
+        ".",
+        "-q",
+        "--annotation",
+        "org.opencontainers.image.title=app",
+        "--annotation",
+        "manifest:org.opencontainers.image.base.digest=mine",
+        "--annotation",
+        &format!("manifest[{host}]:here=1"),
+        "--annotation",
+        "manifest[linux/s390x]:elsewhere=1",
+        "--annotation",
+        "manifest-descriptor:d=x=y",
+        "-o",
+        &format!("oci-layout:{}", annotated.display()),
+    ]));
+    let (ma, desc) = layout_manifest(&annotated);
+    assert_eq!(
+        ma["annotations"],
+        serde_json::json!({
+            "here": "1",
+            "org.opencontainers.image.base.digest": "mine",
+            "org.opencontainers.image.title": "app",
+        })
+    );
+    assert_eq!(desc["annotations"]["d"], "x=y");
+    assert_eq!(
+        desc["annotations"]["org.opencontainers.image.ref.name"],
+        "latest"
+    );
+    // Annotations are manifest only: config and layers are the same.
+    assert_eq!(m["layers"], ma["layers"]);
+    assert_eq!(m["config"], ma["config"]);
+
+    // An index annotation with no index to put it on: refused, nothing written.
+    let none = ctx.outside("none");
+    for (a, says) in [
+        ("index:k=v", "writes no image index"),
+        ("index-descriptor:k=v", "no descriptor of an index"),
+        ("manifests:k=v", "unknown type `manifests`"),
+    ] {
+        let run = ctx.strata(&[
+            "build",
+            ".",
+            "--annotation",
+            a,
+            "-o",
+            &format!("oci-layout:{}", none.display()),
+        ]);
+        assert_eq!(run.code(), 2, "{a}");
+        assert!(run.stderr().contains(says), "{a}: {}", run.stderr());
+        assert!(!none.exists(), "{a}");
+    }
 }
 
 #[test]

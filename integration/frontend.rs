@@ -506,3 +506,148 @@ fn copy_layers_across_engines_and_outputs() {
     eprintln!("{report}");
     assert!(wrong.is_empty(), "copy layers differ: {wrong:?}\n{report}");
 }
+
+/// `[image] platforms` applies when buildx sends no `--platform`
+/// (docs/design.md §7): Docker 28.5 builds an index of one manifest per
+/// platform, each with its own `${TARGETARCH}` source, with no emulator
+/// (copy layers run the helper on the builder's platform).
+#[test]
+fn the_spec_platforms_apply_without_a_platform_flag() {
+    let _engines = crate::util::engine_lock();
+    let Some(h28) = engine("d28") else { return };
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("strata.toml"),
+        "version = 1\n[image]\nfrom = \"scratch\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\n\
+         [[layer]]\nname = \"app\"\ncopy = [{ from = \"bin/${TARGETARCH}.txt\", to = \"/app.txt\" }]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(ctx.path().join("bin")).unwrap();
+    for arch in ["amd64", "arm64"] {
+        std::fs::write(ctx.path().join(format!("bin/{arch}.txt")), arch).unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("image.tar");
+    buildx(
+        &h28,
+        &frontend_image(&h28),
+        BASE,
+        ctx.path(),
+        &["--output", &format!("type=oci,dest={}", archive.display())],
+    );
+    let dir = out.path().join("x");
+    std::fs::create_dir(&dir).unwrap();
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let read = |digest: &str| -> Vec<u8> {
+        std::fs::read(
+            dir.join("blobs/sha256")
+                .join(digest.strip_prefix("sha256:").unwrap()),
+        )
+        .unwrap()
+    };
+    let json =
+        |digest: &str| -> serde_json::Value { serde_json::from_slice(&read(digest)).unwrap() };
+    let index = read_index(&dir);
+    let list = json(index["manifests"][0]["digest"].as_str().unwrap());
+    let mut seen = Vec::new();
+    for m in list["manifests"].as_array().expect("an index of manifests") {
+        let arch = m["platform"]["architecture"].as_str().unwrap().to_string();
+        if m["platform"]["os"] == "unknown" {
+            continue; // an attestation manifest
+        }
+        let manifest = json(m["digest"].as_str().unwrap());
+        let config = json(manifest["config"]["digest"].as_str().unwrap());
+        assert_eq!(config["architecture"], arch.as_str());
+        // The one layer holds this platform's file.
+        let layer = manifest["layers"].as_array().unwrap().last().unwrap();
+        let blob = read(layer["digest"].as_str().unwrap());
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+        let mut found = None;
+        for e in tar.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_string_lossy() == "app.txt" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+                found = Some(s);
+            }
+        }
+        assert_eq!(found.as_deref(), Some(arch.as_str()), "{arch}'s /app.txt");
+        seen.push(arch);
+    }
+    seen.sort();
+    assert_eq!(seen, ["amd64", "arm64"]);
+}
+
+/// buildx's `--label` (a `label:NAME` frontend option) reaches the image
+/// config over the spec's labels, and its `--annotation` (exporter options,
+/// BuildKit 0.11 and later) the manifest and its descriptor, on Docker 28.5
+/// and 26.1; read from `--output type=oci`.
+#[test]
+fn buildx_labels_and_annotations_reach_the_image_on_docker_28_and_26() {
+    let _engines = crate::util::engine_lock();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("strata.toml"),
+        "version = 1\n[image]\nfrom = \"scratch\"\nlabels = { team = \"ml\", tier = \"dev\" }\n\
+         [[layer]]\nname = \"app\"\ncopy = [{ from = \"app.py\", to = \"/app/app.py\" }]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("app.py"), "print(1)\n").unwrap();
+    for name in ["d28", "d26"] {
+        let Some(host) = engine(name) else { continue };
+        let out = tempfile::tempdir().unwrap();
+        let tar = out.path().join("image.tar");
+        buildx(
+            &host,
+            &frontend_image(&host),
+            BASE,
+            dir.path(),
+            &[
+                "--label",
+                "tier=prod",
+                "--label",
+                "org.opencontainers.image.revision=abc",
+                "--annotation",
+                "org.opencontainers.image.title=app",
+                "--annotation",
+                "manifest:com.example.m=1",
+                "--annotation",
+                "manifest-descriptor:com.example.d=2",
+                &format!("--output=type=oci,dest={}", tar.display()),
+            ],
+        );
+        let status = Command::new("tar")
+            .arg("-xf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(out.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let read = |digest: &serde_json::Value| -> serde_json::Value {
+            let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+            let path = out.path().join("blobs/sha256").join(hex);
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        };
+        let desc = &read_index(out.path())["manifests"][0];
+        assert_eq!(desc["annotations"]["com.example.d"], "2", "{name}: {desc}");
+        let manifest = read(&desc["digest"]);
+        let a = &manifest["annotations"];
+        assert_eq!(
+            a["org.opencontainers.image.title"], "app",
+            "{name}: {manifest}"
+        );
+        assert_eq!(a["com.example.m"], "1", "{name}: {manifest}");
+        let labels = &read(&manifest["config"]["digest"])["config"]["Labels"];
+        assert_eq!(labels["team"], "ml", "{name}: {labels}");
+        assert_eq!(labels["tier"], "prod", "{name}: {labels}");
+        assert_eq!(labels["org.opencontainers.image.revision"], "abc", "{name}");
+    }
+}

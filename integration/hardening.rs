@@ -186,6 +186,7 @@ fn build_planned(
         source_date_epoch: None,
         compression: strata::oci::compress::Compression::Gzip,
         registry_base: None,
+        annotations: Default::default(),
     })
 }
 

@@ -17,6 +17,7 @@ mod ignore;
 mod llb;
 mod matrix;
 mod persistence;
+mod readme;
 mod registry;
 mod release;
 mod remote;

@@ -325,7 +325,9 @@ fn a_registry_base_gives_the_same_image_as_an_oci_layout_copy_and_follows_the_lo
         base_digest
     );
 
-    // The same spec on either copy of the base: one image digest.
+    // The same spec on either copy of the base: the same config and layers;
+    // the manifests differ only in the base annotations (a registry base is
+    // named, a layout is not).
     let from_layout = Ctx::new();
     two_layer_context(
         &from_layout,
@@ -352,7 +354,26 @@ fn a_registry_base_gives_the_same_image_as_an_oci_layout_copy_and_follows_the_lo
             ".",
         ],
     );
-    assert_eq!(ok(&run), via_layout, "registry base vs oci-layout base");
+    let via_registry = ok(&run);
+    let (lm, lc) = layout_image(&from_layout.outside("out"), "out");
+    let (rm, rc) = layout_image(&ctx.outside("out"), "out");
+    assert_eq!(lc, rc, "registry base vs oci-layout base: config");
+    assert_eq!(
+        lm["layers"], rm["layers"],
+        "registry base vs oci-layout base: layers"
+    );
+    assert_eq!(
+        lm["annotations"],
+        serde_json::json!({ "org.opencontainers.image.base.digest": base_digest })
+    );
+    assert_eq!(
+        rm["annotations"],
+        serde_json::json!({
+            "org.opencontainers.image.base.digest": base_digest,
+            "org.opencontainers.image.base.name": base_ref,
+        })
+    );
+    assert_ne!(via_registry, via_layout);
     assert!(
         run.stderr().contains("no pin in strata.lock"),
         "{}",
@@ -394,7 +415,7 @@ fn a_registry_base_gives_the_same_image_as_an_oci_layout_copy_and_follows_the_lo
     assert_ne!(base2, base_digest);
     let out = |c: &Ctx| format!("oci-layout:{}:out", c.outside("out").display());
     let run = strata(&ctx, &["build", "--locked", "--output", &out(&ctx), "."]);
-    assert_eq!(ok(&run), via_layout, "the pinned base is used");
+    assert_eq!(ok(&run), via_registry, "the pinned base is used");
     assert!(!run.stderr().contains("no pin"), "{}", run.stderr());
     ok(&strata(&ctx, &["lock", "--update", "."]));
     let lock = std::fs::read_to_string(ctx.path().join("strata.lock")).unwrap();
@@ -403,7 +424,12 @@ fn a_registry_base_gives_the_same_image_as_an_oci_layout_copy_and_follows_the_lo
         &ctx,
         &["build", "--locked", "--output", &out(&ctx), "."],
     ));
-    assert_ne!(moved, via_layout);
+    assert_ne!(moved, via_registry);
+    let (mm, _) = layout_image(&ctx.outside("out"), "out");
+    assert_eq!(
+        mm["annotations"]["org.opencontainers.image.base.digest"],
+        base2
+    );
 }
 
 /// A `docker-registry` of our own: temp storage, a free port, optional
@@ -428,8 +454,13 @@ impl OwnRegistry {
             dir.path().join("data").display()
         );
         if let Some((user, password)) = htpasswd {
-            let hash = bcrypt::hash(password, 4).unwrap();
-            std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
+            // bcrypt, as the registry requires (apache2-utils' htpasswd).
+            let out = Command::new(tool("htpasswd")?)
+                .args(["-nbB", "-C", "4", user, password])
+                .output()
+                .expect("run htpasswd");
+            assert!(out.status.success(), "htpasswd failed");
+            std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: strata-it\n    path: {}\n",
                 dir.path().join("htpasswd").display()
@@ -892,6 +923,43 @@ fn a_multi_platform_push_is_an_index_of_one_manifest_per_platform() {
         "{}",
         run.stderr()
     );
+
+    // --annotation: index: on the index, manifest-descriptor: on its
+    // entries (one platform's only, with a qualifier), manifest: in each
+    // manifest.
+    let annotated = format!("{REGISTRY}/{}:v1", unique("multi-annotated"));
+    ok(&strata(
+        &ctx,
+        &[
+            "build",
+            "--annotation",
+            "index:org.opencontainers.image.title=multi",
+            "--annotation",
+            "manifest-descriptor[linux/arm64]:arm=1",
+            "--annotation",
+            "manifest:m=1",
+            "--output",
+            &format!("registry:{annotated}"),
+            ".",
+        ],
+    ));
+    let raw = |r: &str| -> Value {
+        let o = run_ok(Command::new(&skopeo).args(["inspect", "--raw", "--tls-verify=false", r])).0;
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let index = raw(&format!("docker://{annotated}"));
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.title"],
+        "multi"
+    );
+    let entries = index["manifests"].as_array().unwrap();
+    assert!(entries[0].get("annotations").is_none(), "{index}");
+    assert_eq!(entries[1]["annotations"]["arm"], "1", "{index}");
+    for e in entries {
+        let by_digest = annotated.replace(":v1", &format!("@{}", e["digest"].as_str().unwrap()));
+        let m = raw(&format!("docker://{by_digest}"));
+        assert_eq!(m["annotations"]["m"], "1", "{m}");
+    }
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The release: static binaries for x86_64 and aarch64 (`release/build.sh`),
+//! The release: static binaries (statically linked, as `FROM scratch` needs) for x86_64 and aarch64 (`release/build.sh`),
 //! the frontend image built from them by strata (`release/frontend.sh`,
 //! `release/frontend.toml`) and pushed to the loopback registry, then
 //! pulled by builders that never saw it: the remote builder `d26r` and a
@@ -352,5 +352,31 @@ fn a_spec_naming_the_pushed_frontend_builds_on_a_remote_builder_and_a_pruned_eng
             seen.push(pulled);
         }
         assert_eq!(seen[0], seen[1], "{name}: by tag and by digest");
+    }
+}
+
+/// Built with `release/env.sh` (an explicit target, `+crt-static`), the
+/// binaries under test are the release binaries, and `file` calls them
+/// statically linked. A plain `cargo test` builds ordinary host binaries:
+/// nothing to check then.
+#[test]
+fn the_release_binaries_are_statically_linked() {
+    let bins = [
+        env!("CARGO_BIN_EXE_strata"),
+        env!("CARGO_BIN_EXE_strata-normalize"),
+    ];
+    if !bins[0].contains("-unknown-linux-gnu/release/") {
+        eprintln!("skipping: not the release build (`. release/env.sh` first)");
+        return;
+    }
+    if tool("file").is_none() {
+        return;
+    }
+    for bin in bins {
+        let text = run_ok(Command::new("file").args(["-L", bin])).stdout();
+        assert!(
+            text.contains("statically linked") || text.contains("static-pie linked"),
+            "{bin} is not statically linked: {text}"
+        );
     }
 }

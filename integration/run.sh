@@ -9,9 +9,13 @@ cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for tool in skopeo umoci; do
+  for tool in skopeo umoci file; do
     command -v "$tool" >/dev/null || need+=("$tool")
   done
+  # The schema test's JSON Schema validator, the auth test's bcrypt
+  # htpasswd (Debian packages, not dev-dependencies: see Cargo.toml).
+  /usr/bin/python3 -c 'import jsonschema' 2>/dev/null || need+=(python3-jsonschema)
+  command -v htpasswd >/dev/null || need+=(apache2-utils)
   if [ ${#need[@]} -gt 0 ]; then
     echo "integration/run.sh: installing ${need[*]}" >&2
     apt-get update -qq >&2

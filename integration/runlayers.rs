@@ -344,3 +344,94 @@ fn differing_paths(host: &str) -> std::collections::BTreeMap<String, Vec<String>
     }
     paths
 }
+
+/// A run layer that starts in the same second as the previous one ended
+/// adds nothing of what that layer wrote with its build-time mtimes: the
+/// normalizer's start mark must not fall before the exec began (Docker
+/// 20.10's shared `/dev/mqueue` has whole-second ctimes and once made it do
+/// so; Docker 28.5 for contrast).
+#[test]
+fn a_run_layer_right_after_another_takes_nothing_of_it() {
+    const SPEC: &str = r#"version = 1
+
+[image]
+from = "strata-test/debian:bookworm"
+
+# Keeps the build's mtimes, as the mount stubs of Docker 20.10 do.
+[[layer]]
+name = "first"
+normalize = false
+run = [
+  "while :; do case $(date +%N) in 0*) break;; esac; done",
+  "mkdir -p /opt/first && echo 1 > /opt/first/f",
+]
+
+[[layer]]
+name = "second"
+run = "mkdir /second"
+"#;
+    let _guard = engine_lock();
+    for name in ["d20", "d28"] {
+        let Some(host) = engine(name) else { return };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("strata.toml"), SPEC).unwrap();
+        // Several tries: each one whose layers fall in one second could
+        // show the fault.
+        for i in 0..3 {
+            let tag = format!("strata-it-runlayers-next:{i}");
+            build(&host, dir.path(), &tag);
+            let layers = layer_entries(&host, &tag);
+            let second = layers.last().unwrap();
+            assert!(
+                second.iter().any(|p| p == "second"),
+                "{name}: the last layer is not `second`: {second:?}"
+            );
+            let leaked: Vec<&String> = second.iter().filter(|p| p.starts_with("opt")).collect();
+            assert!(
+                leaked.is_empty(),
+                "{name}, try {i}: the second layer holds what the first wrote: {leaked:?}\n\
+                 all of it: {second:?}"
+            );
+        }
+    }
+}
+
+/// The paths in each layer of `image` (`docker save`), without trailing
+/// slashes, layer by layer.
+fn layer_entries(host: &str, image: &str) -> Vec<Vec<String>> {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("image.tar");
+    run_ok(docker(host).args(["save", "-o"]).arg(&file).arg(image));
+    let mut members = std::collections::BTreeMap::new();
+    let mut outer = tar::Archive::new(std::fs::File::open(&file).unwrap());
+    for e in outer.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        members.insert(path, bytes);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
+    manifest[0]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let bytes = &members[l.as_str().unwrap()];
+            let reader: Box<dyn Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
+                Box::new(flate2::read::GzDecoder::new(&bytes[..]))
+            } else {
+                Box::new(&bytes[..])
+            };
+            tar::Archive::new(reader)
+                .entries()
+                .unwrap()
+                .map(|e| {
+                    let p = e.unwrap().path().unwrap().to_string_lossy().into_owned();
+                    p.trim_end_matches('/').to_string()
+                })
+                .collect()
+        })
+        .collect()
+}

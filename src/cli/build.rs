@@ -7,7 +7,7 @@ use clap::Args;
 use super::common::{cache_root, check_locked, refuse_run_layers};
 use super::output::Progress;
 use super::progress::BuildProgress;
-use super::{SpecArgs, output, registry};
+use super::{SpecArgs, annotation, output, registry};
 use crate::error::{Error, Result};
 use crate::oci::OciError;
 use crate::oci::base::ImageRef;
@@ -56,6 +56,12 @@ pub struct BuildArgs {
     /// repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+    /// Add an annotation, as buildx: `[TYPE[PLATFORM]:]KEY=VALUE`, TYPE
+    /// `manifest` (the default), `manifest-descriptor` or, when several
+    /// platforms are pushed, `index`; repeatable. Over the
+    /// `org.opencontainers.image.base.*` annotations strata sets.
+    #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE")]
+    pub annotation: Vec<String>,
     /// Print only the image digest (on stdout); the same as `--progress quiet`.
     #[arg(short, long, conflicts_with = "progress")]
     pub quiet: bool,
@@ -120,9 +126,15 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     if let Dest::Registry(r) = &dest {
         crate::registry::parse_reference(r)?;
     }
+    let annotations: Vec<annotation::Annotation> = args
+        .annotation
+        .iter()
+        .map(|a| annotation::parse(a))
+        .collect::<Result<_>>()?;
     let loaded = args.spec.load()?;
-    let root = cache_root(args.cache_dir.as_ref());
     let several = loaded.specs.len() > 1;
+    let index_annotations = annotation::for_index(&annotations, several)?;
+    let root = cache_root(args.cache_dir.as_ref());
     if let Dest::Local(output) = &dest {
         check_output_path(output, &root)?;
         if several && let ImageRef::DockerArchive { path, .. } = output {
@@ -139,7 +151,15 @@ pub fn run(args: &BuildArgs) -> Result<()> {
             )));
         }
         if !several {
-            let outcome = build_one(args, &loaded.specs[0], &opts, &root, output, None)?;
+            let outcome = build_one(
+                args,
+                &loaded.specs[0],
+                &annotations,
+                &opts,
+                &root,
+                output,
+                None,
+            )?;
             output::note(format!("wrote {output}"));
             println!("{}", outcome.manifest.digest);
             return Ok(());
@@ -172,11 +192,11 @@ pub fn run(args: &BuildArgs) -> Result<()> {
             path: tmp.path().to_owned(),
             tag: Some(spec.platform.to_string().replace('/', "-")),
         };
-        let outcome = build_one(args, spec, &opts, &root, &output, user_output)?;
+        let outcome = build_one(args, spec, &annotations, &opts, &root, &output, user_output)?;
         built.push((spec, outcome));
     }
     let layout = crate::oci::layout::OciDir::open(tmp.path())?;
-    let index = platform_index(args, &built)?;
+    let index = platform_index(args, &built, index_annotations)?;
     let target = match dest {
         Dest::Local(output) => {
             let blob = layout.write_json_blob(&index)?;
@@ -228,12 +248,13 @@ pub fn run(args: &BuildArgs) -> Result<()> {
 fn platform_index(
     args: &BuildArgs,
     built: &[(&crate::spec::ResolvedSpec, crate::oci::build::BuildOutcome)],
+    explicit: std::collections::BTreeMap<String, String>,
 ) -> Result<crate::oci::image::ImageIndex> {
     let mut index = crate::oci::image::ImageIndex::default();
     let mut common: Option<std::collections::BTreeMap<String, String>> = None;
     for (spec, outcome) in built {
+        // The descriptor keeps its `manifest-descriptor:` annotations.
         let mut desc = outcome.manifest.clone();
-        desc.annotations.clear();
         desc.platform = Some(oci_platform(&spec.platform));
         index.manifests.push(desc);
         let labels = with_labels(spec, &args.label)?.image.labels;
@@ -250,6 +271,8 @@ fn platform_index(
         });
     }
     index.annotations = common.unwrap_or_default();
+    // `--annotation index:` over the labels.
+    index.annotations.extend(explicit);
     Ok(index)
 }
 
@@ -273,6 +296,7 @@ fn with_labels(
 fn build_one(
     args: &BuildArgs,
     spec: &crate::spec::ResolvedSpec,
+    annotations: &[annotation::Annotation],
     opts: &registry::Options,
     root: &std::path::Path,
     output: &ImageRef,
@@ -349,6 +373,7 @@ fn build_one(
             source_date_epoch,
             compression: Compression::Auto,
             registry_base,
+            annotations: annotation::for_platform(annotations, &spec.platform),
         },
         &progress,
     )

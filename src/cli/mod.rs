@@ -1,5 +1,6 @@
 //! Command-line interface: clap types and one module per subcommand.
 
+mod annotation;
 mod build;
 mod cache;
 mod check;
@@ -114,6 +115,7 @@ impl SpecArgs {
         Ok(ResolveOptions {
             target: self.target.clone(),
             platforms,
+            host: None,
             build_args,
             context: self.context.clone(),
         })

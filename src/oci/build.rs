@@ -6,6 +6,7 @@
 //! parallel), assemble config and manifest, write the output, and leave the
 //! build record (docs/design.md §5).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -19,7 +20,7 @@ use super::image::{
     Descriptor, Healthcheck, HistoryEntry, ImageSettings, Platform, build_config,
     check_layer_budget, rfc3339,
 };
-use super::layout::{OciDir, write_image};
+use super::layout::{OciDir, write_image_annotated};
 use crate::plan::Digest;
 use crate::plan::beneath::fstat_file;
 use crate::plan::graph::{BaseDirs, BaseEntry, base_queries, layer_entries, layer_key};
@@ -45,6 +46,45 @@ pub struct BuildRequest<'a> {
     /// Where a registry base (`from = "REF"`) was fetched to by the caller
     /// (`registry::pull`); `None` for other bases.
     pub registry_base: Option<ImageRef>,
+    /// Annotations asked for (`--annotation`), over the base annotations.
+    pub annotations: ImageAnnotations,
+}
+
+/// Annotations of the image manifest and of its descriptor (in the layout's
+/// `index.json`, an archive's, or a pushed index).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageAnnotations {
+    /// In the manifest (part of its digest).
+    pub manifest: BTreeMap<String, String>,
+    /// On the manifest's descriptor.
+    pub descriptor: BTreeMap<String, String>,
+}
+
+/// `org.opencontainers.image.base.name`.
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// `org.opencontainers.image.base.digest`.
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+/// The OCI base annotations of an image built on `base`: the base's manifest
+/// digest, and for a registry base its fully qualified reference without
+/// the digest (`docker.io/library/python:3.12-slim`). A local base has no
+/// reference to name (a path is not one), scratch none at all.
+pub fn base_annotations(spec: &ResolvedSpec, base: &BaseImage) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let BaseRef::Registry(r) = &spec.image.from
+        && let Ok(r) = r.parse::<oci_client::Reference>()
+    {
+        let name = format!("{}/{}", r.registry(), r.repository());
+        let name = match r.tag() {
+            Some(t) => format!("{name}:{t}"),
+            None => name,
+        };
+        out.insert(BASE_NAME.to_owned(), name);
+    }
+    if let Some(d) = &base.manifest_digest {
+        out.insert(BASE_DIGEST.to_owned(), d.to_string());
+    }
+    out
 }
 
 /// What happened to one layer.
@@ -428,7 +468,14 @@ pub fn build_observed(
         diff_ids: &diff_ids,
         history: &history,
     })?;
-    let manifest = write_image(&work, &config, descriptors)?;
+    let mut annotations = base
+        .as_ref()
+        .map_or_else(BTreeMap::new, |b| base_annotations(spec, b));
+    annotations.extend(req.annotations.manifest.clone());
+    let mut manifest = write_image_annotated(&work, &config, descriptors, annotations)?;
+    manifest
+        .annotations
+        .extend(req.annotations.descriptor.clone());
     match (&req.output, output) {
         (ImageRef::OciLayout { tag, .. }, Some(out)) => {
             out.commit(&manifest, tag.as_deref().unwrap_or("latest"))?
@@ -634,6 +681,7 @@ copy = [{ from = "app/main.py", to = "/app/main.py", mode = "0755" }]
             source_date_epoch: None,
             compression: Compression::Auto,
             registry_base: None,
+            annotations: Default::default(),
         })
         .unwrap();
         let layout = OciDir::open(out).unwrap();
@@ -714,5 +762,40 @@ copy = [{ from = "app/main.py", to = "/app/main.py", mode = "0755" }]
         assert_eq!(reused, [true, false]);
         assert_eq!(third.layers[0].layer.digest, first.layers[0].layer.digest);
         assert_ne!(third.manifest.digest, first.manifest.digest);
+    }
+
+    /// A registry base is named fully qualified, without its digest; the
+    /// digest is the manifest's the image was built on.
+    #[test]
+    fn base_annotations_name_a_registry_base() {
+        let digest = Digest::of(b"manifest");
+        let base = BaseImage {
+            location: String::new(),
+            manifest_digest: Some(digest),
+            config_digest: digest,
+            config: serde_json::Value::Null,
+            platform: oci_platform(&crate::spec::Platform::host()),
+            layers: Vec::new(),
+            history: Vec::new(),
+        };
+        for (from, name) in [
+            ("python:3.12-slim", "docker.io/library/python:3.12-slim"),
+            (
+                "127.0.0.1:5000/team/base@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                "127.0.0.1:5000/team/base",
+            ),
+        ] {
+            let text = SPEC.replace("\"scratch\"", &format!("{from:?}"));
+            let spec = resolve_all(
+                &SpecSource::new(PathBuf::from("strata.toml"), text.as_str()),
+                &ResolveOptions::default(),
+            )
+            .unwrap()
+            .specs
+            .remove(0);
+            let a = base_annotations(&spec, &base);
+            assert_eq!(a[BASE_NAME], name, "{from}");
+            assert_eq!(a[BASE_DIGEST], digest.to_string(), "{from}");
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! [`super::output::LayoutWrite`], which locks the layout and undoes a failed
 //! write.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -343,12 +344,23 @@ impl OciDir {
 /// the manifest's descriptor, with the config's platform. The layer blobs
 /// must already be in the layout. Does not tag it (see `OciDir::set_tag`).
 pub fn write_image(layout: &OciDir, config: &Value, layers: Vec<Descriptor>) -> Result<Descriptor> {
+    write_image_annotated(layout, config, layers, BTreeMap::new())
+}
+
+/// [`write_image`] with the manifest's `annotations`.
+pub fn write_image_annotated(
+    layout: &OciDir,
+    config: &Value,
+    layers: Vec<Descriptor>,
+    annotations: BTreeMap<String, String>,
+) -> Result<Descriptor> {
     let platform: Option<Platform> = serde_json::from_value(config.clone()).ok();
     let config = layout.write_json_blob(config)?;
-    let manifest = build_manifest(
+    let mut manifest = build_manifest(
         Descriptor::new(media::CONFIG, config.digest, config.size),
         layers,
     );
+    manifest.annotations = annotations;
     let blob = layout.write_json_blob(&manifest)?;
     let mut desc = Descriptor::new(media::MANIFEST, blob.digest, blob.size);
     desc.platform = platform.map(|p| Platform {

@@ -71,7 +71,13 @@ pub fn load(file: &Path, mut opts: ResolveOptions) -> Result<Loaded, SpecError> 
 
 /// Parses and resolves a spec text for every platform, without touching the context.
 pub fn resolve_all(source: &SpecSource, opts: &ResolveOptions) -> Result<Loaded, SpecError> {
-    let raw = parse::parse(source)?;
+    let parsed = parse::parse_all(source)?;
+    if !parsed.errors.is_empty() {
+        return Err(SpecError::Invalid {
+            diagnostics: with_later_errors(source, parsed, opts),
+        });
+    }
+    let raw = parsed.raw.expect("a model when there are no errors");
     if let Some(t) = &opts.target
         && !raw.target.contains_key(t)
     {
@@ -89,6 +95,36 @@ pub fn resolve_all(source: &SpecSource, opts: &ResolveOptions) -> Result<Loaded,
         specs.push(spec);
     }
     Ok(Loaded { specs, warnings })
+}
+
+/// The type errors of a spec, then what resolving the rest of it finds,
+/// less anything about a table an entry was dropped from (it may be a
+/// consequence of the drop), in the order of the text.
+fn with_later_errors(
+    source: &SpecSource,
+    parsed: parse::Parsed,
+    opts: &ResolveOptions,
+) -> Vec<Diag> {
+    let mut diags = parsed.errors;
+    if let Some(raw) = &parsed.raw
+        && let Err(later) = resolve::resolve(source, raw, opts, None)
+    {
+        let about_dropped = |d: &Diag| {
+            d.span.as_ref().is_some_and(|s| {
+                parsed
+                    .touched
+                    .iter()
+                    .any(|t| t.start < s.end.max(s.start + 1) && s.start < t.end)
+            })
+        };
+        diags.extend(
+            later
+                .into_iter()
+                .filter(|d| d.is_error() && !about_dropped(d)),
+        );
+    }
+    diags.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
+    diags
 }
 
 /// The JSON Schema of the spec, for editors: generated from the raw model,

@@ -22,6 +22,9 @@ pub struct ResolveOptions {
     pub target: Option<String>,
     /// `--platform` values; they win over `[image] platforms` (docs/design.md §7).
     pub platforms: Vec<Platform>,
+    /// The builder's platform (`BUILDPLATFORM`, and the platform built when
+    /// neither of the above names one); `None`: this machine's.
+    pub host: Option<Platform>,
     /// `--build-arg` values.
     pub build_args: BTreeMap<String, String>,
     /// The build context (not read here).
@@ -176,7 +179,7 @@ pub fn resolve(
     opts: &ResolveOptions,
     platform: Option<&Platform>,
 ) -> Result<(ResolvedSpec, Vec<Diag>), Vec<Diag>> {
-    let host = Platform::host();
+    let host = opts.host.clone().unwrap_or_else(Platform::host);
     let mut warnings = Vec::new();
     let mut diags = Vec::new();
 

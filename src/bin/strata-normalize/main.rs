@@ -10,11 +10,14 @@
 //! strata library: its bytes are part of every run layer's cache key.
 //!
 //! 1. The start mark is a timestamp the kernel gave a file, never the clock
-//!    (file times come from a coarse clock that can lag it): the earliest of
+//!    (file times come from a coarse clock that can lag it): the earlier of
 //!    a fresh memfd's ctime and the ctime of the container's own `/dev/shm`
-//!    and `/dev/mqueue` mounts, made when the container was set up, so that
-//!    the mount stubs the runtime created before the command count as
-//!    changes too.
+//!    mount, made when the container was set up, so that the mount stubs
+//!    the runtime created before the command count as changes too. Never
+//!    `/dev/mqueue`: measured on BuildKit 0.8, every exec shares one mqueue
+//!    mount whose ctime is whole seconds, so a mark taken from it falls up
+//!    to a second early and stamps what the previous layer wrote in that
+//!    second.
 //! 2. `--cwd` is created here (after the mark, owned by the user as
 //!    BuildKit would), then the command runs there with the environment
 //!    unchanged (with `--set-home`, `HOME` is the user's passwd home as the
@@ -92,14 +95,12 @@ fn start_mark() -> Result<walk::Mark, String> {
         .map_err(|e| format!("memfd_create: {e}"))?;
     let st = fstat(&fd).map_err(|e| format!("fstat of a memfd: {e}"))?;
     let mut mark = (st.st_ctime, st.st_ctime_nsec as i64);
-    for dir in ["/dev/shm", "/dev/mqueue"] {
-        // Only a mount of its own was made for this container.
-        let (Ok(m), Ok(parent)) = (fs::metadata(dir), fs::metadata("/dev")) else {
-            continue;
-        };
-        if m.dev() != parent.dev() {
-            mark = mark.min((m.ctime(), m.ctime_nsec()));
-        }
+    // Only a mount of its own, made for this container (a tmpfs, with
+    // nanosecond times).
+    if let (Ok(m), Ok(parent)) = (fs::metadata("/dev/shm"), fs::metadata("/dev"))
+        && m.dev() != parent.dev()
+    {
+        mark = mark.min((m.ctime(), m.ctime_nsec()));
     }
     Ok(mark)
 }

@@ -24,8 +24,8 @@ pub(super) struct Options {
     pub session_id: String,
     /// `source`: the frontend's own image (the `# syntax=` reference).
     pub source: Option<String>,
-    /// `target`, `platform` (else the worker's default platform) and
-    /// `build-arg:NAME`, for spec resolution.
+    /// `target`, `platform` (else the spec's `[image] platforms`, else the
+    /// worker's default platform) and `build-arg:NAME`, for spec resolution.
     pub resolve: ResolveOptions,
     /// `no-cache`: `Some` of the layer names whose cache is ignored, every
     /// layer's when the list is empty.
@@ -65,18 +65,18 @@ impl Options {
                 })?);
             }
         }
-        if platforms.is_empty()
-            && let Some(p) = caps.default_platform()
-            && let Ok(p) = crate::spec::values::parse_platform(&p.to_string())
-        {
-            platforms.push(p);
-        }
+        // The worker's platform is the builder's: what is built when neither
+        // the option nor the spec's `[image] platforms` names a platform.
+        let host = caps
+            .default_platform()
+            .and_then(|p| crate::spec::values::parse_platform(&p.to_string()).ok());
         let resolve = ResolveOptions {
             target: env
                 .opt("target")
                 .filter(|t| !t.is_empty())
                 .map(String::from),
             platforms,
+            host,
             build_args,
             context: ".".into(),
         };

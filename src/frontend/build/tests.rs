@@ -88,6 +88,54 @@ fn the_build_output_names_the_strata_version() {
     assert!(crate::VERSION.starts_with(concat!(env!("CARGO_PKG_VERSION"), " (")));
 }
 
+/// The platforms built, by the worker's platform and the `platform`
+/// option: the option wins over `[image] platforms`, which wins over the
+/// worker's platform (docs/design.md §7).
+#[test]
+fn the_spec_platforms_apply_when_buildx_sends_none() {
+    let spec_with = |platforms: &str| {
+        format!(
+            "version = 1\n[image]\n{platforms}\n[[layer]]\nname = \"app\"\n\
+             copy = [{{ from = \"app\", to = \"/app\" }}]\n"
+        )
+    };
+    let built = |spec: &str, opts: &[(&str, &str)]| -> Vec<String> {
+        let mut caps = caps(true);
+        caps.workers.push(crate::frontend::gateway::Worker {
+            platforms: vec![llb::Platform::new("linux", "arm64")],
+            ..Default::default()
+        });
+        let gw = FakeGateway::new(caps)
+            .with_file("strata.toml", spec)
+            .with_file("app/main.py", "print(1)\n")
+            .with_file("record.json", RECORD);
+        let mut all = vec![("source", "strata:dev")];
+        all.extend_from_slice(opts);
+        let call = run(&gw, &all);
+        let Call::ReturnResult(result) = call else {
+            panic!("expected a result: {call:?}")
+        };
+        match &result.refs {
+            ResultRefs::PerPlatform(refs) => refs.keys().cloned().collect(),
+            ResultRefs::Single(_) => {
+                let config: serde_json::Value =
+                    serde_json::from_slice(&result.metadata["containerimage.config"]).unwrap();
+                vec![format!(
+                    "linux/{}",
+                    config["architecture"].as_str().unwrap()
+                )]
+            }
+        }
+    };
+    let two = spec_with("platforms = [\"linux/amd64\", \"linux/s390x\"]");
+    assert_eq!(built(&two, &[]), ["linux/amd64", "linux/s390x"]);
+    assert_eq!(
+        built(&two, &[("platform", "linux/ppc64le")]),
+        ["linux/ppc64le"]
+    );
+    assert_eq!(built(&spec_with(""), &[]), ["linux/arm64"], "the worker's");
+}
+
 #[test]
 fn multi_platform_returns_one_ref_per_platform() {
     let gw = FakeGateway::new(caps(true))
