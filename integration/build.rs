@@ -1792,6 +1792,21 @@ fn several_platforms_give_one_index_in_a_layout_or_an_oci_archive() {
     }
     assert_eq!(run.stdout(), "");
     assert!(!docker_file.exists());
+    // `--annotation index:` reaches a local index, over the labels.
+    let annotated = ctx.outside("annotated");
+    ok(&ctx.strata(&[
+        "build",
+        ".",
+        "--annotation",
+        "index:org.opencontainers.image.version=2.0.0",
+        "-o",
+        &layout_ref(&annotated, "v1"),
+    ]));
+    let index = Layout(annotated.clone()).json(&Layout(annotated).tag("v1"));
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.version"],
+        "2.0.0"
+    );
     // One platform of the two is an image again.
     let one = ok(&ctx.strata(&[
         "build",
