@@ -10,7 +10,11 @@
 #   for the builder's platform (other platforms run under emulation):
 #     docker build -f frontend.Dockerfile -t strata:dev .
 #   `release`: the binaries of release/build.sh, one image per platform,
-#   without emulation (COPY only), pushed as one multi-platform image:
+#   without emulation (COPY only), pushed as one multi-platform image. The
+#   published image is built by strata itself instead (release/frontend.sh,
+#   release/frontend.toml: the same files, entrypoint and labels, strata's
+#   layers and a reproducible index digest); this target is for people who
+#   build with Docker:
 #     bash release/build.sh
 #     docker buildx build -f frontend.Dockerfile --target release \
 #       --platform linux/amd64,linux/arm64 -t REGISTRY/strata:VERSION --push dist

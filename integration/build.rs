@@ -144,6 +144,9 @@ impl Layout {
                 let m: Value = serde_json::from_slice(&bytes).unwrap();
                 todo.push(m["config"].clone());
                 todo.extend(m["layers"].as_array().unwrap().iter().cloned());
+            } else if media.ends_with("index.v1+json") {
+                let i: Value = serde_json::from_slice(&bytes).unwrap();
+                todo.extend(i["manifests"].as_array().unwrap().iter().cloned());
             }
         }
         temps
@@ -1669,4 +1672,149 @@ fn run_layers_are_refused_before_anything_is_written() {
     assert_eq!(run.stdout(), "");
     assert!(!out.exists(), "no output");
     assert!(!ctx.cache().exists(), "no cache written");
+}
+
+#[test]
+fn several_platforms_give_one_index_in_a_layout_or_an_oci_archive() {
+    let Some(skopeo) = tool("skopeo") else { return };
+    let ctx = Ctx::new();
+    ctx.write("bin/amd64/tool", "the amd64 tool\n");
+    ctx.write("bin/arm64/tool", "the arm64 tool\n");
+    ctx.spec(
+        "version = 1\n[image]\nfrom = \"scratch\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\
+         entrypoint = [\"/tool\"]\n\
+         labels = { \"org.opencontainers.image.version\" = \"1.2.3\", \"team\" = \"ml\" }\n\n\
+         [[layer]]\nname = \"tool\"\ncopy = [{ from = \"bin/${TARGETARCH}/tool\", to = \"/tool\" }]\n",
+    );
+    let out = ctx.outside("out");
+    let digest = ok(&build(&ctx, &layout_ref(&out, "v1")));
+    let layout = Layout(out.clone());
+    assert!(layout.check_sound().is_empty());
+    // skopeo reads the tag as the index strata printed.
+    let raw = run_ok(Command::new(&skopeo).args([
+        "inspect",
+        "--raw",
+        &format!("oci:{}:v1", out.display()),
+    ]))
+    .0
+    .stdout;
+    assert_eq!(digest_of(&raw), digest, "stdout is the index digest");
+    assert_eq!(layout.tag("v1"), digest);
+    let index: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let manifests = index["manifests"].as_array().unwrap();
+    let platforms: Vec<String> = manifests
+        .iter()
+        .map(|m| {
+            assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    // The OCI labels every platform has are the index's annotations.
+    assert_eq!(
+        index["annotations"],
+        serde_json::json!({"org.opencontainers.image.version": "1.2.3"})
+    );
+    // Each manifest: its architecture in the config, its own `/tool`.
+    for (m, arch) in manifests.iter().zip(["amd64", "arm64"]) {
+        let manifest = layout.json(m["digest"].as_str().unwrap());
+        let config = layout.json(manifest["config"]["digest"].as_str().unwrap());
+        assert_eq!(config["architecture"], arch);
+        assert_eq!(config["os"], "linux");
+        let layers = manifest["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 1);
+        let entries = tar_entries(&layout.layer_tar(layers[0]["digest"].as_str().unwrap()));
+        let tool = entries.iter().find(|e| e.path == b"tool").expect("/tool");
+        assert_eq!(tool.content, format!("the {arch} tool\n").as_bytes());
+        // skopeo picks the same manifest for the platform.
+        let v: Value = serde_json::from_slice(
+            &run_ok(Command::new(&skopeo).args([
+                "inspect",
+                "--override-arch",
+                arch,
+                &format!("oci:{}:v1", out.display()),
+            ]))
+            .0
+            .stdout,
+        )
+        .unwrap();
+        assert_eq!(v["Architecture"], arch);
+        assert_eq!(v["Layers"][0], layers[0]["digest"]);
+    }
+
+    // The same inputs give the same index, with a cold cache too.
+    std::fs::remove_dir_all(ctx.cache()).unwrap();
+    let again = ctx.outside("again");
+    assert_eq!(ok(&build(&ctx, &layout_ref(&again, "v1"))), digest);
+    // An OCI archive holds the same index.
+    let archive = ctx.outside("out.tar");
+    assert_eq!(
+        ok(&build(
+            &ctx,
+            &format!("oci-archive:{}:v1", archive.display())
+        )),
+        digest
+    );
+    let raw = run_ok(Command::new(&skopeo).args([
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}:v1", archive.display()),
+    ]))
+    .0
+    .stdout;
+    assert_eq!(digest_of(&raw), digest);
+
+    // A docker archive cannot hold an index: refused, nothing written.
+    let docker_file = ctx.outside("docker.tar");
+    let run = build(
+        &ctx,
+        &format!("docker-archive:{}:app:v1", docker_file.display()),
+    );
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let err = run.stderr();
+    for part in [
+        "docker archive",
+        "linux/amd64, linux/arm64",
+        "oci-layout:",
+        "oci-archive:",
+        "registry:",
+        "--platform",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    assert_eq!(run.stdout(), "");
+    assert!(!docker_file.exists());
+    // `--annotation index:` reaches a local index, over the labels.
+    let annotated = ctx.outside("annotated");
+    ok(&ctx.strata(&[
+        "build",
+        ".",
+        "--annotation",
+        "index:org.opencontainers.image.version=2.0.0",
+        "-o",
+        &layout_ref(&annotated, "v1"),
+    ]));
+    let index = Layout(annotated.clone()).json(&Layout(annotated).tag("v1"));
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.version"],
+        "2.0.0"
+    );
+    // One platform of the two is an image again.
+    let one = ok(&ctx.strata(&[
+        "build",
+        ".",
+        "--platform",
+        "linux/arm64",
+        "-o",
+        &format!("docker-archive:{}:app:v1", docker_file.display()),
+    ]));
+    assert_eq!(one, manifests[1]["digest"].as_str().unwrap());
 }

@@ -75,7 +75,7 @@ fn manifest_puts(lines: &[String]) -> usize {
 }
 
 /// Registry available? (a failure in CI, a skip elsewhere).
-fn shared_registry() -> bool {
+pub(crate) fn shared_registry() -> bool {
     let up = Command::new("curl")
         .args([
             "-fsS",

@@ -23,6 +23,14 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   fi
 fi
 
+# The aarch64 toolchain and qemu with binfmt_misc, for the release tests
+# (integration/release.rs); seconds when they are there.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  t=$SECONDS
+  bash release/cross.sh >&2
+  echo "integration/run.sh: release/cross.sh: $((SECONDS - t))s" >&2
+fi
+
 # The engines the frontend tests build on (installed and started by env.sh;
 # idempotent, a few seconds when they are installed already).
 if [ "$(id -u)" = 0 ] && [ "${STRATA_NO_ENGINES:-}" != 1 ]; then
@@ -47,6 +55,12 @@ status=0
 # the settings of release/env.sh), the same one `integration/frontend-image.sh`
 # packs and `release/build.sh` ships.
 . release/env.sh
+# Both architectures' release binaries into dist/, once, before the tests
+# (integration/release.rs packs both into the frontend image). Without an aarch64 toolchain only x86_64 is
+# built, and the release tests skip (or fail, under CI=true).
+t=$SECONDS
+bash release/build.sh >&2
+echo "integration/run.sh: release/build.sh: $((SECONDS - t))s" >&2
 cargo test --release --locked "$@" || status=$?
 if [ -s "$faults" ]; then
   echo "integration/run.sh: $(wc -l <"$faults") engine fault(s), each retried once:" >&2

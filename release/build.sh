@@ -9,8 +9,9 @@
 #   dist/SHA256SUMS                    `sha256sum -c` checks them
 # (and BIN-linux-ARCH for every other [[bin]] of Cargo.toml).
 #
-# The names match Docker's TARGETARCH, so frontend.Dockerfile's `release`
-# target packs them into a multi-platform frontend image. The settings come
+# The names match Docker's TARGETARCH, so release/frontend.toml (and
+# frontend.Dockerfile's `release` target) pack them into a multi-platform
+# frontend image. The settings come
 # from release/env.sh (the tests and the frontend image use the same x86_64
 # binary): two clones of one commit, in different directories, give
 # byte-identical binaries with the same toolchain.
@@ -18,7 +19,7 @@
 # aarch64 on an x86_64 host needs a Rust standard library for aarch64 and a
 # cross linker. With rustup: `rustup target add aarch64-unknown-linux-gnu`;
 # or Debian 12's own toolchain, which this script then uses (Rust from
-# bookworm-security):
+# bookworm-security), installed as root by `bash release/cross.sh`:
 #   dpkg --add-architecture arm64 && apt-get update
 #   apt-get install rustc-web cargo-web libstd-rust-web-dev:arm64 \
 #     gcc-aarch64-linux-gnu libc6-dev-arm64-cross

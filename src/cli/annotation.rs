@@ -98,9 +98,9 @@ pub(crate) fn for_platform(all: &[Annotation], platform: &Platform) -> ImageAnno
     out
 }
 
-/// The index's annotations. The embedded builder writes an index only when
-/// it pushes several platforms: index annotations elsewhere, and
-/// `index-descriptor` (it writes no descriptor of an index), are refused.
+/// The index's annotations. The embedded builder writes an index only for
+/// several platforms: index annotations elsewhere, and `index-descriptor`
+/// (it writes no descriptor of an index), are refused.
 pub(crate) fn for_index(all: &[Annotation], index: bool) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for a in all {
@@ -113,7 +113,7 @@ pub(crate) fn for_index(all: &[Annotation], index: bool) -> Result<BTreeMap<Stri
             }
             Kind::Index if !index => {
                 return Err(Error::Usage(format!(
-                    "--annotation index:{}: this build writes no image index; the embedded builder writes one when it pushes several platforms (use manifest: for the image manifest)",
+                    "--annotation index:{}: this build writes no image index; the embedded builder writes one for several platforms (use manifest: for the image manifest)",
                     a.key
                 )));
             }

@@ -108,8 +108,10 @@ fn destination(args: &BuildArgs) -> Result<Dest> {
 }
 
 /// Builds, prints the manifest digest on stdout and one line per layer on
-/// stderr. A push of several platforms pushes each manifest and then an
-/// index under the tag, and prints the index digest.
+/// stderr. Several platforms give an OCI index of one manifest per platform
+/// (in the order of the platforms), written to a layout or an OCI archive or
+/// pushed (each manifest, then the index under the tag); the index digest is
+/// printed.
 pub fn run(args: &BuildArgs) -> Result<()> {
     output::set_progress(if args.quiet {
         Progress::Quiet
@@ -131,37 +133,56 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     let loaded = args.spec.load()?;
     let several = loaded.specs.len() > 1;
-    let index_annotations =
-        annotation::for_index(&annotations, several && matches!(dest, Dest::Registry(_)))?;
+    let index_annotations = annotation::for_index(&annotations, several)?;
     let root = cache_root(args.cache_dir.as_ref());
-    let target = match dest {
-        Dest::Local(output) => {
-            check_output_path(&output, &root)?;
-            if loaded.specs.len() > 1 {
-                return Err(Error::Usage(
-                    "the embedded builder writes one platform to a local output: pass --platform, or push several with --output registry:REF".into(),
-                ));
-            }
-            let outcome = build_one(args, &loaded.specs[0], &annotations, &opts, &root, &output)?;
+    if let Dest::Local(output) = &dest {
+        check_output_path(output, &root)?;
+        if several && let ImageRef::DockerArchive { path, .. } = output {
+            let platforms: Vec<String> = loaded
+                .specs
+                .iter()
+                .map(|s| s.platform.to_string())
+                .collect();
+            return Err(Error::Input(format!(
+                "--output docker-archive:{}: a docker archive holds one image per platform, not an index of {} platforms ({}): write them all with --output oci-layout:DIR[:TAG] or oci-archive:FILE[:TAG], push them with --output registry:REF, or pick one with --platform",
+                path.display(),
+                platforms.len(),
+                platforms.join(", ")
+            )));
+        }
+        if !several {
+            let outcome = build_one(
+                args,
+                &loaded.specs[0],
+                &annotations,
+                &opts,
+                &root,
+                output,
+                None,
+            )?;
             output::note(format!("wrote {output}"));
             println!("{}", outcome.manifest.digest);
             return Ok(());
         }
-        Dest::Registry(target) => target,
-    };
-    // A push is built into a scratch layout in the cache root first.
+    }
+    // Several platforms, or a push: each platform is built into a scratch
+    // layout in the cache root first.
     let dir = root.join("tmp");
     fs_err::create_dir_all(&dir).map_err(|e| Error::Io {
         path: dir.clone(),
         source: e,
     })?;
     let tmp = tempfile::Builder::new()
-        .prefix("push-")
+        .prefix("build-")
         .tempdir_in(&dir)
         .map_err(|e| Error::Io {
             path: dir.clone(),
             source: e,
         })?;
+    let user_output = match &dest {
+        Dest::Local(o) => Some(o),
+        Dest::Registry(_) => None,
+    };
     let mut built = Vec::new();
     for spec in &loaded.specs {
         if several {
@@ -171,15 +192,27 @@ pub fn run(args: &BuildArgs) -> Result<()> {
             path: tmp.path().to_owned(),
             tag: Some(spec.platform.to_string().replace('/', "-")),
         };
-        let outcome = build_one(args, spec, &annotations, &opts, &root, &output)?;
+        let outcome = build_one(args, spec, &annotations, &opts, &root, &output, user_output)?;
         built.push((spec, outcome));
     }
     let layout = crate::oci::layout::OciDir::open(tmp.path())?;
-    let r = crate::registry::parse_reference(&target)?;
-    let mut index = crate::oci::image::ImageIndex {
-        annotations: index_annotations,
-        ..Default::default()
+    let index = platform_index(args, &built, index_annotations)?;
+    let target = match dest {
+        Dest::Local(output) => {
+            let blob = layout.write_json_blob(&index)?;
+            let desc = crate::oci::image::Descriptor::new(
+                crate::oci::image::media::INDEX,
+                blob.digest,
+                blob.size,
+            );
+            crate::oci::archive::write_output(&output, &layout, &desc)?;
+            output::note(format!("wrote {output}"));
+            println!("{}", desc.digest);
+            return Ok(());
+        }
+        Dest::Registry(target) => target,
     };
+    let r = crate::registry::parse_reference(&target)?;
     for (spec, outcome) in &built {
         let base_layers = layout_layers(&layout, &outcome.manifest)? - outcome.layers.len();
         let names: Vec<String> = (1..=base_layers)
@@ -200,14 +233,63 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         .whole();
         output::note(format!("{}:", spec.platform));
         registry::push(&layout, &outcome.manifest, &names, &by_digest, &opts, &root)?;
-        // The descriptor keeps its `manifest-descriptor:` annotations.
-        let mut desc = outcome.manifest.clone();
-        desc.platform = Some(oci_platform(&spec.platform));
-        index.manifests.push(desc);
     }
     let digest = registry::push_index(&index, &target, &opts)?;
     println!("{digest}");
     Ok(())
+}
+
+/// The index of the platforms' manifests, in build order, each with its
+/// platform: the same bytes for a local output and a push. The
+/// `org.opencontainers.image.*` labels that every platform's image has (from
+/// the spec and `--label`) are the index's annotations too, as the OCI image
+/// spec defines those keys for both: registries show an index's annotations
+/// (source, description, version), not its images' labels.
+fn platform_index(
+    args: &BuildArgs,
+    built: &[(&crate::spec::ResolvedSpec, crate::oci::build::BuildOutcome)],
+    explicit: std::collections::BTreeMap<String, String>,
+) -> Result<crate::oci::image::ImageIndex> {
+    let mut index = crate::oci::image::ImageIndex::default();
+    let mut common: Option<std::collections::BTreeMap<String, String>> = None;
+    for (spec, outcome) in built {
+        // The descriptor keeps its `manifest-descriptor:` annotations.
+        let mut desc = outcome.manifest.clone();
+        desc.platform = Some(oci_platform(&spec.platform));
+        index.manifests.push(desc);
+        let labels = with_labels(spec, &args.label)?.image.labels;
+        let oci: std::collections::BTreeMap<String, String> = labels
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("org.opencontainers.image."))
+            .collect();
+        common = Some(match common {
+            None => oci,
+            Some(c) => c
+                .into_iter()
+                .filter(|(k, v)| oci.get(k) == Some(v))
+                .collect(),
+        });
+    }
+    index.annotations = common.unwrap_or_default();
+    // `--annotation index:` over the labels.
+    index.annotations.extend(explicit);
+    Ok(index)
+}
+
+/// `spec` with the `--label KEY=VALUE`s set over its labels.
+fn with_labels(
+    spec: &crate::spec::ResolvedSpec,
+    labels: &[String],
+) -> Result<crate::spec::ResolvedSpec> {
+    let mut s = spec.clone();
+    for l in labels {
+        let (k, v) = l
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| Error::Usage(format!("--label `{l}` is not KEY=VALUE")))?;
+        s.image.labels.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(s)
 }
 
 /// Builds one platform into `output`, printing one line per layer.
@@ -218,21 +300,14 @@ fn build_one(
     opts: &registry::Options,
     root: &std::path::Path,
     output: &ImageRef,
+    user_output: Option<&ImageRef>,
 ) -> Result<crate::oci::build::BuildOutcome> {
     refuse_run_layers(spec, &args.spec.spec_path(), &args.spec.context)?;
     let labelled;
     let spec = if args.label.is_empty() {
         spec
     } else {
-        let mut s = spec.clone();
-        for l in &args.label {
-            let (k, v) = l
-                .split_once('=')
-                .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| Error::Usage(format!("--label `{l}` is not KEY=VALUE")))?;
-            s.image.labels.insert(k.to_owned(), v.to_owned());
-        }
-        labelled = s;
+        labelled = with_labels(spec, &args.label)?;
         &labelled
     };
     let registry_base = if matches!(spec.image.from, BaseRef::Registry(_)) {
@@ -248,11 +323,17 @@ fn build_one(
         check_locked(spec, current)?;
     }
     let progress = BuildProgress::new();
-    let own_output = match output {
-        ImageRef::OciLayout { path, .. }
-        | ImageRef::OciArchive { path, .. }
-        | ImageRef::DockerArchive { path, .. } => vec![path.clone()],
-    };
+    // The output (and, for a scratch layout, the output the user named)
+    // is never an input.
+    let own_output: Vec<PathBuf> = [Some(output), user_output]
+        .into_iter()
+        .flatten()
+        .map(|o| match o {
+            ImageRef::OciLayout { path, .. }
+            | ImageRef::OciArchive { path, .. }
+            | ImageRef::DockerArchive { path, .. } => path.clone(),
+        })
+        .collect();
     let plan = progress.hashing(
         || crate::plan::make::make_plan_excluding(spec, root, &own_output),
         |p| p.as_ref().ok().map(|p| p.hashing.clone()),
