@@ -9,13 +9,13 @@ use super::lower::Lower;
 use super::options::Options;
 use super::stages::StageState;
 use super::{BuildError, spec_error};
-use crate::frontend::gateway::{Caps, Gateway, cap};
+use crate::frontend::gateway::{Caps, Gateway, Ref, Stat, cap};
 use crate::helper::{CopyJob, job_for};
 use crate::llb::{self, Mount, State};
 use crate::plan::graph::{BaseDirs, LayerFile, LayerFileKind};
 use crate::plan::ignore::Matcher;
 use crate::plan::make::split_layer;
-use crate::spec::CopyLayer;
+use crate::spec::{CopyLayer, LayerKind};
 
 /// A copy layer's (state in the image, tree for the overlap check, record),
 /// from `exec` run in the given [`HelperMode`]. With MergeOp the helper's
@@ -49,25 +49,78 @@ pub(super) fn copy_on(
     Ok((chain.clone(), skip(paths), meta))
 }
 
+/// The shared key hint of a local source with this input set:
+/// `strata/` and a digest of its include, exclude and follow paths, so
+/// sources with different input sets never share BuildKit's synced
+/// snapshot, and sources with the same one do (docs/design.md §2).
+pub(super) fn input_set_hint(include: &[String], exclude: &[String], follow: &[String]) -> String {
+    let doc = serde_json::json!({ "exclude": exclude, "follow": follow, "include": include });
+    let hex = crate::plan::Digest::of(doc.to_string().as_bytes()).hex();
+    format!("strata/{}", &hex[..32])
+}
+
 /// Part of the build context, sent through the session: `local://CTX_KEY`
-/// with exactly the `include` paths minus `exclude`, under its own shared
-/// key hint `strata/KEY` (BuildKit keeps one synced copy per hint).
+/// with exactly the `include` paths minus `exclude`, under the shared key
+/// hint of that input set ([`input_set_hint`]).
 pub(super) fn context_source(
     opts: &Options,
-    key: &str,
     include: Vec<String>,
     exclude: Vec<String>,
     name: String,
 ) -> State {
     llb::local(&opts.context_key)
         .session_id(&opts.session_id)
-        .shared_key_hint(format!("strata/{key}"))
+        .shared_key_hint(input_set_hint(&include, &exclude, &[]))
         .include_patterns(include)
         .exclude_patterns(exclude)
         .custom_name(name)
         .build()
 }
 
+/// Sorted, without duplicates and without paths under another one: the
+/// paths to mount so that each is visible once.
+fn outermost(paths: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut all: Vec<String> = paths.into_iter().collect();
+    all.sort();
+    all.dedup();
+    let mut out: Vec<String> = Vec::new();
+    for p in all {
+        if !out.iter().any(|q| p.starts_with(&format!("{q}/"))) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The context source the copy layers share (docs/design.md §2): every
+/// context path a copy layer reads, minus the ignore patterns, solved once,
+/// with the kind of each entry's `from` (`lstat`, read from its parent
+/// directory).
+pub(super) struct SharedContext {
+    pub state: State,
+    r: Ref,
+    /// Each copy entry's `from` found in the source, by path.
+    roots: BTreeMap<String, Stat>,
+}
+
+impl SharedContext {
+    /// A layer may read the shared source with one selector per entry when
+    /// every entry is a directory or a regular file there: BuildKit would
+    /// follow a symlink named as the entry (the helper refuses one leading
+    /// out of the context, and says so), and a missing one is the
+    /// helper's error to report. `.` keeps its own source.
+    fn shares(&self, copy: &CopyLayer) -> bool {
+        copy.entries.iter().all(|e| {
+            e.from != "."
+                && self
+                    .roots
+                    .get(&e.from)
+                    .is_some_and(|s| s.is_dir() || s.is_file())
+        })
+    }
+}
+
+/// One layer of a copy layer: its ID and where its helper reads from.
 /// One layer of a copy layer: its ID and where its helper reads from.
 pub(super) struct CopyPart {
     pub id: String,
@@ -81,6 +134,10 @@ enum PartSource {
         include: Vec<String>,
         exclude: Vec<String>,
     },
+    /// The shared context source, each of these paths mounted at
+    /// `/src/PATH` with a selector: BuildKit keys the helper by the
+    /// content of those paths only.
+    Shared { state: State, paths: Vec<String> },
     /// One split file (context path) of the listing source, mounted with a
     /// selector: the file crosses the session once, in the listing, and
     /// BuildKit keys the helper by that file's content only.
@@ -88,6 +145,77 @@ enum PartSource {
 }
 
 impl<G: Gateway> Lower<'_, G> {
+    /// Whether the layer copies from the context only (not from a stage).
+    fn from_context(copy: &CopyLayer) -> bool {
+        copy.entries.iter().all(|e| e.stage.is_none())
+    }
+
+    /// The context source the copy layers share, solved, with the kind of
+    /// each entry's `from`; `None` when no layer copies from the context.
+    /// It holds every `from` of a context copy layer but those of a
+    /// layer that copies `.` without a split (which keeps its own source).
+    pub async fn shared_context(&self) -> Result<Option<SharedContext>, BuildError> {
+        let layers = self.spec.layers.iter().filter_map(|l| match &l.kind {
+            LayerKind::Copy(c) if Self::from_context(c) => Some(c),
+            _ => None,
+        });
+        let froms = outermost(
+            layers
+                .filter(|c| c.split.is_some() || c.entries.iter().all(|e| e.from != "."))
+                .flat_map(|c| c.entries.iter().map(|e| e.from.clone())),
+        );
+        if froms.is_empty() {
+            return Ok(None);
+        }
+        let all: Vec<String> = self
+            .spec
+            .layers
+            .iter()
+            .filter_map(|l| match &l.kind {
+                LayerKind::Copy(c) if Self::from_context(c) => Some(c),
+                _ => None,
+            })
+            .flat_map(|c| c.entries.iter().map(|e| e.from.clone()))
+            .collect();
+        let state = context_source(
+            self.opts,
+            froms,
+            self.inputs.ignore.clone(),
+            "[strata] context".to_string(),
+        );
+        let gw = self.gw;
+        let r = gw
+            .solve(&state.marshal().to_bytes(), &self.solve_opts)
+            .await?;
+        // Each entry's parent directory, read once: its entries are
+        // `lstat`ed (StatFile would follow a symlink).
+        let mut parents: Vec<String> = all
+            .iter()
+            .map(|f| f.rsplit_once('/').map_or("", |(p, _)| p).to_string())
+            .collect();
+        parents.sort();
+        parents.dedup();
+        let listings = futures_util::future::join_all(parents.iter().map(|dir| {
+            let r = &r;
+            async move { gw.read_dir(r, dir, None).await.unwrap_or_default() }
+        }))
+        .await;
+        let mut roots = BTreeMap::new();
+        for (dir, listing) in parents.iter().zip(listings) {
+            for st in listing {
+                let path = if dir.is_empty() {
+                    st.path.clone()
+                } else {
+                    format!("{dir}/{}", st.path)
+                };
+                if all.contains(&path) {
+                    roots.insert(path, st);
+                }
+            }
+        }
+        Ok(Some(SharedContext { state, r, roots }))
+    }
+
     /// The layers of a copy layer: one without a split; with `split = "file"`,
     /// the context is listed to find the files of at least `split_min` bytes
     /// (docs/design.md §1), each its own layer read from the listing, and the rest.
@@ -95,35 +223,43 @@ impl<G: Gateway> Lower<'_, G> {
         &self,
         name: &str,
         copy: &CopyLayer,
+        shared: &SharedContext,
     ) -> Result<Vec<CopyPart>, BuildError> {
-        let (gw, opts, ignore) = (self.gw, &self.solve_opts, self.inputs.ignore.as_slice());
+        let gw = self.gw;
+        let ignore = self.inputs.ignore.as_slice();
         let includes: Vec<String> = copy.entries.iter().map(|e| e.from.clone()).collect();
         let Some(split) = &copy.split else {
-            return Ok(vec![CopyPart {
-                id: name.to_string(),
-                source: PartSource::Local {
+            let source = if shared.shares(copy) {
+                PartSource::Shared {
+                    state: shared.state.clone(),
+                    paths: outermost(includes),
+                }
+            } else {
+                PartSource::Local {
                     include: includes,
                     exclude: ignore.to_vec(),
-                },
+                }
+            };
+            return Ok(vec![CopyPart {
+                id: name.to_string(),
+                source,
             }]);
         };
-        let list = context_source(
-            self.opts,
-            name,
-            includes.clone(),
-            ignore.to_vec(),
-            format!("[strata] list {name}"),
-        );
-        let r = gw.solve(&list.marshal().to_bytes(), opts).await?;
+        // The split lists the shared source, which holds this layer's inputs.
+        let (list, r) = (&shared.state, &shared.r);
         let ignore_m = Matcher::new(ignore).map_err(|source| BuildError::Ignore {
             file: ".dockerignore".into(),
             source,
         })?;
         let mut files: Vec<LayerFile> = Vec::new();
-        // Every entry's root at once.
-        let roots = futures_util::future::try_join_all(
-            copy.entries.iter().map(|e| gw.stat_file(&r, &e.from)),
-        )
+        // Every entry's root at once: known from the shared source's
+        // listing unless it is a symlink (followed here) or missing.
+        let roots = futures_util::future::try_join_all(copy.entries.iter().map(|e| async move {
+            match shared.roots.get(&e.from) {
+                Some(st) if st.is_dir() || st.is_file() => Ok(st.clone()),
+                _ => gw.stat_file(r, &e.from).await,
+            }
+        }))
         .await?;
         for (e, root) in copy.entries.iter().zip(roots) {
             let excl = Matcher::new(&e.exclude)
@@ -142,7 +278,6 @@ impl<G: Gateway> Lower<'_, G> {
                     } else {
                         format!("{}/{rel}", e.from)
                     };
-                    let r = &r;
                     async move { gw.read_dir(r, &dir, None).await }
                 }))
                 .await?;
@@ -284,19 +419,28 @@ impl<G: Gateway> Lower<'_, G> {
             PartSource::Local { include, exclude } => {
                 let src = context_source(
                     self.opts,
-                    id,
                     include.clone(),
                     exclude.clone(),
                     format!("[strata] context for {id}"),
                 );
-                Mount::bind("/src", &src).readonly()
+                vec![Mount::bind("/src", &src).readonly()]
             }
-            PartSource::Listed { list, path } => Mount::bind(format!("/src/{path}"), list)
-                .selector(path)
-                .readonly(),
+            PartSource::Shared { state, paths } => paths
+                .iter()
+                .map(|p| {
+                    Mount::bind(format!("/src/{p}"), state)
+                        .selector(p)
+                        .readonly()
+                })
+                .collect(),
+            PartSource::Listed { list, path } => vec![
+                Mount::bind(format!("/src/{path}"), list)
+                    .selector(path)
+                    .readonly(),
+            ],
         };
         self.helper
-            .copy_exec(id, job, vec![mount], mode, &self.map, range)
+            .copy_exec(id, job, mount, mode, &self.map, range)
     }
 }
 

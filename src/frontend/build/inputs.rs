@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::BuildError;
+use super::copy::input_set_hint;
 use super::options::Options;
 use crate::frontend::gateway::{Caps, FileRange, Gateway, Ref, SolveOptions, cap};
 use crate::frontend::status::{ErrorStatus, SourceLocation};
@@ -72,10 +73,11 @@ pub(super) async fn read_spec<G: Gateway>(
     } else {
         format!("{base}/{LOCK_FILE}")
     };
+    let follow = [filename.clone(), ignore_name.clone(), lock_path.clone()];
     let mut local = llb::local(key)
         .session_id(&opts.session_id)
-        .shared_key_hint("strata/spec")
-        .follow_paths([filename.clone(), ignore_name.clone(), lock_path.clone()])
+        .shared_key_hint(input_set_hint(&[], &[], &follow))
+        .follow_paths(follow)
         // The first vertex of every build names strata's version and
         // commit, so a build log says which strata built the image.
         .custom_name(format!("[strata {}] load {filename}", crate::VERSION));
@@ -101,10 +103,11 @@ pub(super) async fn read_context_ignore<G: Gateway>(
     gw: &G,
     opts: &Options,
 ) -> Result<Option<Vec<u8>>, BuildError> {
+    let follow = [".dockerignore".to_string()];
     let def = llb::local(&opts.context_key)
         .session_id(&opts.session_id)
-        .shared_key_hint("strata/spec")
-        .follow_paths([".dockerignore"])
+        .shared_key_hint(input_set_hint(&[], &[], &follow))
+        .follow_paths(follow)
         .custom_name("[strata] load .dockerignore")
         .build()
         .marshal()

@@ -59,15 +59,23 @@ impl<G: Gateway> Lower<'_, G> {
             let base = self.base(&resolved).await?;
             Ok::<_, BuildError>((base, stages))
         };
-        let parts_fut =
+        // The context source the copy layers share, then every copy
+        // layer's parts (the split layers list it).
+        let parts_fut = async {
+            let shared = self.shared_context().await?;
+            let shared = shared.as_ref();
             futures_util::future::try_join_all(spec.layers.iter().map(|layer| async move {
-                match &layer.kind {
-                    LayerKind::Copy(copy) if copy.entries.iter().all(|e| e.stage.is_none()) => {
-                        self.copy_parts(&layer.name, copy).await
+                match (&layer.kind, shared) {
+                    (LayerKind::Copy(copy), Some(shared))
+                        if copy.entries.iter().all(|e| e.stage.is_none()) =>
+                    {
+                        self.copy_parts(&layer.name, copy, shared).await
                     }
                     _ => Ok(Vec::new()),
                 }
-            }));
+            }))
+            .await
+        };
         let (((base, base_config, base_dirs), stages), parts) =
             tokio::try_join!(bases_fut, parts_fut)?;
         let mut parts = parts.into_iter();

@@ -12,7 +12,7 @@ use super::normalize;
 use super::stages::StageState;
 use crate::frontend::gateway::{Gateway, cap};
 use crate::llb::{self, Mount, State};
-use crate::spec::{Network, RunLayer, SecretExpose, Sharing, Stage};
+use crate::spec::{LayerKind, Network, RunLayer, SecretExpose, Sharing, Stage};
 
 /// What a run exec belongs to.
 #[derive(Clone, Copy)]
@@ -31,6 +31,35 @@ pub(super) enum Within<'s> {
 }
 
 impl<G: Gateway> Lower<'_, G> {
+    /// The context source the run layers and stage steps share for their
+    /// inputs (docs/design.md §2, §4): every input path of the spec, without
+    /// the ignore patterns (a command sees its inputs whole). Each exec
+    /// mounts its own paths with selectors, so BuildKit keys it by their
+    /// content only.
+    pub fn run_inputs_source(&self) -> State {
+        let steps = self
+            .spec
+            .stages
+            .iter()
+            .flat_map(|st| st.steps.iter().map(|s| &s.run));
+        let runs = self.spec.layers.iter().filter_map(|l| match &l.kind {
+            LayerKind::Run(run) => Some(run),
+            _ => None,
+        });
+        let mut paths: Vec<String> = runs
+            .chain(steps)
+            .flat_map(|r| r.inputs.iter().map(|i| i.path.clone()))
+            .collect();
+        paths.sort();
+        paths.dedup();
+        context_source(
+            self.opts,
+            paths,
+            Vec::new(),
+            "[strata] run inputs".to_string(),
+        )
+    }
+
     /// The exec of a run layer or stage step `name`, on `parent`; `range` is
     /// where the spec declares it.
     pub fn run_exec(
@@ -119,13 +148,7 @@ impl<G: Gateway> Lower<'_, G> {
             exec = exec.mount(normalize::mount(&self.helper.image, self.helper.by_content));
         }
         if !run.inputs.is_empty() {
-            let src = context_source(
-                self.opts,
-                name,
-                run.inputs.iter().map(|i| i.path.clone()).collect(),
-                Vec::new(),
-                format!("[strata] inputs of {name}"),
-            );
+            let src = self.run_inputs_source();
             for input in &run.inputs {
                 let dest = if workdir == "/" {
                     format!("/{}", input.path)

@@ -471,9 +471,9 @@ fn stages_lower_to_independent_exec_chains() {
             def.head().unwrap().as_str()
         ),
         (
-            "sha256:41fa0b42ca69fdb258e698e59ad9e557e7e8080a81d1c13cd4c81ca43c4b4d91",
-            "sha256:19999680b7ba561911067a3b68f8f06a03df6a4d1d57ed92edcb7c824900c47f",
-            "sha256:fdd7c780eeebfe15f02706568a44997131a0a5056638188a8ae60fe6bbf66373"
+            "sha256:882c48af300865d48549459858392845b56ef3442b2a0e95f1758aea054e10d0",
+            "sha256:3c6d6a4ea6fab2dcea254d54bbaa091c52308e212eefde9dc0dcf868c95adecb",
+            "sha256:e40bce61b38772e6b0c4dd2b9295baa8ca3c6b7fce8352978e3cead85729f96f"
         )
     );
 }
@@ -898,17 +898,153 @@ fn a_build_makes_each_round_trip_once() {
     assert_eq!(resolved, ["alpine:3", "debian:12"], "each image once");
     let expected = BTreeMap::from([
         ("ping", 1),
-        // The spec's local source, the context's `.dockerignore`, the base
-        // (for its directories) and the five copy layers' records.
-        ("solve", 8),
+        // The spec's local source, the context's `.dockerignore`, the
+        // context source the copy layers share, the base (for its
+        // directories) and the five copy layers' records.
+        ("solve", 9),
         // The image, in one request.
         ("solve (evaluate)", 1),
         // The spec, its ignore file, the lock, `.dockerignore`, five records.
         ("read file", 9),
-        // The base's directories: `/opt` and the five destinations under it.
-        ("read dir", 6),
+        // The base's directories: `/opt` and the five destinations under
+        // it; the shared context's root (the kinds of `a` to `d`).
+        ("read dir", 7),
         ("resolve image", 2),
         ("return", 1),
     ]);
     assert_eq!(counts, expected);
+}
+
+/// The copy layers share one context source, each helper mounting its own
+/// paths with selectors (so BuildKit keys it by their content only); the
+/// rest of a split layer keeps a source of its own without the split
+/// files; the run inputs share another, without the ignore patterns. Every
+/// source's shared key hint names its input set (docs/design.md §2).
+#[test]
+fn copy_layers_share_one_context_source() {
+    use prost::Message;
+
+    use crate::frontend::offline::EngineCaps;
+    use crate::proto::pb;
+
+    let big = "x".repeat(2048);
+    let gw = lower_offline(
+        &[
+            ("requirements.txt", "tts-textnorm==0.1.0\n"),
+            ("sdists/a.tar.gz", "a"),
+            ("models/big.bin", &big),
+            ("models/c.json", "{}"),
+            ("entry.sh", "#!/bin/sh\n"),
+            ("ref/a.wav", "w"),
+            ("src/app.py", "print(1)\n"),
+            (".dockerignore", "**/*.tmp\n"),
+            (
+                "strata.toml",
+                "version = 1\n[image]\nfrom = \"debian:bookworm\"\n\
+         [[stage]]\nname = \"build\"\nfrom = \"debian:bookworm\"\n\
+         [[stage.step]]\nrun = \"pip wheel\"\ninputs = [\"requirements.txt\", \"sdists\"]\n\
+         [[layer]]\nname = \"deps\"\nrun = \"pip install\"\ninputs = [\"requirements.txt\"]\n\
+         mounts = [{ stage = \"build\", from = \"/w\", to = \"/w\" }]\n\
+         [[layer]]\nname = \"models\"\ncopy = [{ from = \"models\", to = \"/m\" }]\nsplit = \"file\"\nsplit_min = \"1KiB\"\n\
+         [[layer]]\nname = \"runtime\"\ncopy = [{ from = \"entry.sh\", to = \"/e.sh\", mode = \"0755\" }, { from = \"ref\", to = \"/ref\" }]\n\
+         [[layer]]\nname = \"app\"\ncopy = [{ from = \"src\", to = \"/app\", exclude = [\"**/__pycache__\"] }]\n",
+            ),
+        ],
+        EngineCaps::Modern,
+    );
+    let bytes = gw.outcome().unwrap();
+    let raw = pb::Definition::decode(bytes.as_slice()).unwrap();
+    let ops: Vec<(String, pb::Op)> = raw
+        .def
+        .iter()
+        .map(|b| {
+            (
+                format!("sha256:{}", crate::plan::Digest::of(b).hex()),
+                pb::Op::decode(b.as_slice()).unwrap(),
+            )
+        })
+        .collect();
+    let attrs = |s: &pb::SourceOp, k: &str| s.attrs.get(k).cloned().unwrap_or_default();
+    // The context's sources: (include, exclude, hint) by op digest.
+    let sources: BTreeMap<String, (String, String, String)> = ops
+        .iter()
+        .filter_map(|(d, op)| match &op.op {
+            Some(pb::op::Op::Source(s)) if s.identifier == "local://context" => Some((
+                d.clone(),
+                (
+                    attrs(s, "local.includepattern"),
+                    attrs(s, "local.excludepatterns"),
+                    attrs(s, "local.sharedkeyhint"),
+                ),
+            )),
+            _ => None,
+        })
+        .collect();
+    let with_include = |include: &str| {
+        sources
+            .iter()
+            .find(|(_, (i, _, _))| i == include)
+            .unwrap_or_else(|| panic!("no source including {include}: {sources:?}"))
+    };
+    let shared = with_include(r#"["entry.sh","models","ref","src"]"#);
+    let rest = with_include(r#"["models"]"#);
+    let inputs = with_include(r#"["requirements.txt","sdists"]"#);
+    assert_eq!(sources.len(), 3, "{sources:?}");
+    assert_eq!(shared.1.1, r#"["**/*.tmp"]"#, "the ignore patterns");
+    assert_eq!(
+        rest.1.1, r#"["**/*.tmp","models/big.bin"]"#,
+        "no split file"
+    );
+    assert_eq!(inputs.1.1, "", "run inputs see every file");
+    let hints: BTreeSet<&String> = sources.values().map(|(_, _, h)| h).collect();
+    assert_eq!(hints.len(), 3, "one hint per input set: {sources:?}");
+    assert!(
+        hints
+            .iter()
+            .all(|h| h.starts_with("strata/") && h.len() == 39)
+    );
+    // Each helper's mounts under `/src`: (dest, source digest, selector).
+    let helper_mounts = |layer: &str| -> Vec<(String, String, String)> {
+        let want = format!("[strata] layer {layer}");
+        let (d, op) = ops
+            .iter()
+            .find(|(d, _)| {
+                raw.metadata
+                    .get(d)
+                    .and_then(|m| m.description.get("llb.customname"))
+                    .is_some_and(|n| *n == want)
+            })
+            .unwrap_or_else(|| panic!("no helper for {layer}"));
+        let Some(pb::op::Op::Exec(e)) = &op.op else {
+            panic!("{d} is not an exec")
+        };
+        e.mounts
+            .iter()
+            .filter(|m| m.dest.starts_with("/src"))
+            .map(|m| {
+                assert!(m.readonly, "{layer}: {m:?}");
+                (
+                    m.dest.clone(),
+                    op.inputs[m.input as usize].digest.clone(),
+                    m.selector.clone(),
+                )
+            })
+            .collect()
+    };
+    let on = |src: &(&String, &(String, String, String)), dest: &str, sel: &str| {
+        (dest.to_string(), src.0.clone(), sel.to_string())
+    };
+    assert_eq!(
+        helper_mounts("runtime"),
+        [
+            on(&shared, "/src/entry.sh", "entry.sh"),
+            on(&shared, "/src/ref", "ref")
+        ]
+    );
+    assert_eq!(helper_mounts("app"), [on(&shared, "/src/src", "src")]);
+    assert_eq!(
+        helper_mounts("models@/m/big.bin"),
+        [on(&shared, "/src/models/big.bin", "models/big.bin")]
+    );
+    assert_eq!(helper_mounts("models"), [on(&rest, "/src", "")]);
 }
