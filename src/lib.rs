@@ -24,6 +24,7 @@ mod io_error;
 pub mod llb;
 pub mod oci;
 pub mod plan;
+mod platform;
 mod proto;
 pub mod registry;
 pub mod spec;

@@ -11,7 +11,7 @@ use super::{SpecArgs, output, registry};
 use crate::error::{Error, Result};
 use crate::oci::OciError;
 use crate::oci::base::ImageRef;
-use crate::oci::build::{BuildRequest, build_observed, load_base, oci_platform};
+use crate::oci::build::{BuildRequest, build_observed, load_base};
 use crate::oci::compress::Compression;
 use crate::spec::BaseRef;
 
@@ -186,7 +186,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         registry::push(&layout, &outcome.manifest, &names, &by_digest, &opts, &root)?;
         let mut desc = outcome.manifest.clone();
         desc.annotations.clear();
-        desc.platform = Some(oci_platform(&spec.platform));
+        desc.platform = Some(spec.platform.clone());
         index.manifests.push(desc);
     }
     let digest = registry::push_index(&index, &target, &opts)?;

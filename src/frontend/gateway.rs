@@ -109,7 +109,11 @@ impl Caps {
                 .map(|w| Worker {
                     id: w.id,
                     labels: w.labels,
-                    platforms: w.platforms.iter().map(Platform::from_proto).collect(),
+                    platforms: w
+                        .platforms
+                        .iter()
+                        .map(crate::llb::platform_from_proto)
+                        .collect(),
                     buildkit_version: w.buildkit_version.map(|v| v.version),
                 })
                 .collect(),
@@ -652,7 +656,7 @@ impl Gateway for GrpcGateway {
     ) -> Result<ImageConfig, FrontendError> {
         let request = gw::ResolveImageConfigRequest {
             r#ref: image.to_string(),
-            platform: platform.map(Platform::to_proto),
+            platform: platform.map(crate::llb::platform_to_proto),
             resolve_mode: mode.as_str().to_string(),
             log_name: format!("[strata] load metadata for {image}"),
             session_id: self.session_id.clone(),

@@ -124,7 +124,9 @@ pub fn parse_workers(json: &str) -> Result<Vec<Worker>, FrontendError> {
                         .map(|p| Platform {
                             os: str_of(member(p, "os")),
                             architecture: str_of(member(p, "architecture")),
-                            variant: str_of(member(p, "variant")),
+                            variant: Some(str_of(member(p, "variant"))).filter(|v| !v.is_empty()),
+                            os_version: None,
+                            os_features: None,
                         })
                         .collect()
                 })

@@ -267,11 +267,7 @@ mod tests {
             llb: ["source.local.differ".to_string(), "mergeop".to_string()].into(),
             workers: vec![Worker {
                 id: "w".into(),
-                platforms: vec![Platform {
-                    os: "linux".into(),
-                    architecture: "arm64".into(),
-                    variant: String::new(),
-                }],
+                platforms: vec![Platform::parse("linux/arm64").unwrap()],
                 ..Worker::default()
             }],
         }

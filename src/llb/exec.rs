@@ -544,7 +544,7 @@ impl Exec {
         };
         let op = pb::Op {
             op: Some(pb::op::Op::Exec(exec)),
-            platform: self.platform.as_ref().map(Platform::to_proto),
+            platform: self.platform.as_ref().map(super::platform_to_proto),
             ..Default::default()
         };
         let node = Node::build(op, inputs.outputs, OpKind::Exec, meta);

@@ -231,10 +231,7 @@ impl Definition {
             return None;
         };
         let reference = src.identifier.strip_prefix("docker-image://")?;
-        let platform = source
-            .platform
-            .as_ref()
-            .map(|p| super::Platform::new(&p.os, &p.architecture).with_variant(&p.variant));
+        let platform = source.platform.as_ref().map(super::platform_from_proto);
         Some((reference.to_owned(), platform))
     }
 

@@ -78,61 +78,31 @@ impl OpKind {
     }
 }
 
-/// An OCI platform, set on the ops whose result depends on it (image sources
-/// and execs). Ops without one run on the worker's default platform.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Platform {
-    /// `linux`, `windows`.
-    pub os: String,
-    /// `amd64`, `arm64`.
-    pub architecture: String,
-    /// `v7`, `v8`, or empty.
-    pub variant: String,
-}
+pub use crate::platform::Platform;
 
-impl Platform {
-    /// A platform without variant.
-    pub fn new(os: impl Into<String>, architecture: impl Into<String>) -> Platform {
-        Platform {
-            os: os.into(),
-            architecture: architecture.into(),
-            variant: String::new(),
-        }
-    }
-
-    /// The same platform with a variant.
-    pub fn with_variant(mut self, variant: impl Into<String>) -> Platform {
-        self.variant = variant.into();
-        self
-    }
-
-    pub(crate) fn to_proto(&self) -> pb::Platform {
-        pb::Platform {
-            architecture: self.architecture.clone(),
-            os: self.os.clone(),
-            variant: self.variant.clone(),
-            os_version: String::new(),
-            os_features: Vec::new(),
-        }
-    }
-
-    /// The platform of a protobuf message (os version and features dropped).
-    pub(crate) fn from_proto(p: &pb::Platform) -> Platform {
-        Platform {
-            os: p.os.clone(),
-            architecture: p.architecture.clone(),
-            variant: p.variant.clone(),
-        }
+/// A platform as LLB writes it, on the ops whose result depends on it
+/// (image sources and execs; ops without one run on the worker's default
+/// platform). An unset field is the empty string or list.
+pub(crate) fn platform_to_proto(p: &Platform) -> pb::Platform {
+    pb::Platform {
+        architecture: p.architecture.clone(),
+        os: p.os.clone(),
+        variant: p.variant.clone().unwrap_or_default(),
+        os_version: p.os_version.clone().unwrap_or_default(),
+        os_features: p.os_features.clone().unwrap_or_default(),
     }
 }
 
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if !self.variant.is_empty() {
-            write!(f, "/{}", self.variant)?;
-        }
-        Ok(())
+/// The platform of a protobuf message (a worker's, an image source's):
+/// empty fields are unset.
+pub(crate) fn platform_from_proto(p: &pb::Platform) -> Platform {
+    let set = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    Platform {
+        architecture: p.architecture.clone(),
+        os: p.os.clone(),
+        os_version: set(&p.os_version),
+        os_features: (!p.os_features.is_empty()).then(|| p.os_features.clone()),
+        variant: set(&p.variant),
     }
 }
 

@@ -274,7 +274,7 @@ impl Image {
                 identifier: format!("docker-image://{}", self.reference),
                 attrs,
             })),
-            platform: self.platform.as_ref().map(Platform::to_proto),
+            platform: self.platform.as_ref().map(super::platform_to_proto),
             ..Default::default()
         };
         State::from_output(Node::build(op, Vec::new(), OpKind::Source, meta), 0)

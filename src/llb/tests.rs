@@ -17,7 +17,7 @@ fn ctx() -> State {
 
 fn base() -> State {
     image("debian:bookworm")
-        .platform(Platform::new("linux", "amd64"))
+        .platform(Platform::parse("linux/amd64").unwrap())
         .build()
 }
 
@@ -79,7 +79,7 @@ fn golden_cases() -> Vec<(&'static str, State, &'static str)> {
             "source image",
             image("debian:bookworm")
                 .resolve_mode(ResolveMode::PreferLocal)
-                .platform(Platform::new("linux", "arm64").with_variant("v8"))
+                .platform(Platform::parse("linux/arm64/v8").unwrap())
                 .build(),
             "sha256:6cbdce8d6fb120813be4137ee10bd1672f4ae27fef7e445e7a13d1f06d5ee511",
         ),
@@ -126,7 +126,7 @@ fn golden_cases() -> Vec<(&'static str, State, &'static str)> {
                     name: "TOKEN".into(),
                     optional: false,
                 })
-                .platform(Platform::new("linux", "amd64"))
+                .platform(Platform::parse("linux/amd64").unwrap())
                 .build()
                 .unwrap()
                 .root()
@@ -699,4 +699,37 @@ fn json_view_lists_ops() {
     assert_eq!(copy["network"], "none");
     assert_eq!(copy["mounts"][1]["dest"], "/in");
     assert_eq!(copy["mounts"][1]["selector"], "app");
+}
+
+/// LLB writes an unset variant, OS version or feature list as empty, and
+/// reads empty ones back as unset: a spec platform goes through unchanged.
+#[test]
+fn platforms_convert_to_and_from_protobuf() {
+    let arm = Platform::parse("linux/arm64/v8").unwrap();
+    let proto = platform_to_proto(&arm);
+    assert_eq!(
+        (
+            proto.os.as_str(),
+            proto.architecture.as_str(),
+            proto.variant.as_str()
+        ),
+        ("linux", "arm64", "v8")
+    );
+    assert!(proto.os_version.is_empty() && proto.os_features.is_empty());
+    assert_eq!(platform_from_proto(&proto), arm);
+    let amd = Platform::parse("linux/amd64").unwrap();
+    assert_eq!(platform_to_proto(&amd).variant, "");
+    assert_eq!(platform_from_proto(&platform_to_proto(&amd)), amd);
+    let win = pb::Platform {
+        architecture: "amd64".into(),
+        os: "windows".into(),
+        variant: String::new(),
+        os_version: "10.0.17763.1".into(),
+        os_features: vec!["win32k".into()],
+    };
+    let read = platform_from_proto(&win);
+    assert_eq!(read.os_version.as_deref(), Some("10.0.17763.1"));
+    assert_eq!(read.os_features, Some(vec!["win32k".to_string()]));
+    assert_eq!(read.variant, None);
+    assert_eq!(platform_to_proto(&read), win);
 }

@@ -16,8 +16,7 @@ use super::cache::{CachedLayer, LayerCache, hex_id};
 use super::compress::{Compression, blob_key, write_layer};
 use super::error::{OciError, Result};
 use super::image::{
-    Descriptor, Healthcheck, HistoryEntry, ImageSettings, Platform, build_config,
-    check_layer_budget, rfc3339,
+    Descriptor, Healthcheck, HistoryEntry, ImageSettings, build_config, check_layer_budget, rfc3339,
 };
 use super::layout::{OciDir, write_image};
 use crate::plan::Digest;
@@ -140,25 +139,14 @@ pub fn load_base_from(
     registry_base: Option<&ImageRef>,
 ) -> Result<Option<BaseImage>> {
     if let (BaseRef::Registry(r), Some(loc)) = (&spec.image.from, registry_base) {
-        let mut base = import_base(loc, &oci_platform(&spec.platform))?;
+        let mut base = import_base(loc, &spec.platform)?;
         base.location = r.clone();
         return Ok(Some(base));
     }
     let Some(loc) = base_location(spec)? else {
         return Ok(None);
     };
-    Ok(Some(import_base(&loc, &oci_platform(&spec.platform))?))
-}
-
-/// The OCI platform of a spec platform.
-pub fn oci_platform(p: &crate::spec::Platform) -> Platform {
-    Platform {
-        architecture: p.arch.clone(),
-        os: p.os.clone(),
-        os_version: None,
-        os_features: None,
-        variant: p.variant.clone(),
-    }
+    Ok(Some(import_base(&loc, &spec.platform)?))
 }
 
 /// The base's metadata for every directory the plan's copy layers need.
@@ -419,10 +407,10 @@ pub fn build_observed(
         .map(|l| Ok(l.layer.diff_id.parse::<Digest>()?))
         .collect::<Result<_>>()?;
     let settings = settings(spec);
-    let platform = oci_platform(&spec.platform);
+
     let config = build_config(&super::image::ConfigInput {
         base: base.as_ref().map(|b| &b.config),
-        platform: &platform,
+        platform: &spec.platform,
         created,
         settings: &settings,
         diff_ids: &diff_ids,

@@ -34,7 +34,7 @@ impl Vars {
         for (prefix, p) in [("TARGET", target), ("BUILD", build)] {
             values.insert(format!("{prefix}PLATFORM"), p.to_string());
             values.insert(format!("{prefix}OS"), p.os.clone());
-            values.insert(format!("{prefix}ARCH"), p.arch.clone());
+            values.insert(format!("{prefix}ARCH"), p.architecture.clone());
             values.insert(
                 format!("{prefix}VARIANT"),
                 p.variant.clone().unwrap_or_default(),
@@ -128,11 +128,7 @@ mod tests {
 
     fn vars() -> Vars {
         let args = BTreeMap::from([("BASE".to_string(), "debian".to_string())]);
-        let p = Platform {
-            os: "linux".into(),
-            arch: "arm64".into(),
-            variant: Some("v8".into()),
-        };
+        let p = Platform::parse("linux/arm64/v8").unwrap();
         Vars::new(&args, &p, &Platform::host())
     }
 

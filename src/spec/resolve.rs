@@ -257,7 +257,7 @@ pub fn resolve(
         }
         for p in list {
             let s = cx.s(p);
-            match values::parse_platform(&s) {
+            match Platform::parse(&s) {
                 Ok(pl) if platforms.contains(&pl) => {
                     cx.err(p.span(), format!("platform `{s}` is listed twice"));
                 }
@@ -1192,7 +1192,6 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::spec::values::parse_platform;
     use crate::spec::{ImageRef, SpecError, resolve_all};
 
     const SPEC: &str = r#"version = 1
@@ -1261,7 +1260,7 @@ env = { DEBUG = "1" }
     fn a_target_adds_its_layers_and_overrides_the_config() {
         let opts = ResolveOptions {
             target: Some("dev".into()),
-            platforms: vec![parse_platform("linux/arm64").unwrap()],
+            platforms: vec![Platform::parse("linux/arm64").unwrap()],
             ..Default::default()
         };
         let loaded = resolved(SPEC, &opts).unwrap();
@@ -1280,7 +1279,7 @@ env = { DEBUG = "1" }
     fn build_args_override_declared_ones_and_local_bases_parse() {
         let opts = ResolveOptions {
             build_args: [("BASE".to_string(), "oci:base:v1".to_string())].into(),
-            platforms: vec![parse_platform("linux/amd64").unwrap()],
+            platforms: vec![Platform::parse("linux/amd64").unwrap()],
             ..Default::default()
         };
         let loaded = resolved(SPEC, &opts).unwrap();

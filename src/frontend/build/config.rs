@@ -108,7 +108,6 @@ fn image_config(
     layers: &[(String, State, LayerNote)],
 ) -> Result<Vec<u8>, BuildError> {
     let settings = crate::oci::build::settings(spec);
-    let platform = crate::oci::build::oci_platform(&spec.platform);
     // The exporter fills in rootfs; placeholders keep build_config's check.
     let diff_ids: Vec<crate::oci::Digest> = layers
         .iter()
@@ -116,7 +115,7 @@ fn image_config(
         .collect();
     let mut config = crate::oci::image::build_config(&crate::oci::image::ConfigInput {
         base,
-        platform: &platform,
+        platform: &spec.platform,
         created,
         settings: &settings,
         diff_ids: &diff_ids,

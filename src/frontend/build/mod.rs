@@ -142,7 +142,7 @@ async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, 
         metadata.insert(format!("containerimage.config/{id}"), config);
         list.push(serde_json::json!({
             "ID": id,
-            "Platform": {"architecture": p.arch, "os": p.os, "variant": p.variant},
+            "Platform": {"architecture": p.architecture, "os": p.os, "variant": p.variant},
         }));
         refs.insert(id, r);
     }

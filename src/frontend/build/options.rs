@@ -57,7 +57,7 @@ impl Options {
         let mut platforms = Vec::new();
         if let Some(list) = env.opt("platform") {
             for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                platforms.push(crate::spec::values::parse_platform(p).map_err(|e| {
+                platforms.push(crate::spec::Platform::parse(p).map_err(|e| {
                     FrontendError::Option {
                         key: "platform".into(),
                         reason: e.to_string(),
@@ -69,7 +69,7 @@ impl Options {
         // the option nor the spec's `[image] platforms` names a platform.
         let host = caps
             .default_platform()
-            .and_then(|p| crate::spec::values::parse_platform(&p.to_string()).ok());
+            .and_then(|p| crate::spec::Platform::parse(&p.to_string()).ok());
         let resolve = ResolveOptions {
             target: env
                 .opt("target")
