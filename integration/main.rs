@@ -21,5 +21,8 @@ mod registry;
 mod remote;
 mod runlayers;
 mod stages;
-#[allow(dead_code)] // shared helpers; not every test module uses all of them
+#[allow(
+    dead_code,
+    reason = "shared helpers of the test modules: each uses some, none uses all"
+)]
 mod util;

@@ -3,7 +3,7 @@
 mod build;
 mod cache;
 mod check;
-pub mod common;
+pub(crate) mod common;
 mod completions;
 mod diff;
 mod helper;

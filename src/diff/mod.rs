@@ -9,12 +9,12 @@
 //! other pairs are streamed side by side ([`entries::walk`]), in parallel
 //! across pairs.
 
-pub mod config;
-pub mod entries;
-pub mod error;
-pub mod layers;
-pub mod render;
-pub mod side;
+pub(crate) mod config;
+pub(crate) mod entries;
+pub(crate) mod error;
+pub(crate) mod layers;
+pub(crate) mod render;
+pub(crate) mod side;
 
 mod cause;
 mod summary;

@@ -26,8 +26,6 @@ pub mod cap {
     pub const SOLVE_EVALUATE: &str = "gateway.solve.evaluate";
     /// The `Warn` RPC (v0.10).
     pub const WARNINGS: &str = "gateway.warnings";
-    /// The `Evaluate` RPC (v0.11).
-    pub const EVALUATE: &str = "gateway.evaluate";
     /// `local.differ` on local sources (LLB, v0.9).
     pub const SOURCE_LOCAL_DIFFER: &str = "source.local.differ";
     /// `MergeOp` (LLB, v0.10).

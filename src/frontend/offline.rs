@@ -74,6 +74,7 @@ impl OfflineGateway {
 
     /// Every Definition solved so far, in order (the image's, the records'
     /// and the checks').
+    #[cfg(test)]
     pub fn solved(&self) -> Vec<Vec<u8>> {
         self.solved.lock().expect("lock").clone()
     }

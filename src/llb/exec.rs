@@ -22,8 +22,6 @@ pub enum NetMode {
     /// BuildKit's default sandboxed network.
     #[default]
     Sandbox,
-    /// The host's network (needs the daemon's entitlement).
-    Host,
     /// No network at all.
     None,
 }
@@ -55,19 +53,14 @@ enum MountKind {
     },
     Secret(FileOpts),
     Ssh(FileOpts),
-    Tmpfs {
-        size: u64,
-    },
 }
 
-/// Owner, mode and requirement of a secret file or SSH socket.
+/// A secret file or SSH socket: its ID and permission bits (owner 0:0,
+/// required).
 #[derive(Debug, Clone)]
 struct FileOpts {
     id: String,
-    uid: u32,
-    gid: u32,
     mode: u32,
-    optional: bool,
 }
 
 /// A filesystem mounted into an [`Exec`] at an absolute path.
@@ -105,7 +98,7 @@ impl Mount {
         }
     }
 
-    /// The secret `id` as a file at `dest` (mode 0400, owner 0:0 unless set).
+    /// The secret `id` as a file at `dest` (mode 0400, owner 0:0).
     pub fn secret(dest: impl Into<String>, id: impl Into<String>) -> Mount {
         Mount {
             dest: dest.into(),
@@ -114,19 +107,11 @@ impl Mount {
     }
 
     /// The SSH agent `id` (`default` for the default agent) as a socket at
-    /// `dest` (mode 0600, owner 0:0 unless set).
+    /// `dest` (mode 0600, owner 0:0).
     pub fn ssh(dest: impl Into<String>, id: impl Into<String>) -> Mount {
         Mount {
             dest: dest.into(),
             kind: MountKind::Ssh(FileOpts::new(id.into(), 0o600)),
-        }
-    }
-
-    /// An empty in-memory filesystem.
-    pub fn tmpfs(dest: impl Into<String>) -> Mount {
-        Mount {
-            dest: dest.into(),
-            kind: MountKind::Tmpfs { size: 0 },
         }
     }
 
@@ -190,50 +175,11 @@ impl Mount {
         }
         self
     }
-
-    /// Secret or SSH: owner of the file.
-    pub fn owner(mut self, uid: u32, gid: u32) -> Mount {
-        if let MountKind::Secret(o) | MountKind::Ssh(o) = &mut self.kind {
-            o.uid = uid;
-            o.gid = gid;
-        }
-        self
-    }
-
-    /// Secret or SSH: permission bits of the file.
-    pub fn mode(mut self, mode: u32) -> Mount {
-        if let MountKind::Secret(o) | MountKind::Ssh(o) = &mut self.kind {
-            o.mode = mode;
-        }
-        self
-    }
-
-    /// Secret or SSH: run without it when the client does not have it.
-    pub fn optional(mut self) -> Mount {
-        if let MountKind::Secret(o) | MountKind::Ssh(o) = &mut self.kind {
-            o.optional = true;
-        }
-        self
-    }
-
-    /// Tmpfs: its size limit in bytes (cap `exec.mount.tmpfs.size`).
-    pub fn size(mut self, bytes: u64) -> Mount {
-        if let MountKind::Tmpfs { size } = &mut self.kind {
-            *size = bytes;
-        }
-        self
-    }
 }
 
 impl FileOpts {
     fn new(id: String, mode: u32) -> FileOpts {
-        FileOpts {
-            id,
-            uid: 0,
-            gid: 0,
-            mode,
-            optional: false,
-        }
+        FileOpts { id, mode }
     }
 }
 
@@ -245,7 +191,6 @@ pub struct Exec {
     env: Vec<(String, String)>,
     cwd: String,
     user: String,
-    hostname: String,
     remove_mount_stubs: bool,
     root: State,
     root_readonly: bool,
@@ -270,7 +215,6 @@ impl Exec {
             env: Vec::new(),
             cwd: "/".to_owned(),
             user: String::new(),
-            hostname: String::new(),
             remove_mount_stubs: false,
             root: root.clone(),
             root_readonly: false,
@@ -312,12 +256,6 @@ impl Exec {
     /// The user (`name`, `uid`, `uid:gid`); default: the image's (root).
     pub fn user(mut self, user: impl Into<String>) -> Exec {
         self.user = user.into();
-        self
-    }
-
-    /// The container's host name.
-    pub fn hostname(mut self, name: impl Into<String>) -> Exec {
-        self.hostname = name.into();
         self
     }
 
@@ -472,10 +410,10 @@ impl Exec {
                     pm.mount_type = pb::MountType::Secret as i32;
                     pm.secret_opt = Some(pb::SecretOpt {
                         id: o.id.clone(),
-                        uid: o.uid,
-                        gid: o.gid,
+                        uid: 0,
+                        gid: 0,
                         mode: o.mode,
-                        optional: o.optional,
+                        optional: false,
                     });
                     meta.cap("exec.mount.secret");
                 }
@@ -483,22 +421,12 @@ impl Exec {
                     pm.mount_type = pb::MountType::Ssh as i32;
                     pm.ssh_opt = Some(pb::SshOpt {
                         id: o.id.clone(),
-                        uid: o.uid,
-                        gid: o.gid,
+                        uid: 0,
+                        gid: 0,
                         mode: o.mode,
-                        optional: o.optional,
+                        optional: false,
                     });
                     meta.cap("exec.mount.ssh");
-                }
-                MountKind::Tmpfs { size } => {
-                    pm.mount_type = pb::MountType::Tmpfs as i32;
-                    pm.tmpfs_opt = Some(pb::TmpfsOpt {
-                        size: i64::try_from(*size).unwrap_or(i64::MAX),
-                    });
-                    meta.cap("exec.mount.tmpfs");
-                    if *size > 0 {
-                        meta.cap("exec.mount.tmpfs.size");
-                    }
                 }
             }
             pb_mounts.push(pm);
@@ -512,7 +440,6 @@ impl Exec {
         // lists it), and engines before 0.11 ignore the field.
         let network = match self.network {
             NetMode::Sandbox => pb::NetMode::Unset,
-            NetMode::Host => pb::NetMode::Host,
             NetMode::None => pb::NetMode::None,
         };
         if network != pb::NetMode::Unset {
@@ -526,7 +453,7 @@ impl Exec {
                 cwd: self.cwd,
                 user: self.user,
                 extra_hosts: Vec::new(),
-                hostname: self.hostname,
+                hostname: String::new(),
                 remove_mount_stubs_recursive: self.remove_mount_stubs,
             }),
             mounts: pb_mounts,
@@ -575,6 +502,7 @@ impl ExecOutputs {
     }
 
     /// The digest of the exec op.
+    #[cfg(test)]
     pub fn digest(&self) -> &str {
         &self.node.digest
     }

@@ -199,11 +199,6 @@ impl Definition {
         Ok(def)
     }
 
-    /// The number of ops, the terminal included.
-    pub fn len(&self) -> usize {
-        self.proto.def.len()
-    }
-
     /// Whether this is the empty (scratch) definition.
     pub fn is_empty(&self) -> bool {
         self.proto.def.is_empty()

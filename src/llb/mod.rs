@@ -2,8 +2,8 @@
 //! No I/O happens here, and no protobuf or gRPC type appears in the public API.
 //!
 //! A [`State`] is a filesystem: either empty ([`scratch`]) or one output of an
-//! op. Ops are built from option values ([`Local`], [`Image`], [`Exec`],
-//! [`FileOp`], [`merge`], [`diff`]) and encoded as soon as they are built, so
+//! op. Ops are built from option values ([`local`], [`image`], [`Exec`],
+//! [`State::mkdir`], [`merge`], [`diff`]) and encoded as soon as they are built, so
 //! every op knows its digest: `sha256:` and the hex SHA-256 of its exact bytes.
 //! Ops are shared through [`Arc`], so cloning a [`State`] is cheap and a graph
 //! can reuse an op any number of times; [`State::marshal`] writes each op once.
@@ -25,10 +25,10 @@ use sha2::{Digest as _, Sha256};
 use crate::proto::pb;
 
 pub use error::LlbError;
-pub use exec::{CacheSharing, Exec, ExecOutputs, Mount, NetMode, SecretEnv};
-pub use file::{Copy, FileAction, FileOp, Mkdir, Mkfile, Owner, Rm, UserRef};
-pub use marshal::{Definition, OpView, SCHEMA};
-pub use source::{Differ, Image, Local, ResolveMode, image, local, scratch};
+pub use exec::{CacheSharing, Exec, Mount, NetMode, SecretEnv};
+pub use file::Mkdir;
+pub use marshal::Definition;
+pub use source::{Differ, ResolveMode, image, local, scratch};
 
 /// The `OpMetadata.description` key that names an op in progress output.
 pub const CUSTOM_NAME: &str = "llb.customname";
@@ -130,22 +130,6 @@ impl SourceMap {
                 language: String::new(),
             }),
         }
-    }
-
-    /// The same file with a language name (`toml`), used by some UIs.
-    pub fn with_language(self, language: impl Into<String>) -> SourceMap {
-        SourceMap {
-            inner: Arc::new(SourceFile {
-                filename: self.inner.filename.clone(),
-                data: self.inner.data.clone(),
-                language: language.into(),
-            }),
-        }
-    }
-
-    /// The file name.
-    pub fn filename(&self) -> &str {
-        &self.inner.filename
     }
 }
 
@@ -284,18 +268,15 @@ pub struct Output {
 
 impl Output {
     /// The digest of the op.
+    #[cfg(test)]
     pub fn digest(&self) -> &str {
         &self.node.digest
     }
 
     /// Which output of the op.
+    #[cfg(test)]
     pub fn index(&self) -> u32 {
         self.index
-    }
-
-    /// The kind of the op.
-    pub fn kind(&self) -> OpKind {
-        self.node.kind
     }
 
     fn to_input(&self) -> pb::Input {
@@ -330,11 +311,13 @@ impl State {
     }
 
     /// The op output this state is, or `None` for scratch.
+    #[cfg(test)]
     pub fn output(&self) -> Option<&Output> {
         self.output.as_ref()
     }
 
     /// The digest of the op that produces this state, or `None` for scratch.
+    #[cfg(test)]
     pub fn digest(&self) -> Option<&str> {
         self.output.as_ref().map(Output::digest)
     }
@@ -350,6 +333,7 @@ impl State {
 
     /// The same state, with its op pointing at `ranges` of `map`, so BuildKit
     /// can show those lines when the op fails. Scratch is returned unchanged.
+    #[cfg(test)]
     pub fn with_location(&self, map: &SourceMap, ranges: &[SourceRange]) -> State {
         self.map_meta(|m| {
             m.locations.push(SourceLocation {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Common, Node, OpKind, Platform, SourceMap, SourceRange, State};
+use super::{Common, Node, OpKind, Platform, State};
 use crate::proto::pb;
 
 /// The empty filesystem.
@@ -33,7 +33,6 @@ pub fn local(name: impl Into<String>) -> Local {
 pub fn image(reference: impl AsRef<str>) -> Image {
     Image {
         reference: normalize_image_ref(reference.as_ref()),
-        resolve_mode: None,
         platform: None,
         internal: false,
         common: Common::default(),
@@ -45,15 +44,12 @@ pub fn image(reference: impl AsRef<str>) -> Image {
 pub enum Differ {
     /// Resend every file (`none`).
     None,
-    /// Compare metadata only (`metadata`, BuildKit's default).
-    Metadata,
 }
 
 impl Differ {
     fn as_str(self) -> &'static str {
         match self {
             Differ::None => "none",
-            Differ::Metadata => "metadata",
         }
     }
 }
@@ -127,12 +123,6 @@ impl Local {
     /// The name shown in progress output.
     pub fn custom_name(mut self, name: impl Into<String>) -> Local {
         self.common.custom_name(name.into());
-        self
-    }
-
-    /// Points the op at `ranges` of `map`.
-    pub fn location(mut self, map: &SourceMap, ranges: &[SourceRange]) -> Local {
-        self.common.location(map, ranges.to_vec());
         self
     }
 
@@ -216,19 +206,12 @@ impl ResolveMode {
 #[must_use = "call `build` to get a State"]
 pub struct Image {
     reference: String,
-    resolve_mode: Option<ResolveMode>,
     platform: Option<Platform>,
     internal: bool,
     common: Common,
 }
 
 impl Image {
-    /// Where to look for the image.
-    pub fn resolve_mode(mut self, mode: ResolveMode) -> Image {
-        self.resolve_mode = Some(mode);
-        self
-    }
-
     /// Which platform of a multi-platform image.
     pub fn platform(mut self, platform: Platform) -> Image {
         self.platform = Some(platform);
@@ -251,21 +234,11 @@ impl Image {
         self
     }
 
-    /// Points the op at `ranges` of `map`.
-    pub fn location(mut self, map: &SourceMap, ranges: &[SourceRange]) -> Image {
-        self.common.location(map, ranges.to_vec());
-        self
-    }
-
     /// Encodes the source op.
     pub fn build(self) -> State {
         let mut meta = self.common.meta;
         let mut attrs = BTreeMap::new();
         meta.cap("source.image");
-        if let Some(mode) = self.resolve_mode {
-            attrs.insert("image.resolvemode".to_owned(), mode.as_str().to_owned());
-            meta.cap("source.image.resolvemode");
-        }
         if self.internal {
             attrs.insert("image.recordtype".to_owned(), "internal".to_owned());
         }

@@ -19,11 +19,11 @@
 //!
 //! `docs/registry.md` describes the behaviour for users.
 
-pub mod auth;
-pub mod error;
-pub mod known;
-pub mod pull;
-pub mod push;
+pub(crate) mod auth;
+pub(crate) mod error;
+pub(crate) mod known;
+pub(crate) mod pull;
+pub(crate) mod push;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -115,8 +115,6 @@ pub struct Registry {
     pub auth_source: AuthSource,
     /// Credential warnings, for the caller to print.
     pub warnings: Vec<String>,
-    /// Whether the connection is plain HTTP.
-    pub plain_http: bool,
 }
 
 impl Registry {
@@ -158,7 +156,6 @@ impl Registry {
             auth,
             auth_source,
             warnings,
-            plain_http,
         })
     }
 

@@ -9,18 +9,6 @@ use super::model::Sp;
 use super::parse::nearest;
 use super::resolved::Platform;
 
-/// The platform arguments defined for every platform built (docs/design.md §7).
-pub const PLATFORM_ARGS: &[&str] = &[
-    "TARGETPLATFORM",
-    "TARGETOS",
-    "TARGETARCH",
-    "TARGETVARIANT",
-    "BUILDPLATFORM",
-    "BUILDOS",
-    "BUILDARCH",
-    "BUILDVARIANT",
-];
-
 /// The values `${NAME}` can take.
 #[derive(Debug, Clone)]
 pub struct Vars {

@@ -52,9 +52,7 @@ impl<G: Gateway> Lower<'_, G> {
                         })?;
                         Record::copy(rec.key, rec.inputs).to_string()
                     }
-                    (LayerNote::Run(normalized), None) => {
-                        super::normalize::comment(*normalized).to_string()
-                    }
+                    (LayerNote::Run(normalized), None) => super::normalize::comment(*normalized),
                     (LayerNote::Copy(_), None) => {
                         return Err(BuildError::Internal(format!(
                             "copy layer `{id}` has no record to read"

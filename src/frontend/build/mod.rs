@@ -14,6 +14,7 @@
 //! - `helper`: the helper's image and its execs;
 //! - `copy`: copy layers, their sources and split parts;
 //! - `run`: run layers' and stage steps' execs;
+//! - `normalize`: how a run layer's command runs under `strata-normalize`;
 //! - `overlap`: the check that no two copy layers write one path;
 //! - `config`: the image config and its history.
 
