@@ -16,7 +16,7 @@ use crate::oci::base::ImageRef;
 use crate::oci::image::Descriptor;
 use crate::oci::layout::OciDir;
 use crate::plan::lock::Lock;
-pub use crate::registry::Options;
+pub(crate) use crate::registry::Options;
 use crate::registry::known::KnownRepos;
 use crate::registry::push::{BlobAction, Observer, PushBlob, image_blobs, push_image};
 use crate::registry::{self, Registry, parse_reference, pull};

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use error::DiffError;
+pub(crate) use error::DiffError;
 use error::Result;
 use side::Side;
 
@@ -39,122 +39,122 @@ use entries::{EntryDiff, Kind};
 use layers::{LayerName, Packing};
 
 /// The JSON schema name of [`Report`].
-pub const SCHEMA: &str = "strata.diff/v1";
+pub(crate) const SCHEMA: &str = "strata.diff/v1";
 
 /// What counts as a difference.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Options {
+pub(crate) struct Options {
     /// Ignore timestamps, entry order, history and compression: do the two
     /// images hold the same files and settings?
-    pub semantic: bool,
+    pub(crate) semantic: bool,
 }
 
 /// A value on each side.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Pair<T> {
+pub(crate) struct Pair<T> {
     /// Image A's.
-    pub a: T,
+    pub(crate) a: T,
     /// Image B's.
-    pub b: T,
+    pub(crate) b: T,
 }
 
 /// The whole comparison (`strata.diff/v1`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// `strata.diff/v1`.
-    pub schema: &'static str,
+    pub(crate) schema: &'static str,
     /// The images as given.
-    pub images: Pair<String>,
+    pub(crate) images: Pair<String>,
     /// `exact` or `semantic`.
-    pub mode: &'static str,
+    pub(crate) mode: &'static str,
     /// Whether the images are equal under `mode`.
-    pub equal: bool,
+    pub(crate) equal: bool,
     /// The causes, most frequent first: the first line names the likely fix.
-    pub summary: Vec<String>,
+    pub(crate) summary: Vec<String>,
     /// The index each reference selects, where it selects one.
-    pub index: Pair<Option<String>>,
+    pub(crate) index: Pair<Option<String>>,
     /// One comparison per platform.
-    pub platforms: Vec<PlatformDiff>,
+    pub(crate) platforms: Vec<PlatformDiff>,
 }
 
 /// The two images of one platform.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PlatformDiff {
+pub(crate) struct PlatformDiff {
     /// `os/arch[/variant]`.
-    pub platform: String,
+    pub(crate) platform: String,
     /// `a` or `b` when only one image has this platform.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub only_in: Option<&'static str>,
+    pub(crate) only_in: Option<&'static str>,
     /// Whether the two are equal under the mode.
-    pub equal: bool,
+    pub(crate) equal: bool,
     /// Manifest digests (none for a legacy docker archive).
-    pub manifest: Pair<Option<String>>,
+    pub(crate) manifest: Pair<Option<String>>,
     /// Config digests.
-    pub config: Pair<Option<String>>,
+    pub(crate) config: Pair<Option<String>>,
     /// Differing config fields (under `--semantic`, without times, history
     /// and diffIDs).
-    pub config_fields: Vec<FieldDiff>,
+    pub(crate) config_fields: Vec<FieldDiff>,
     /// Layer pairs, bottom first.
-    pub layers: Vec<LayerDiff>,
+    pub(crate) layers: Vec<LayerDiff>,
 }
 
 /// One layer of each image: lined up by strata layer ID where both
 /// histories carry IDs, else by position ([`layers::align`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LayerDiff {
+pub(crate) struct LayerDiff {
     /// Position in each image, from 0 at the bottom (null on the side that
     /// lacks the layer).
-    pub index: Pair<Option<usize>>,
+    pub(crate) index: Pair<Option<usize>>,
     /// The strata layer ID from the history (A's, else B's), if any.
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     /// A name for people: the ID, else the history's `created_by`.
-    pub name: String,
+    pub(crate) name: String,
     /// `equal`, `compression` (diffIDs equal), `content` (diffIDs differ),
     /// `same_files` (diffIDs differ, not under `--semantic`), `only_in_a`,
     /// `only_in_b`.
-    pub status: &'static str,
+    pub(crate) status: &'static str,
     /// Blob digests.
-    pub digest: Pair<Option<String>>,
+    pub(crate) digest: Pair<Option<String>>,
     /// diffIDs.
-    pub diff_id: Pair<Option<String>>,
+    pub(crate) diff_id: Pair<Option<String>>,
     /// How each blob is stored, when the blobs differ.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub packing: Option<Pair<Packing>>,
+    pub(crate) packing: Option<Pair<Packing>>,
     /// Entries in each tar, when the tars were read.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entry_count: Option<Pair<u32>>,
+    pub(crate) entry_count: Option<Pair<u32>>,
     /// The differing entries.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub entries: Vec<EntryDiff>,
+    pub(crate) entries: Vec<EntryDiff>,
     /// Paths on both sides whose relative order differs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub moved: Vec<String>,
+    pub(crate) moved: Vec<String>,
     /// The entry differences grouped by cause, most frequent first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub causes: Vec<Cause>,
+    pub(crate) causes: Vec<Cause>,
     /// A command's output (a strata run layer or a Dockerfile `RUN`): its
     /// causes name what a command writes, not how files were copied.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub run: bool,
+    pub(crate) run: bool,
 }
 
 /// Entries that differ in the same way.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Cause {
+pub(crate) struct Cause {
     /// What differs: kind names joined by `+` (`mtime`, `mode+mtime`), or
     /// `only_in_a`, `only_in_b`, `whiteout_only_in_a`, `whiteout_only_in_b`,
     /// `order`.
-    pub what: String,
+    pub(crate) what: String,
     /// How many entries.
-    pub count: usize,
+    pub(crate) count: usize,
     /// What it means and the likely fix.
-    pub explanation: String,
+    pub(crate) explanation: String,
     /// Up to three of the paths.
-    pub examples: Vec<String>,
+    pub(crate) examples: Vec<String>,
 }
 
 /// Compares two sides (reads a daemon's image with `docker save`).
-pub fn diff(a: &Side, b: &Side, opts: Options) -> Result<Report> {
+pub(crate) fn diff(a: &Side, b: &Side, opts: Options) -> Result<Report> {
     let (oa, ob) = rayon::join(|| a.open(), || b.open());
     let (oa, ob) = (oa?, ob?);
     diff_images(
@@ -165,7 +165,7 @@ pub fn diff(a: &Side, b: &Side, opts: Options) -> Result<Report> {
 }
 
 /// Compares two images on disk; the labels name them in the report.
-pub fn diff_images(
+pub(crate) fn diff_images(
     (a, label_a): (&ImageRef, &str),
     (b, label_b): (&ImageRef, &str),
     opts: Options,

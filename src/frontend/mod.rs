@@ -24,8 +24,8 @@ pub(crate) mod smoke;
 pub(crate) mod status;
 pub(crate) mod stdio;
 
-pub use error::{BuildError, FrontendError};
-pub use gateway::GrpcGateway;
+pub(crate) use error::{BuildError, FrontendError};
+pub(crate) use gateway::GrpcGateway;
 
 /// Runs `frontend` over stdin/stdout on a one-thread runtime, then exits 0
 /// at once: after `Return` a pending stdin read cannot be cancelled.

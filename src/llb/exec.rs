@@ -6,7 +6,7 @@ use crate::proto::pb;
 
 /// How a cache mount is shared between concurrent builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CacheSharing {
+pub(crate) enum CacheSharing {
     /// Many writers at once (BuildKit's default).
     #[default]
     Shared,
@@ -18,7 +18,7 @@ pub enum CacheSharing {
 
 /// The network an exec sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NetMode {
+pub(crate) enum NetMode {
     /// BuildKit's default sandboxed network.
     #[default]
     Sandbox,
@@ -28,13 +28,13 @@ pub enum NetMode {
 
 /// A secret exposed as an environment variable (cap `exec.secretenv`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretEnv {
+pub(crate) struct SecretEnv {
     /// The secret's ID in the session.
-    pub id: String,
+    pub(crate) id: String,
     /// The variable name.
-    pub name: String,
+    pub(crate) name: String,
     /// Run without it when the client has no such secret.
-    pub optional: bool,
+    pub(crate) optional: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -66,14 +66,14 @@ struct FileOpts {
 /// A filesystem mounted into an [`Exec`] at an absolute path.
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct Mount {
+pub(crate) struct Mount {
     dest: String,
     kind: MountKind,
 }
 
 impl Mount {
     /// `source` at `dest`, writable, its result an output of the exec.
-    pub fn bind(dest: impl Into<String>, source: &State) -> Mount {
+    pub(crate) fn bind(dest: impl Into<String>, source: &State) -> Mount {
         Mount {
             dest: dest.into(),
             kind: MountKind::Bind {
@@ -88,7 +88,7 @@ impl Mount {
     }
 
     /// A persistent cache directory shared by builds that use the same `id`.
-    pub fn cache(dest: impl Into<String>, id: impl Into<String>) -> Mount {
+    pub(crate) fn cache(dest: impl Into<String>, id: impl Into<String>) -> Mount {
         Mount {
             dest: dest.into(),
             kind: MountKind::Cache {
@@ -99,7 +99,7 @@ impl Mount {
     }
 
     /// The secret `id` as a file at `dest` (mode 0400, owner 0:0).
-    pub fn secret(dest: impl Into<String>, id: impl Into<String>) -> Mount {
+    pub(crate) fn secret(dest: impl Into<String>, id: impl Into<String>) -> Mount {
         Mount {
             dest: dest.into(),
             kind: MountKind::Secret(FileOpts::new(id.into(), 0o400)),
@@ -108,7 +108,7 @@ impl Mount {
 
     /// The SSH agent `id` (`default` for the default agent) as a socket at
     /// `dest` (mode 0600, owner 0:0).
-    pub fn ssh(dest: impl Into<String>, id: impl Into<String>) -> Mount {
+    pub(crate) fn ssh(dest: impl Into<String>, id: impl Into<String>) -> Mount {
         Mount {
             dest: dest.into(),
             kind: MountKind::Ssh(FileOpts::new(id.into(), 0o600)),
@@ -116,7 +116,7 @@ impl Mount {
     }
 
     /// Bind: mount read-only; it is then no output.
-    pub fn readonly(mut self) -> Mount {
+    pub(crate) fn readonly(mut self) -> Mount {
         if let MountKind::Bind {
             readonly, output, ..
         } = &mut self.kind
@@ -128,7 +128,7 @@ impl Mount {
     }
 
     /// Bind: writable, but the changes are thrown away (no output).
-    pub fn discard_changes(mut self) -> Mount {
+    pub(crate) fn discard_changes(mut self) -> Mount {
         if let MountKind::Bind { output, .. } = &mut self.kind {
             *output = false;
         }
@@ -140,7 +140,7 @@ impl Mount {
     /// which only engines that list the cap accept). BuildKit ≥ 0.12 keys a
     /// writable whole-source mount other than `/` by its content otherwise,
     /// which means hashing the whole source.
-    pub fn no_content_cache(mut self) -> Mount {
+    pub(crate) fn no_content_cache(mut self) -> Mount {
         if let MountKind::Bind {
             no_content_cache, ..
         } = &mut self.kind
@@ -153,7 +153,7 @@ impl Mount {
     /// Bind, read-only: BuildKit keys the exec by the mounted content
     /// (`MountContentCache.ON`, cap `exec.mount.cache.content`, BuildKit ≥
     /// 0.13), so another source with the same bytes there matches its cache.
-    pub fn by_content(mut self) -> Mount {
+    pub(crate) fn by_content(mut self) -> Mount {
         if let MountKind::Bind { by_content, .. } = &mut self.kind {
             *by_content = true;
         }
@@ -161,7 +161,7 @@ impl Mount {
     }
 
     /// Bind: mount only this path of the source.
-    pub fn selector(mut self, path: impl Into<String>) -> Mount {
+    pub(crate) fn selector(mut self, path: impl Into<String>) -> Mount {
         if let MountKind::Bind { selector, .. } = &mut self.kind {
             *selector = path.into();
         }
@@ -169,7 +169,7 @@ impl Mount {
     }
 
     /// Cache: how concurrent builds share it.
-    pub fn sharing(mut self, mode: CacheSharing) -> Mount {
+    pub(crate) fn sharing(mut self, mode: CacheSharing) -> Mount {
         if let MountKind::Cache { sharing, .. } = &mut self.kind {
             *sharing = mode;
         }
@@ -186,7 +186,7 @@ impl FileOpts {
 /// Options of an exec op: the process, its root filesystem and mounts.
 #[derive(Debug, Clone)]
 #[must_use = "call `build` to get the outputs"]
-pub struct Exec {
+pub(crate) struct Exec {
     args: Vec<String>,
     env: Vec<(String, String)>,
     cwd: String,
@@ -205,7 +205,7 @@ pub struct Exec {
 impl Exec {
     /// Runs `args` (no shell: `["sh", "-c", "…"]` for one) on `root`, which
     /// is mounted writable at `/` and is output 0.
-    pub fn new<I, S>(root: &State, args: I) -> Exec
+    pub(crate) fn new<I, S>(root: &State, args: I) -> Exec
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -228,7 +228,7 @@ impl Exec {
     }
 
     /// Replaces the process's argv.
-    pub fn args<I, S>(mut self, args: I) -> Exec
+    pub(crate) fn args<I, S>(mut self, args: I) -> Exec
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -238,7 +238,7 @@ impl Exec {
     }
 
     /// Sets `name=value`, replacing an earlier value of `name` in place.
-    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Exec {
+    pub(crate) fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Exec {
         let (name, value) = (name.into(), value.into());
         match self.env.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
@@ -248,13 +248,13 @@ impl Exec {
     }
 
     /// The working directory (default `/`); the exec creates it.
-    pub fn cwd(mut self, dir: impl Into<String>) -> Exec {
+    pub(crate) fn cwd(mut self, dir: impl Into<String>) -> Exec {
         self.cwd = dir.into();
         self
     }
 
     /// The user (`name`, `uid`, `uid:gid`); default: the image's (root).
-    pub fn user(mut self, user: impl Into<String>) -> Exec {
+    pub(crate) fn user(mut self, user: impl Into<String>) -> Exec {
         self.user = user.into();
         self
     }
@@ -262,13 +262,13 @@ impl Exec {
     /// Removes the empty directories and files that mount points leave in
     /// the outputs, parents included (`removeMountStubsRecursive`, cap
     /// `exec.meta.removemountstubs.recursive`, BuildKit ≥ 0.11).
-    pub fn remove_mount_stubs_recursive(mut self) -> Exec {
+    pub(crate) fn remove_mount_stubs_recursive(mut self) -> Exec {
         self.remove_mount_stubs = true;
         self
     }
 
     /// Mounts the root filesystem read-only; it is then no output.
-    pub fn readonly_root(mut self) -> Exec {
+    pub(crate) fn readonly_root(mut self) -> Exec {
         self.root_readonly = true;
         self
     }
@@ -276,50 +276,50 @@ impl Exec {
     /// Keys the root filesystem by its content (`contentCache = ON` on the
     /// root mount, cap `exec.mount.cache.content`); only for a read-only
     /// root.
-    pub fn root_keyed_by_content(mut self) -> Exec {
+    pub(crate) fn root_keyed_by_content(mut self) -> Exec {
         self.root_by_content = true;
         self
     }
 
     /// Adds a mount.
-    pub fn mount(mut self, mount: Mount) -> Exec {
+    pub(crate) fn mount(mut self, mount: Mount) -> Exec {
         self.mounts.push(mount);
         self
     }
 
     /// The network the process sees.
-    pub fn network(mut self, mode: NetMode) -> Exec {
+    pub(crate) fn network(mut self, mode: NetMode) -> Exec {
         self.network = mode;
         self
     }
 
     /// Exposes a secret as an environment variable.
-    pub fn secret_env(mut self, secret: SecretEnv) -> Exec {
+    pub(crate) fn secret_env(mut self, secret: SecretEnv) -> Exec {
         self.secret_env.push(secret);
         self
     }
 
     /// The platform to run on.
-    pub fn platform(mut self, platform: Platform) -> Exec {
+    pub(crate) fn platform(mut self, platform: Platform) -> Exec {
         self.platform = Some(platform);
         self
     }
 
     /// The name shown in progress output.
-    pub fn custom_name(mut self, name: impl Into<String>) -> Exec {
+    pub(crate) fn custom_name(mut self, name: impl Into<String>) -> Exec {
         self.common.custom_name(name.into());
         self
     }
 
     /// Points the op at `ranges` of `map`.
-    pub fn location(mut self, map: &SourceMap, ranges: &[SourceRange]) -> Exec {
+    pub(crate) fn location(mut self, map: &SourceMap, ranges: &[SourceRange]) -> Exec {
         self.common.location(map, ranges.to_vec());
         self
     }
 
     /// Encodes the op. Mounts are ordered by target (the root first), so the
     /// order they were added in does not change the digest.
-    pub fn build(self) -> Result<ExecOutputs, LlbError> {
+    pub(crate) fn build(self) -> Result<ExecOutputs, LlbError> {
         if self.args.is_empty() {
             return Err(LlbError::EmptyArgs);
         }
@@ -481,7 +481,7 @@ impl Exec {
 
 /// The outputs of a built [`Exec`]: one state per writable bind mount.
 #[derive(Debug, Clone)]
-pub struct ExecOutputs {
+pub(crate) struct ExecOutputs {
     node: std::sync::Arc<Node>,
     /// Targets of the mounts with outputs, in output-index order.
     outputs: Vec<String>,
@@ -490,20 +490,20 @@ pub struct ExecOutputs {
 impl ExecOutputs {
     /// The root filesystem after the process ran, or `None` for a read-only
     /// root.
-    pub fn root(&self) -> Option<State> {
+    pub(crate) fn root(&self) -> Option<State> {
         self.output("/")
     }
 
     /// The writable bind mount at `dest` after the process ran, or `None`
     /// when no mount there has an output.
-    pub fn output(&self, dest: &str) -> Option<State> {
+    pub(crate) fn output(&self, dest: &str) -> Option<State> {
         let index = self.outputs.iter().position(|d| d == dest)?;
         Some(State::from_output(self.node.clone(), index as u32))
     }
 
     /// The digest of the exec op.
     #[cfg(test)]
-    pub fn digest(&self) -> &str {
+    pub(crate) fn digest(&self) -> &str {
         &self.node.digest
     }
 }

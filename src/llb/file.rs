@@ -19,14 +19,14 @@ fn absolute(path: &str) -> String {
 /// Creates a directory (owner 0:0, modification time now, parents not made).
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct Mkdir {
+pub(crate) struct Mkdir {
     path: String,
     mode: u32,
 }
 
 impl Mkdir {
     /// Creates `path` with permission bits `mode`.
-    pub fn new(path: impl AsRef<str>, mode: u32) -> Mkdir {
+    pub(crate) fn new(path: impl AsRef<str>, mode: u32) -> Mkdir {
         Mkdir {
             path: absolute(path.as_ref()),
             mode,
@@ -36,7 +36,7 @@ impl Mkdir {
 
 impl State {
     /// Creates a directory in this state: a one-action FileOp.
-    pub fn mkdir(&self, mkdir: Mkdir) -> State {
+    pub(crate) fn mkdir(&self, mkdir: Mkdir) -> State {
         let mut meta = OpMeta::default();
         meta.cap("file.base");
         let mut inputs = Inputs::default();

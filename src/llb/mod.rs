@@ -24,18 +24,18 @@ use sha2::{Digest as _, Sha256};
 
 use crate::proto::pb;
 
-pub use error::LlbError;
-pub use exec::{CacheSharing, Exec, Mount, NetMode, SecretEnv};
-pub use file::Mkdir;
-pub use marshal::Definition;
-pub use source::{Differ, ResolveMode, image, local, scratch};
+pub(crate) use error::LlbError;
+pub(crate) use exec::{CacheSharing, Exec, Mount, NetMode, SecretEnv};
+pub(crate) use file::Mkdir;
+pub(crate) use marshal::Definition;
+pub(crate) use source::{Differ, ResolveMode, image, local, scratch};
 
 /// The `OpMetadata.description` key that names an op in progress output.
-pub const CUSTOM_NAME: &str = "llb.customname";
+pub(crate) const CUSTOM_NAME: &str = "llb.customname";
 
 /// The kind of an op, as reported by [`OpView`] and the JSON view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum OpKind {
+pub(crate) enum OpKind {
     /// A source: local directory, image.
     Source,
     /// A process run in a container.
@@ -54,7 +54,7 @@ pub enum OpKind {
 
 impl OpKind {
     /// The lowercase name used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             OpKind::Source => "source",
             OpKind::Exec => "exec",
@@ -78,7 +78,7 @@ impl OpKind {
     }
 }
 
-pub use crate::platform::Platform;
+pub(crate) use crate::platform::Platform;
 
 /// A platform as LLB writes it, on the ops whose result depends on it
 /// (image sources and execs; ops without one run on the worker's default
@@ -109,7 +109,7 @@ pub(crate) fn platform_from_proto(p: &pb::Platform) -> Platform {
 /// A source file (the spec) that ops can point at, so BuildKit can show the
 /// lines an op came from when it fails. Cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceMap {
+pub(crate) struct SourceMap {
     inner: Arc<SourceFile>,
 }
 
@@ -122,7 +122,7 @@ struct SourceFile {
 
 impl SourceMap {
     /// A file by its name as shown to the user, and its full content.
-    pub fn new(filename: impl Into<String>, data: impl Into<Vec<u8>>) -> SourceMap {
+    pub(crate) fn new(filename: impl Into<String>, data: impl Into<Vec<u8>>) -> SourceMap {
         SourceMap {
             inner: Arc::new(SourceFile {
                 filename: filename.into(),
@@ -135,20 +135,20 @@ impl SourceMap {
 
 /// A range of lines (1-based, inclusive) with optional columns (0 = none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SourceRange {
+pub(crate) struct SourceRange {
     /// First line, 1-based.
-    pub start_line: u32,
+    pub(crate) start_line: u32,
     /// Column on the first line, or 0.
-    pub start_column: u32,
+    pub(crate) start_column: u32,
     /// Last line, 1-based.
-    pub end_line: u32,
+    pub(crate) end_line: u32,
     /// Column on the last line, or 0.
-    pub end_column: u32,
+    pub(crate) end_column: u32,
 }
 
 impl SourceRange {
     /// Whole lines `start..=end`.
-    pub fn lines(start: u32, end: u32) -> SourceRange {
+    pub(crate) fn lines(start: u32, end: u32) -> SourceRange {
         SourceRange {
             start_line: start,
             start_column: 0,
@@ -261,7 +261,7 @@ fn digest_of(bytes: &[u8]) -> String {
 
 /// One output of an op: an edge other ops can take as input.
 #[derive(Debug, Clone)]
-pub struct Output {
+pub(crate) struct Output {
     node: Arc<Node>,
     index: u32,
 }
@@ -269,13 +269,13 @@ pub struct Output {
 impl Output {
     /// The digest of the op.
     #[cfg(test)]
-    pub fn digest(&self) -> &str {
+    pub(crate) fn digest(&self) -> &str {
         &self.node.digest
     }
 
     /// Which output of the op.
     #[cfg(test)]
-    pub fn index(&self) -> u32 {
+    pub(crate) fn index(&self) -> u32 {
         self.index
     }
 
@@ -294,7 +294,7 @@ impl Output {
 /// A filesystem: empty, or one output of an op. Immutable; every method
 /// returns a new value and clones are cheap.
 #[derive(Debug, Clone, Default)]
-pub struct State {
+pub(crate) struct State {
     output: Option<Output>,
 }
 
@@ -306,25 +306,25 @@ impl State {
     }
 
     /// Whether this is the empty filesystem.
-    pub fn is_scratch(&self) -> bool {
+    pub(crate) fn is_scratch(&self) -> bool {
         self.output.is_none()
     }
 
     /// The op output this state is, or `None` for scratch.
     #[cfg(test)]
-    pub fn output(&self) -> Option<&Output> {
+    pub(crate) fn output(&self) -> Option<&Output> {
         self.output.as_ref()
     }
 
     /// The digest of the op that produces this state, or `None` for scratch.
     #[cfg(test)]
-    pub fn digest(&self) -> Option<&str> {
+    pub(crate) fn digest(&self) -> Option<&str> {
         self.output.as_ref().map(Output::digest)
     }
 
     /// The same state, with its op shown as `name` in progress output
     /// (`llb.customname`). Scratch is returned unchanged.
-    pub fn custom_name(&self, name: impl Into<String>) -> State {
+    pub(crate) fn custom_name(&self, name: impl Into<String>) -> State {
         let name = name.into();
         self.map_meta(|m| {
             m.description.insert(CUSTOM_NAME.to_owned(), name);
@@ -334,7 +334,7 @@ impl State {
     /// The same state, with its op pointing at `ranges` of `map`, so BuildKit
     /// can show those lines when the op fails. Scratch is returned unchanged.
     #[cfg(test)]
-    pub fn with_location(&self, map: &SourceMap, ranges: &[SourceRange]) -> State {
+    pub(crate) fn with_location(&self, map: &SourceMap, ranges: &[SourceRange]) -> State {
         self.map_meta(|m| {
             m.locations.push(SourceLocation {
                 map: map.clone(),
@@ -344,7 +344,7 @@ impl State {
     }
 
     /// The same state, with its op never taken from the cache.
-    pub fn ignore_cache(&self) -> State {
+    pub(crate) fn ignore_cache(&self) -> State {
         self.map_meta(|m| m.ignore_cache = true)
     }
 
@@ -363,7 +363,7 @@ impl State {
 /// Stacks `states` in order, later ones on top (BuildKit's MergeOp, cap
 /// `mergeop`). Scratch states are dropped; one state left is returned as is,
 /// none gives scratch.
-pub fn merge(states: impl IntoIterator<Item = State>) -> State {
+pub(crate) fn merge(states: impl IntoIterator<Item = State>) -> State {
     let outputs: Vec<Output> = states.into_iter().filter_map(|s| s.output).collect();
     match outputs.len() {
         0 => State::default(),
@@ -389,7 +389,7 @@ pub fn merge(states: impl IntoIterator<Item = State>) -> State {
 
 /// The changes that turn `lower` into `upper` (BuildKit's DiffOp, cap
 /// `diffop`); either side may be scratch.
-pub fn diff(lower: &State, upper: &State) -> State {
+pub(crate) fn diff(lower: &State, upper: &State) -> State {
     let mut inputs = Vec::new();
     let mut index_of = |s: &State| match &s.output {
         None => -1,

@@ -8,13 +8,13 @@ use super::{Common, Node, OpKind, Platform, State};
 use crate::proto::pb;
 
 /// The empty filesystem.
-pub fn scratch() -> State {
+pub(crate) fn scratch() -> State {
     State::default()
 }
 
 /// A directory the client sends through the session, by its name (BuildKit's
 /// `local://NAME`; `context` and `dockerfile` for a Dockerfile build).
-pub fn local(name: impl Into<String>) -> Local {
+pub(crate) fn local(name: impl Into<String>) -> Local {
     Local {
         name: name.into(),
         session_id: None,
@@ -30,7 +30,7 @@ pub fn local(name: impl Into<String>) -> Local {
 /// An image from a registry or the daemon's store (BuildKit's
 /// `docker-image://REF`). Short names are normalized as Docker does:
 /// `debian` becomes `docker.io/library/debian:latest`.
-pub fn image(reference: impl AsRef<str>) -> Image {
+pub(crate) fn image(reference: impl AsRef<str>) -> Image {
     Image {
         reference: normalize_image_ref(reference.as_ref()),
         platform: None,
@@ -41,7 +41,7 @@ pub fn image(reference: impl AsRef<str>) -> Image {
 
 /// How BuildKit compares local files with its earlier copy (`local.differ`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Differ {
+pub(crate) enum Differ {
     /// Resend every file (`none`).
     None,
 }
@@ -57,7 +57,7 @@ impl Differ {
 /// Options of a [`local`] source.
 #[derive(Debug, Clone)]
 #[must_use = "call `build` to get a State"]
-pub struct Local {
+pub(crate) struct Local {
     name: String,
     session_id: Option<String>,
     shared_key_hint: Option<String>,
@@ -71,19 +71,19 @@ pub struct Local {
 impl Local {
     /// The session that has the directory (`local.session`); BuildKit's
     /// `BUILDKIT_SESSION_ID` or the `local-sessionid:NAME` option.
-    pub fn session_id(mut self, id: impl Into<String>) -> Local {
+    pub(crate) fn session_id(mut self, id: impl Into<String>) -> Local {
         self.session_id = Some(id.into());
         self
     }
 
     /// Which earlier snapshot to sync into (`local.sharedkeyhint`).
-    pub fn shared_key_hint(mut self, hint: impl Into<String>) -> Local {
+    pub(crate) fn shared_key_hint(mut self, hint: impl Into<String>) -> Local {
         self.shared_key_hint = Some(hint.into());
         self
     }
 
     /// Send only paths matching these patterns (`local.includepattern`).
-    pub fn include_patterns<I, S>(mut self, patterns: I) -> Local
+    pub(crate) fn include_patterns<I, S>(mut self, patterns: I) -> Local
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -93,7 +93,7 @@ impl Local {
     }
 
     /// Never send paths matching these patterns (`local.excludepatterns`).
-    pub fn exclude_patterns<I, S>(mut self, patterns: I) -> Local
+    pub(crate) fn exclude_patterns<I, S>(mut self, patterns: I) -> Local
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -103,7 +103,7 @@ impl Local {
     }
 
     /// Send these paths, following symlinks to them (`local.followpaths`).
-    pub fn follow_paths<I, S>(mut self, paths: I) -> Local
+    pub(crate) fn follow_paths<I, S>(mut self, paths: I) -> Local
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -115,19 +115,19 @@ impl Local {
     /// How files are compared (`local.differ`). With `required`, the op also
     /// lists cap `source.local.differ` (BuildKit ≥ 0.9), so older daemons
     /// refuse it instead of ignoring the attribute.
-    pub fn differ(mut self, differ: Differ, required: bool) -> Local {
+    pub(crate) fn differ(mut self, differ: Differ, required: bool) -> Local {
         self.differ = Some((differ, required));
         self
     }
 
     /// The name shown in progress output.
-    pub fn custom_name(mut self, name: impl Into<String>) -> Local {
+    pub(crate) fn custom_name(mut self, name: impl Into<String>) -> Local {
         self.common.custom_name(name.into());
         self
     }
 
     /// Encodes the source op.
-    pub fn build(self) -> State {
+    pub(crate) fn build(self) -> State {
         let mut meta = self.common.meta;
         let mut attrs = BTreeMap::new();
         meta.cap("source.local");
@@ -180,7 +180,7 @@ impl Local {
 /// Where BuildKit looks for an image: an image source's
 /// `image.resolvemode`, and the gateway's `ResolveImageConfig` mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ResolveMode {
+pub(crate) enum ResolveMode {
     /// The daemon's default (`default`; local store first for `# syntax=`).
     #[default]
     Default,
@@ -192,7 +192,7 @@ pub enum ResolveMode {
 
 impl ResolveMode {
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ResolveMode::Default => "default",
             ResolveMode::ForcePull => "pull",
@@ -204,7 +204,7 @@ impl ResolveMode {
 /// Options of an [`image`] source.
 #[derive(Debug, Clone)]
 #[must_use = "call `build` to get a State"]
-pub struct Image {
+pub(crate) struct Image {
     reference: String,
     platform: Option<Platform>,
     internal: bool,
@@ -213,7 +213,7 @@ pub struct Image {
 
 impl Image {
     /// Which platform of a multi-platform image.
-    pub fn platform(mut self, platform: Platform) -> Image {
+    pub(crate) fn platform(mut self, platform: Platform) -> Image {
         self.platform = Some(platform);
         self
     }
@@ -223,19 +223,19 @@ impl Image {
     /// attribute changes the op, not its cache key (the image's manifest and
     /// config), so the op is never the very vertex BuildKit loaded the
     /// frontend with.
-    pub fn internal(mut self) -> Image {
+    pub(crate) fn internal(mut self) -> Image {
         self.internal = true;
         self
     }
 
     /// The name shown in progress output.
-    pub fn custom_name(mut self, name: impl Into<String>) -> Image {
+    pub(crate) fn custom_name(mut self, name: impl Into<String>) -> Image {
         self.common.custom_name(name.into());
         self
     }
 
     /// Encodes the source op.
-    pub fn build(self) -> State {
+    pub(crate) fn build(self) -> State {
         let mut meta = self.common.meta;
         let mut attrs = BTreeMap::new();
         meta.cap("source.image");

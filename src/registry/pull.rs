@@ -24,7 +24,7 @@ use crate::oci::layout::OciDir;
 use crate::spec::Platform;
 
 /// The media types strata accepts for a manifest or index.
-pub const ACCEPTED: [&str; 4] = [
+pub(crate) const ACCEPTED: [&str; 4] = [
     media::INDEX,
     media::MANIFEST,
     media::DOCKER_LIST,
@@ -33,17 +33,17 @@ pub const ACCEPTED: [&str; 4] = [
 
 /// A reference resolved against its registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// The digest of what the reference names (an index or a manifest).
-    pub digest: Digest,
+    pub(crate) digest: Digest,
     /// Per platform, the manifest digest. A single manifest is listed under
     /// the platform its config declares.
-    pub platforms: BTreeMap<Platform, Digest>,
+    pub(crate) platforms: BTreeMap<Platform, Digest>,
 }
 
 impl Resolved {
     /// The platforms it has, for messages: `linux/amd64, linux/arm64`.
-    pub fn platform_list(&self) -> String {
+    pub(crate) fn platform_list(&self) -> String {
         self.platforms
             .keys()
             .map(ToString::to_string)
@@ -54,7 +54,7 @@ impl Resolved {
     /// The manifest digest for `wanted`: the entry listed under exactly that
     /// platform, else the first whose platform satisfies it
     /// ([`Platform::satisfies`]: `linux/arm64` finds `linux/arm64/v8`).
-    pub fn manifest_for(&self, wanted: &Platform) -> Option<&Digest> {
+    pub(crate) fn manifest_for(&self, wanted: &Platform) -> Option<&Digest> {
         self.platforms.get(wanted).or_else(|| {
             self.platforms
                 .iter()
@@ -66,7 +66,7 @@ impl Resolved {
 
 /// Resolves `r`: fetches its index or manifest (verifying a digest the
 /// reference names) and lists the platforms.
-pub fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
+pub(crate) fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
     reg.login(r, RegistryOperation::Pull)?;
     let (bytes, media_type) = reg.get_manifest(r, &ACCEPTED)?;
     let digest = Digest::of(&bytes);
@@ -133,14 +133,14 @@ fn repo_ref(r: &Reference, digest: &Digest) -> Reference {
 }
 
 /// The layout directory of a fetched manifest in the cache root.
-pub fn image_dir(cache_root: &Path, manifest: &Digest) -> PathBuf {
+pub(crate) fn image_dir(cache_root: &Path, manifest: &Digest) -> PathBuf {
     cache_root.join("registry/images").join(manifest.hex())
 }
 
 /// Makes the image with manifest `manifest` (from `r`'s repository)
 /// available as an OCI layout in the cache root and returns its directory.
 /// `connect` is called only when a blob is missing locally.
-pub fn fetch_image<'a>(
+pub(crate) fn fetch_image<'a>(
     connect: &mut dyn FnMut() -> Result<&'a Registry>,
     r: &Reference,
     manifest: &Digest,
@@ -274,7 +274,7 @@ fn verify(
 /// to that platform's manifest); manifest and config are verified. Layers
 /// are not fetched: `strata plan --against registry:REF` reads only the
 /// history.
-pub fn fetch_config(
+pub(crate) fn fetch_config(
     reg: &Registry,
     r: &Reference,
     platform: &Platform,

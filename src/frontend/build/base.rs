@@ -36,7 +36,7 @@ impl<G: Gateway> Lower<'_, G> {
     /// Resolves every image this platform's build starts from (the image's
     /// base and the stages' bases), pinned by strata.lock where it has a pin
     /// (docs/design.md §5): each distinct reference once, all at once.
-    pub async fn resolve_images(&self) -> Result<Resolved, BuildError> {
+    pub(crate) async fn resolve_images(&self) -> Result<Resolved, BuildError> {
         let spec = self.spec;
         let stage_refs = spec.stages.iter().filter_map(|s| match &s.from {
             StageFrom::Image(BaseRef::Registry(r)) => Some(r.as_str()),
@@ -62,7 +62,7 @@ impl<G: Gateway> Lower<'_, G> {
     }
 
     /// The image's base, its config (none for scratch) and its directories.
-    pub async fn base(
+    pub(crate) async fn base(
         &self,
         resolved: &Resolved,
     ) -> Result<(State, Option<serde_json::Value>, BaseDirs), BuildError> {
@@ -176,7 +176,7 @@ impl<G: Gateway> Lower<'_, G> {
 
     /// An image reference as the spec's platform's image (pinned, see
     /// [`Self::pinned`]), from its config in `resolved`: its state and config.
-    pub fn image_base(
+    pub(crate) fn image_base(
         &self,
         reference: &str,
         what: &str,

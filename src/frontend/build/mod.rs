@@ -47,9 +47,9 @@ use lower::Lower;
 use options::Options;
 
 /// The spec file when the `filename` option is absent.
-pub const DEFAULT_FILENAME: &str = "strata.toml";
+pub(crate) const DEFAULT_FILENAME: &str = "strata.toml";
 /// The strata binary inside the frontend image.
-pub const IMAGE_BINARY: &str = "/strata";
+pub(crate) const IMAGE_BINARY: &str = "/strata";
 
 /// A spec error that has no location: its message, after the spec's name.
 fn spec_error(filename: &str, message: impl std::fmt::Display) -> BuildError {
@@ -57,12 +57,15 @@ fn spec_error(filename: &str, message: impl std::fmt::Display) -> BuildError {
 }
 
 /// Runs as a frontend over stdin/stdout and exits 0 after `Return`.
-pub fn run() -> Result<(), FrontendError> {
+pub(crate) fn run() -> Result<(), FrontendError> {
     super::serve_stdio(|gateway, env| async move { run_with(&gateway, &env).await })
 }
 
 /// The frontend on any gateway: build, then `Return` the result or the error.
-pub async fn run_with<G: Gateway>(gateway: &G, env: &FrontendEnv) -> Result<(), FrontendError> {
+pub(crate) async fn run_with<G: Gateway>(
+    gateway: &G,
+    env: &FrontendEnv,
+) -> Result<(), FrontendError> {
     match build(gateway, env).await {
         Ok(result) => gateway.return_result(result).await,
         Err(e) => gateway.return_error(e.status()).await,

@@ -32,7 +32,7 @@ pub(super) enum Within<'s> {
 impl<G: Gateway> Lower<'_, G> {
     /// The exec of a run layer or stage step `name`, on `parent`; `range` is
     /// where the spec declares it.
-    pub fn run_exec(
+    pub(crate) fn run_exec(
         &self,
         name: &str,
         run: &RunLayer,
