@@ -138,6 +138,30 @@ fn overlap_message(all: &[Overlap]) -> String {
 }
 
 impl CopyJob {
+    /// A job of layer `layer` that copies the one file `from` to `to`, for
+    /// tests.
+    #[cfg(test)]
+    pub(crate) fn one_file(layer: &str, from: &str, to: &str) -> CopyJob {
+        CopyJob {
+            layer: layer.into(),
+            name: layer.into(),
+            entries: vec![JobEntry {
+                from: from.into(),
+                to: to.into(),
+                to_is_dir: false,
+                mode: None,
+                exclude: vec![],
+            }],
+            ignore: vec![],
+            owner: [0, 0],
+            timestamp: 0,
+            split_min: None,
+            queries: vec![],
+            base: BaseDirs::new(),
+            writer: WRITER_VERSION.into(),
+        }
+    }
+
     fn copy_layer(&self) -> CopyLayer {
         CopyLayer {
             entries: self
@@ -725,24 +749,7 @@ mod tests {
         fs_err::write(src.path().join("d/real"), b"x").unwrap();
         std::os::unix::fs::symlink("../../secret", src.path().join("d/out")).unwrap();
         std::os::unix::fs::symlink("real", src.path().join("d/in")).unwrap();
-        let job = |from: &str| CopyJob {
-            layer: "a".into(),
-            name: "a".into(),
-            entries: vec![JobEntry {
-                from: from.into(),
-                to: "/x".into(),
-                to_is_dir: false,
-                mode: None,
-                exclude: vec![],
-            }],
-            ignore: vec![],
-            owner: [0, 0],
-            timestamp: 0,
-            split_min: None,
-            queries: vec![],
-            base: BaseDirs::new(),
-            writer: WRITER_VERSION.into(),
-        };
+        let job = |from: &str| CopyJob::one_file("a", from, "/x");
         let err = job("d/out").plan(src.path()).unwrap_err();
         assert!(
             err.to_string()

@@ -462,8 +462,8 @@ pub fn layer_compression(
 ) -> Compression {
     let image = spec.image.compression;
     match copy_of(spec, l).and_then(|c| c.compression) {
-        Some(c) => Compression::from_spec(c),
-        None if image != crate::spec::LayerCompression::Auto => Compression::from_spec(image),
+        Some(c) => c,
+        None if image != Compression::Auto => image,
         None => default,
     }
 }
