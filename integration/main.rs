@@ -23,5 +23,8 @@ mod release;
 mod remote;
 mod runlayers;
 mod stages;
-#[allow(dead_code)] // shared helpers; not every test module uses all of them
+#[allow(
+    dead_code,
+    reason = "shared helpers of the test modules: each uses some, none uses all"
+)]
 mod util;

@@ -48,7 +48,7 @@ pub(crate) fn parse(s: &str) -> Result<Annotation> {
             let (name, platform) = match prefix.split_once('[') {
                 Some((name, rest)) => {
                     let p = rest.strip_suffix(']').ok_or_else(|| bad("no `]`"))?;
-                    let p = crate::spec::values::parse_platform(p)
+                    let p = crate::spec::Platform::parse(p)
                         .map_err(|e| bad(&format!("platform: {e}")))?;
                     (name, Some(p))
                 }
@@ -131,7 +131,7 @@ mod tests {
     use super::*;
 
     fn amd64() -> Platform {
-        crate::spec::values::parse_platform("linux/amd64").unwrap()
+        crate::spec::Platform::parse("linux/amd64").unwrap()
     }
 
     #[test]

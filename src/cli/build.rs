@@ -11,7 +11,7 @@ use super::{SpecArgs, annotation, output, registry};
 use crate::error::{Error, Result};
 use crate::oci::OciError;
 use crate::oci::base::ImageRef;
-use crate::oci::build::{BuildRequest, build_observed, load_base, oci_platform};
+use crate::oci::build::{BuildRequest, build_observed, load_base};
 use crate::oci::compress::Compression;
 use crate::spec::BaseRef;
 
@@ -255,7 +255,7 @@ fn platform_index(
     for (spec, outcome) in built {
         // The descriptor keeps its `manifest-descriptor:` annotations.
         let mut desc = outcome.manifest.clone();
-        desc.platform = Some(oci_platform(&spec.platform));
+        desc.platform = Some(spec.platform.clone());
         index.manifests.push(desc);
         let labels = with_labels(spec, &args.label)?.image.labels;
         let oci: std::collections::BTreeMap<String, String> = labels

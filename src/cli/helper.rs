@@ -86,7 +86,7 @@ pub fn run(args: &HelperArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::helper::{CopyJob, JobEntry};
+    use crate::helper::CopyJob;
 
     fn copy(job: &str, dir: &std::path::Path, record: PathBuf) -> Result<()> {
         run(&HelperArgs {
@@ -119,25 +119,7 @@ mod tests {
         fs_err::write(dir.path().join("src/f"), "f").unwrap();
         fs_err::write(dir.path().join("a/x/f"), "1").unwrap();
         fs_err::write(dir.path().join("b/x/f"), "2").unwrap();
-        let job = serde_json::to_string(&CopyJob {
-            layer: "app".into(),
-            name: "app".into(),
-            entries: vec![JobEntry {
-                from: "f".into(),
-                to: "/f".into(),
-                to_is_dir: false,
-                mode: None,
-                exclude: vec![],
-            }],
-            ignore: vec![],
-            owner: [0, 0],
-            timestamp: 0,
-            split_min: None,
-            queries: vec![],
-            base: Default::default(),
-            writer: crate::plan::graph::WRITER_VERSION.into(),
-        })
-        .unwrap();
+        let job = serde_json::to_string(&CopyJob::one_file("app", "f", "/f")).unwrap();
         let record = dir.path().join("record.json");
         copy(&job, dir.path(), record.clone()).unwrap();
         assert!(record.exists());

@@ -110,9 +110,9 @@ pub fn run(args: &LockArgs) -> Result<()> {
                         Ok(res) => {
                             pin.local = false;
                             pin.digest = Some(res.digest.to_string());
-                            let platform = spec.platform.to_string();
-                            let d = registry::pick_platform(res, &reference, &platform)?;
-                            pin.platforms.insert(platform, d.to_string());
+                            let d = registry::pick_platform(res, &reference, &spec.platform)?;
+                            pin.platforms
+                                .insert(spec.platform.to_string(), d.to_string());
                         }
                         // `--update` keeps a pin the user made local when
                         // the registry still has no such image.

@@ -4,7 +4,7 @@ mod annotation;
 mod build;
 mod cache;
 mod check;
-pub mod common;
+pub(crate) mod common;
 mod completions;
 mod diff;
 mod helper;
@@ -107,10 +107,7 @@ impl SpecArgs {
         let platforms = self
             .platform
             .iter()
-            .map(|p| {
-                spec::values::parse_platform(p)
-                    .map_err(|e| Error::Usage(format!("--platform: {e}")))
-            })
+            .map(|p| spec::Platform::parse(p).map_err(|e| Error::Usage(format!("--platform: {e}"))))
             .collect::<Result<Vec<Platform>>>()?;
         Ok(ResolveOptions {
             target: self.target.clone(),

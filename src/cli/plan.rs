@@ -12,7 +12,7 @@ use super::common::{cache_root, check_locked, human, plural, short};
 use super::{SpecArgs, output};
 use crate::error::{Error, Result};
 use crate::oci::base::{ImageRef, import_base};
-use crate::oci::build::{base_dirs, last_record, layer_keys, load_base_from, oci_platform};
+use crate::oci::build::{base_dirs, last_record, layer_keys, load_base_from};
 use crate::oci::image::HistoryEntry;
 use crate::plan::record::{self, Record};
 use crate::plan::{Plan, PlannedKind, make_plan};
@@ -414,7 +414,7 @@ fn from_image(
             opts,
             &format!("reading the history of `{reference}` (--against)"),
         )?;
-        let config = crate::registry::pull::fetch_config(&reg, &r, &spec.platform.to_string())?;
+        let config = crate::registry::pull::fetch_config(&reg, &r, &spec.platform)?;
         let history: Vec<HistoryEntry> = config
             .get("history")
             .cloned()
@@ -453,7 +453,7 @@ fn from_image(
             .parse()
             .map_err(|e| Error::Usage(format!("--against: {e}")))?
     };
-    let img = import_base(&r, &oci_platform(&spec.platform))?;
+    let img = import_base(&r, &spec.platform)?;
     strata_history(image, &img.history)
 }
 

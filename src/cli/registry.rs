@@ -16,11 +16,11 @@ use crate::oci::base::ImageRef;
 use crate::oci::image::Descriptor;
 use crate::oci::layout::OciDir;
 use crate::plan::lock::Lock;
-pub use crate::registry::Options;
+pub(crate) use crate::registry::Options;
 use crate::registry::known::KnownRepos;
 use crate::registry::push::{BlobAction, Observer, PushBlob, image_blobs, push_image};
 use crate::registry::{self, Registry, parse_reference, pull};
-use crate::spec::{BaseRef, ResolvedSpec};
+use crate::spec::{BaseRef, Platform, ResolvedSpec};
 
 /// Opens a client for `r`'s registry, saying on stderr that the command
 /// goes to the network and `why`, and printing its credential warnings.
@@ -76,7 +76,7 @@ pub fn fetch_base(
             )?);
             let client = reg.get().expect("just set");
             let resolved = pull::resolve(client, &r)?;
-            let d = pick_platform(&resolved, reference, &platform)?;
+            let d = pick_platform(&resolved, reference, &spec.platform)?;
             output::warn(format!(
                 "`{reference}` has no pin in strata.lock: using {d}; run `strata lock` to pin it"
             ));
@@ -101,7 +101,11 @@ pub fn fetch_base(
 }
 
 /// The manifest digest of `platform` in a resolved reference.
-pub fn pick_platform(resolved: &pull::Resolved, reference: &str, platform: &str) -> Result<Digest> {
+pub fn pick_platform(
+    resolved: &pull::Resolved,
+    reference: &str,
+    platform: &Platform,
+) -> Result<Digest> {
     resolved.manifest_for(platform).copied().ok_or_else(|| {
         Error::Input(format!(
             "`{reference}` has no image for {platform}; it has: {}",
@@ -244,16 +248,13 @@ mod tests {
     /// (`arm64` without a variant is `v8`), and the other way round.
     #[test]
     fn platforms_match_with_arm64_as_v8() {
+        let p = |s: &str| Platform::parse(s).unwrap();
         let (amd, arm) = (Digest::of(b"amd64"), Digest::of(b"arm64"));
         let resolved = pull::Resolved {
             digest: Digest::of(b"index"),
-            platforms: [
-                ("linux/amd64".to_string(), amd),
-                ("linux/arm64/v8".to_string(), arm),
-            ]
-            .into(),
+            platforms: [(p("linux/amd64"), amd), (p("linux/arm64/v8"), arm)].into(),
         };
-        let pick = |p: &str| pick_platform(&resolved, "base", p).ok();
+        let pick = |s: &str| pick_platform(&resolved, "base", &p(s)).ok();
         assert_eq!(pick("linux/amd64"), Some(amd));
         assert_eq!(pick("linux/arm64"), Some(arm));
         assert_eq!(pick("linux/arm64/v8"), Some(arm));
@@ -261,10 +262,10 @@ mod tests {
         assert_eq!(pick("linux/arm/v7"), None);
         let plain = pull::Resolved {
             digest: Digest::of(b"index"),
-            platforms: [("linux/arm64".to_string(), arm)].into(),
+            platforms: [(p("linux/arm64"), arm)].into(),
         };
         assert_eq!(
-            pick_platform(&plain, "base", "linux/arm64/v8").ok(),
+            pick_platform(&plain, "base", &p("linux/arm64/v8")).ok(),
             Some(arm)
         );
     }

@@ -6,21 +6,21 @@ use serde_json::Value;
 
 /// One differing field.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FieldDiff {
+pub(crate) struct FieldDiff {
     /// JSON Pointer to the field.
-    pub path: String,
+    pub(crate) path: String,
     /// A's value (`null` when A lacks the field).
-    pub a: Value,
+    pub(crate) a: Value,
     /// B's value (`null` when B lacks the field).
-    pub b: Value,
+    pub(crate) b: Value,
 }
 
 /// Config fields `--semantic` ignores: times, history and the diffIDs (the
 /// layers are compared file by file instead).
-pub const SEMANTIC_IGNORED: &[&str] = &["/created", "/history", "/rootfs/diff_ids"];
+pub(crate) const SEMANTIC_IGNORED: &[&str] = &["/created", "/history", "/rootfs/diff_ids"];
 
 /// The differing fields of two configs, skipping paths under `ignored`.
-pub fn diff_json(a: &Value, b: &Value, ignored: &[&str]) -> Vec<FieldDiff> {
+pub(crate) fn diff_json(a: &Value, b: &Value, ignored: &[&str]) -> Vec<FieldDiff> {
     let mut out = Vec::new();
     walk(a, b, String::new(), ignored, &mut out);
     out

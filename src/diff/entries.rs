@@ -19,7 +19,7 @@ use crate::plan::sha256::hash_reader;
 /// The kinds of difference between two entries of the same path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Size or sha256 of a regular file's content.
     Content,
     /// Entry type (file, directory, symlink, …).
@@ -48,7 +48,7 @@ pub enum Kind {
 
 impl Kind {
     /// The name used in reports and JSON.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Content => "content",
             Kind::Type => "type",
@@ -66,18 +66,18 @@ impl Kind {
     }
 
     /// The kind [`Kind::name`] names.
-    pub fn from_name(name: &str) -> Option<Kind> {
+    pub(crate) fn from_name(name: &str) -> Option<Kind> {
         ALL_KINDS.iter().copied().find(|k| k.name() == name)
     }
 
     /// Timestamps: ignored by `--semantic`.
-    pub fn is_time(self) -> bool {
+    pub(crate) fn is_time(self) -> bool {
         matches!(self, Kind::Mtime | Kind::Atime | Kind::Ctime)
     }
 }
 
 /// Every kind, most significant first.
-pub const ALL_KINDS: [Kind; 12] = [
+pub(crate) const ALL_KINDS: [Kind; 12] = [
     Kind::Content,
     Kind::Type,
     Kind::Link,
@@ -94,46 +94,46 @@ pub const ALL_KINDS: [Kind; 12] = [
 
 /// What a tar says about one entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Meta {
+pub(crate) struct Meta {
     /// Path without `./`, leading or trailing `/` (`.` for the root).
-    pub path: String,
+    pub(crate) path: String,
     /// Position in its tar, from 0.
-    pub index: u32,
+    pub(crate) index: u32,
     /// `file`, `dir`, `symlink`, `hardlink`, `char`, `block`, `fifo` or the type byte.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Permission bits with setuid, setgid and sticky.
-    pub mode: u32,
+    pub(crate) mode: u32,
     /// Owner.
-    pub uid: u64,
+    pub(crate) uid: u64,
     /// Group.
-    pub gid: u64,
+    pub(crate) gid: u64,
     /// User name.
-    pub uname: String,
+    pub(crate) uname: String,
     /// Group name.
-    pub gname: String,
+    pub(crate) gname: String,
     /// Modification time, seconds (with a fraction when PAX gives one).
-    pub mtime: String,
+    pub(crate) mtime: String,
     /// Access time, where PAX or a GNU header records one.
-    pub atime: Option<String>,
+    pub(crate) atime: Option<String>,
     /// Change time, where PAX or a GNU header records one.
-    pub ctime: Option<String>,
+    pub(crate) ctime: Option<String>,
     /// Content size (regular files).
-    pub size: u64,
+    pub(crate) size: u64,
     /// Content sha256 (regular files).
-    pub sha256: Option<Digest>,
+    pub(crate) sha256: Option<Digest>,
     /// Symlink or hard link target.
-    pub link: Option<String>,
+    pub(crate) link: Option<String>,
     /// Device major and minor numbers.
-    pub device: Option<(u32, u32)>,
+    pub(crate) device: Option<(u32, u32)>,
     /// Extended attributes (`SCHILY.xattr.*`), values lossily decoded.
-    pub xattrs: BTreeMap<String, String>,
+    pub(crate) xattrs: BTreeMap<String, String>,
     /// Every other PAX record.
-    pub pax: BTreeMap<String, String>,
+    pub(crate) pax: BTreeMap<String, String>,
 }
 
 impl Meta {
     /// Whether this is a whiteout (`.wh.NAME` or `.wh..wh..opq`).
-    pub fn is_whiteout(&self) -> bool {
+    pub(crate) fn is_whiteout(&self) -> bool {
         self.path
             .rsplit('/')
             .next()
@@ -141,7 +141,7 @@ impl Meta {
     }
 
     /// A JSON summary for entries only on one side.
-    pub fn summary(&self) -> Value {
+    pub(crate) fn summary(&self) -> Value {
         let mut v = json!({ "type": self.kind, "mode": format!("{:04o}", self.mode) });
         if let Some(d) = &self.sha256 {
             v["size"] = json!(self.size);
@@ -201,7 +201,7 @@ fn kind_name(t: tar::EntryType) -> String {
 }
 
 /// Reads one entry's metadata, hashing its content as it streams past.
-pub fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, index: u32) -> io::Result<Meta> {
+pub(crate) fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, index: u32) -> io::Result<Meta> {
     let h = e.header().clone();
     let ty = h.entry_type();
     let mut m = Meta {
@@ -278,17 +278,17 @@ pub fn read_meta<R: Read>(e: &mut tar::Entry<'_, R>, index: u32) -> io::Result<M
 
 /// One difference in one field of an entry.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Change {
+pub(crate) struct Change {
     /// The kind of difference.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// A's value.
-    pub a: Value,
+    pub(crate) a: Value,
     /// B's value.
-    pub b: Value,
+    pub(crate) b: Value,
 }
 
 /// The field differences between two entries of one path (`a`, `b` order).
-pub fn compare(a: &Meta, b: &Meta) -> Vec<Change> {
+pub(crate) fn compare(a: &Meta, b: &Meta) -> Vec<Change> {
     let mut out = Vec::new();
     let mut push = |kind, va: Value, vb: Value| {
         if va != vb {
@@ -330,33 +330,33 @@ pub fn compare(a: &Meta, b: &Meta) -> Vec<Change> {
 
 /// An entry that differs between the two layers.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct EntryDiff {
+pub(crate) struct EntryDiff {
     /// The entry's path.
-    pub path: String,
+    pub(crate) path: String,
     /// `a` or `b` when only one layer has it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub only_in: Option<&'static str>,
+    pub(crate) only_in: Option<&'static str>,
     /// Whether it is a whiteout (a deletion of a lower layer's file).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub whiteout: bool,
+    pub(crate) whiteout: bool,
     /// The entry, for entries only on one side.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entry: Option<Value>,
+    pub(crate) entry: Option<Value>,
     /// The differing fields, for entries on both sides.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<Change>,
+    pub(crate) changes: Vec<Change>,
 }
 
 /// The outcome of walking a layer pair.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Walked {
+pub(crate) struct Walked {
     /// Differing entries: pairs in A's order, then entries only in A, then
     /// entries only in B (each in tar order).
-    pub entries: Vec<EntryDiff>,
+    pub(crate) entries: Vec<EntryDiff>,
     /// Paths present on both sides whose relative order differs, in A's order.
-    pub moved: Vec<String>,
+    pub(crate) moved: Vec<String>,
     /// Entries in A and in B.
-    pub counts: (u32, u32),
+    pub(crate) counts: (u32, u32),
 }
 
 /// Reads every entry of a tar (skipping global PAX headers) and sends its
@@ -403,7 +403,7 @@ const READ_AHEAD: usize = 256;
 /// (`--semantic` drops timestamps).
 /// Each tar is read (decompressed and hashed) on its own thread, a few
 /// hundred entries ahead at most; this thread matches them.
-pub fn walk(
+pub(crate) fn walk(
     a: impl Read + Send,
     b: impl Read + Send,
     ignore: &dyn Fn(Kind) -> bool,
@@ -539,13 +539,13 @@ pub(crate) mod tests {
 
     /// A tar entry for tests: path, type, content or link, mode, uid, mtime.
     pub(crate) struct T<'a> {
-        pub path: &'a str,
-        pub ty: tar::EntryType,
-        pub data: &'a [u8],
-        pub mode: u32,
-        pub uid: u64,
-        pub mtime: u64,
-        pub pax: &'a [(&'a str, &'a [u8])],
+        pub(crate) path: &'a str,
+        pub(crate) ty: tar::EntryType,
+        pub(crate) data: &'a [u8],
+        pub(crate) mode: u32,
+        pub(crate) uid: u64,
+        pub(crate) mtime: u64,
+        pub(crate) pax: &'a [(&'a str, &'a [u8])],
     }
 
     pub(crate) fn file<'a>(path: &'a str, data: &'a [u8]) -> T<'a> {

@@ -75,4 +75,4 @@ pub enum DiffError {
 }
 
 /// Result alias for the `diff` layer.
-pub type Result<T, E = DiffError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = DiffError> = std::result::Result<T, E>;

@@ -12,41 +12,41 @@ use crate::oci::image::HistoryEntry;
 
 /// How a layer blob is stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Packing {
+pub(crate) struct Packing {
     /// `gzip`, `zstd` or `none`.
-    pub codec: &'static str,
+    pub(crate) codec: &'static str,
     /// The blob's size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// The gzip header, for gzip blobs.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gzip: Option<GzipHeader>,
+    pub(crate) gzip: Option<GzipHeader>,
 }
 
 /// The fields of a gzip header (RFC 1952) that writers set differently.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct GzipHeader {
+pub(crate) struct GzipHeader {
     /// MTIME: 0, or the time the writer stamped.
-    pub mtime: u32,
+    pub(crate) mtime: u32,
     /// OS byte: 3 Unix, 255 unknown (Go's `compress/gzip`, strata), ….
-    pub os: u8,
+    pub(crate) os: u8,
     /// XFL: 2 when the writer used its maximum level, 4 its fastest.
-    pub xfl: u8,
+    pub(crate) xfl: u8,
     /// The level XFL implies: `9` (XFL 2, the writer's maximum), `1`
     /// (XFL 4, its fastest) or `2-8` (XFL 0).
-    pub level_guess: &'static str,
+    pub(crate) level_guess: &'static str,
     /// FNAME, if present.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// FCOMMENT, if present.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
+    pub(crate) comment: Option<String>,
     /// Length of FEXTRA, if present.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub extra_len: Option<u16>,
+    pub(crate) extra_len: Option<u16>,
 }
 
 /// Parses a gzip header from the first bytes of a blob.
-pub fn parse_gzip_header(h: &[u8]) -> Option<GzipHeader> {
+pub(crate) fn parse_gzip_header(h: &[u8]) -> Option<GzipHeader> {
     if h.len() < 10 || h[0] != 0x1f || h[1] != 0x8b {
         return None;
     }
@@ -86,7 +86,7 @@ pub fn parse_gzip_header(h: &[u8]) -> Option<GzipHeader> {
 }
 
 /// Reads a layer blob's first bytes to tell its packing.
-pub fn packing(layer: &BaseLayer) -> Result<Packing> {
+pub(crate) fn packing(layer: &BaseLayer) -> Result<Packing> {
     let mut head = Vec::with_capacity(4096);
     layer
         .open()?
@@ -114,7 +114,7 @@ pub fn packing(layer: &BaseLayer) -> Result<Packing> {
 }
 
 /// Checks a layer blob's size and digest against its descriptor.
-pub fn verify(layer: &BaseLayer, location: &str) -> Result<()> {
+pub(crate) fn verify(layer: &BaseLayer, location: &str) -> Result<()> {
     let (digest, size) =
         crate::plan::sha256::hash_reader(layer.open()?).map_err(|e| DiffError::Io {
             path: layer.source.path.clone(),
@@ -132,26 +132,26 @@ pub fn verify(layer: &BaseLayer, location: &str) -> Result<()> {
 }
 
 /// The layer's uncompressed tar, decompressed as it is read.
-pub fn open_tar(layer: &BaseLayer) -> Result<Box<dyn Read + Send>> {
+pub(crate) fn open_tar(layer: &BaseLayer) -> Result<Box<dyn Read + Send>> {
     Ok(layer.open_tar()?)
 }
 
 /// A layer's name from the history entry that made it: the strata layer ID
 /// when `created_by` is `strata layer ID` (docs/design.md §5).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LayerName {
+pub(crate) struct LayerName {
     /// The strata layer ID.
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     /// The history's `created_by`.
-    pub created_by: Option<String>,
+    pub(crate) created_by: Option<String>,
     /// A command's output: a strata run layer (`strata/v1 run…` comment)
     /// or a Dockerfile `RUN`.
-    pub run: bool,
+    pub(crate) run: bool,
 }
 
 /// Names for `n` layers from a config's history (its non-empty entries, in
 /// order; missing entries give no name).
-pub fn layer_names(history: &[HistoryEntry], n: usize) -> Vec<LayerName> {
+pub(crate) fn layer_names(history: &[HistoryEntry], n: usize) -> Vec<LayerName> {
     let mut names: Vec<LayerName> = history
         .iter()
         .filter(|h| !h.empty_layer)
@@ -180,7 +180,7 @@ pub fn layer_names(history: &[HistoryEntry], n: usize) -> Vec<LayerName> {
 /// that both name by strata layer ID pair by ID, so a layer added or
 /// removed in the middle shows as one row on one side instead of shifting
 /// every later pair; other layers pair by position.
-pub fn align(a: &[LayerName], b: &[LayerName]) -> Vec<(Option<usize>, Option<usize>)> {
+pub(crate) fn align(a: &[LayerName], b: &[LayerName]) -> Vec<(Option<usize>, Option<usize>)> {
     let (mut i, mut j) = (0, 0);
     let mut rows = Vec::with_capacity(a.len().max(b.len()));
     while i < a.len() || j < b.len() {

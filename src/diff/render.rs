@@ -24,7 +24,7 @@ fn human(bytes: u64) -> String {
 }
 
 /// Entries shown per layer; `--format json` lists all of them.
-pub const MAX_ENTRIES: usize = 20;
+pub(crate) const MAX_ENTRIES: usize = 20;
 
 struct Paint(bool);
 
@@ -49,12 +49,12 @@ impl Paint {
 
 /// How a blob is stored, in a few words:
 /// `gzip level 9 (XFL 2, OS 255), 1.2 MiB`.
-pub fn packing_text(p: &Packing) -> String {
+pub(crate) fn packing_text(p: &Packing) -> String {
     format!("{}, {}", packing_kind(p), human(p.size))
 }
 
 /// [`packing_text`] without the size.
-pub fn packing_kind(p: &Packing) -> String {
+pub(crate) fn packing_kind(p: &Packing) -> String {
     match &p.gzip {
         Some(g) => {
             let mut extra = String::new();
@@ -120,7 +120,7 @@ fn time(v: &Value) -> String {
 }
 
 /// Renders the report as text.
-pub fn text(r: &Report, color: bool) -> String {
+pub(crate) fn text(r: &Report, color: bool) -> String {
     let p = Paint(color);
     let mut out = String::new();
     let _ = writeln!(out, "A: {}", r.images.a);

@@ -14,7 +14,7 @@ use crate::oci::base::ImageRef;
 
 /// One image to compare.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     /// A layout or archive on disk.
     Image(ImageRef),
     /// An image in a Docker engine, read with `docker save`.
@@ -64,16 +64,16 @@ impl fmt::Display for Side {
 
 /// A side made readable: a daemon's image saved to a temporary archive,
 /// deleted when this is dropped.
-pub struct Opened {
+pub(crate) struct Opened {
     /// Where to read it.
-    pub image: ImageRef,
+    pub(crate) image: ImageRef,
     /// Keeps the temporary archive alive.
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl Side {
     /// Makes the side readable (runs `docker save` for a daemon's image).
-    pub fn open(&self) -> Result<Opened> {
+    pub(crate) fn open(&self) -> Result<Opened> {
         match self {
             Self::Image(r) => Ok(Opened {
                 image: r.clone(),

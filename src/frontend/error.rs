@@ -160,7 +160,7 @@ pub enum BuildError {
 
 impl BuildError {
     /// Whether the fault is strata's own: a bug to report, not a wrong input.
-    pub fn is_internal(&self) -> bool {
+    pub(crate) fn is_internal(&self) -> bool {
         matches!(
             self,
             BuildError::Record { .. }
@@ -175,7 +175,7 @@ impl BuildError {
     /// spec, an option, the ignore or lock file, a missing pin, a spec this
     /// BuildKit cannot build, a definition too large), 2 for trouble (the
     /// gateway, reading the lock, a bug of strata's).
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         use crate::plan::lock::LockError;
         match self {
             BuildError::Frontend(FrontendError::Option { .. }) => 1,
@@ -189,7 +189,7 @@ impl BuildError {
     /// The error handed to BuildKit's `Return`: a spec error as located, a
     /// failed gateway call with BuildKit's own code and details, a bug of
     /// strata's said to be one, anything else as its message.
-    pub fn status(&self) -> crate::frontend::status::ErrorStatus {
+    pub(crate) fn status(&self) -> crate::frontend::status::ErrorStatus {
         use crate::frontend::status::ErrorStatus;
         match self {
             BuildError::Spec(status) => (**status).clone(),

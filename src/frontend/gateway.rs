@@ -19,77 +19,76 @@ use crate::proto::moby::buildkit::v1::frontend::llb_bridge_client::LlbBridgeClie
 use crate::proto::{fsutil, pb};
 
 /// Capability IDs strata checks (buildkit-gateway.md §4).
-pub mod cap {
+pub(crate) mod cap {
     /// `Result.ref`/`refs` instead of the deprecated string IDs (v0.7).
-    pub const PROTO_REF_ARRAY: &str = "proto.refarray";
+    pub(crate) const PROTO_REF_ARRAY: &str = "proto.refarray";
     /// `Solve{Evaluate}` (v0.8).
-    pub const SOLVE_EVALUATE: &str = "gateway.solve.evaluate";
+    pub(crate) const SOLVE_EVALUATE: &str = "gateway.solve.evaluate";
     /// The `Warn` RPC (v0.10).
-    pub const WARNINGS: &str = "gateway.warnings";
-    /// The `Evaluate` RPC (v0.11).
-    pub const EVALUATE: &str = "gateway.evaluate";
+    pub(crate) const WARNINGS: &str = "gateway.warnings";
     /// `local.differ` on local sources (LLB, v0.9).
-    pub const SOURCE_LOCAL_DIFFER: &str = "source.local.differ";
+    pub(crate) const SOURCE_LOCAL_DIFFER: &str = "source.local.differ";
     /// `MergeOp` (LLB, v0.10).
-    pub const MERGE_OP: &str = "mergeop";
+    pub(crate) const MERGE_OP: &str = "mergeop";
     /// `DiffOp` (LLB, v0.10).
-    pub const DIFF_OP: &str = "diffop";
+    pub(crate) const DIFF_OP: &str = "diffop";
     /// Secrets as environment variables (LLB, v0.10).
-    pub const EXEC_SECRET_ENV: &str = "exec.secretenv";
+    pub(crate) const EXEC_SECRET_ENV: &str = "exec.secretenv";
     /// `Meta.removeMountStubsRecursive` (LLB, v0.11).
-    pub const EXEC_REMOVE_MOUNT_STUBS_RECURSIVE: &str = "exec.meta.removemountstubs.recursive";
+    pub(crate) const EXEC_REMOVE_MOUNT_STUBS_RECURSIVE: &str =
+        "exec.meta.removemountstubs.recursive";
     /// `Mount.contentCache` (LLB, v0.13).
-    pub const EXEC_MOUNT_CONTENT_CACHE: &str = "exec.mount.cache.content";
+    pub(crate) const EXEC_MOUNT_CONTENT_CACHE: &str = "exec.mount.cache.content";
 }
 
 /// How long `Ping` may take, as in BuildKit's own client.
 const PING_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Bytes asked for per `ReadFile` call: well under every daemon's limits.
-pub const READ_CHUNK: u64 = 2 << 20;
+pub(crate) const READ_CHUNK: u64 = 2 << 20;
 
 /// An OCI platform: the LLB one, the only platform type the BuildKit
 /// protocol code uses.
-pub use crate::llb::Platform;
+pub(crate) use crate::llb::Platform;
 
 /// A BuildKit worker.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Worker {
+pub(crate) struct Worker {
     /// Its ID.
-    pub id: String,
+    pub(crate) id: String,
     /// Labels such as `org.mobyproject.buildkit.worker.snapshotter`.
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// The platforms it builds for, native first.
-    pub platforms: Vec<Platform>,
+    pub(crate) platforms: Vec<Platform>,
     /// BuildKit's version, where the daemon reports it (from 0.11).
-    pub buildkit_version: Option<String>,
+    pub(crate) buildkit_version: Option<String>,
 }
 
 /// What the daemon supports: the enabled gateway and LLB capabilities, and
 /// its workers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Caps {
+pub(crate) struct Caps {
     /// Enabled gateway capabilities (`proto.refarray`, …).
-    pub gateway: BTreeSet<String>,
+    pub(crate) gateway: BTreeSet<String>,
     /// Enabled LLB capabilities (`mergeop`, …).
-    pub llb: BTreeSet<String>,
+    pub(crate) llb: BTreeSet<String>,
     /// The workers.
-    pub workers: Vec<Worker>,
+    pub(crate) workers: Vec<Worker>,
 }
 
 impl Caps {
     /// Whether a gateway capability is enabled.
-    pub fn has_gateway(&self, id: &str) -> bool {
+    pub(crate) fn has_gateway(&self, id: &str) -> bool {
         self.gateway.contains(id)
     }
 
     /// Whether an LLB capability is enabled.
-    pub fn has_llb(&self, id: &str) -> bool {
+    pub(crate) fn has_llb(&self, id: &str) -> bool {
         self.llb.contains(id)
     }
 
     /// The first worker's native platform, if it reported any.
-    pub fn default_platform(&self) -> Option<&Platform> {
+    pub(crate) fn default_platform(&self) -> Option<&Platform> {
         self.workers.first().and_then(|w| w.platforms.first())
     }
 
@@ -109,7 +108,11 @@ impl Caps {
                 .map(|w| Worker {
                     id: w.id,
                     labels: w.labels,
-                    platforms: w.platforms.iter().map(Platform::from_proto).collect(),
+                    platforms: w
+                        .platforms
+                        .iter()
+                        .map(crate::llb::platform_from_proto)
+                        .collect(),
                     buildkit_version: w.buildkit_version.map(|v| v.version),
                 })
                 .collect(),
@@ -119,65 +122,65 @@ impl Caps {
 
 /// A cache to import, as `--cache-from` gives it (`type=registry,ref=…`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CacheImport {
+pub(crate) struct CacheImport {
     /// `registry`, `local`, `gha`, …
-    pub kind: String,
+    pub(crate) kind: String,
     /// Its attributes.
-    pub attrs: BTreeMap<String, String>,
+    pub(crate) attrs: BTreeMap<String, String>,
 }
 
 /// How to solve a definition.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SolveOptions {
+pub(crate) struct SolveOptions {
     /// Caches to import.
-    pub cache_imports: Vec<CacheImport>,
+    pub(crate) cache_imports: Vec<CacheImport>,
     /// Build now rather than when the result is first read.
-    pub evaluate: bool,
+    pub(crate) evaluate: bool,
 }
 
 /// A solved result on the daemon. The empty ID is scratch.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Ref {
+pub(crate) struct Ref {
     /// The daemon's ID for it.
-    pub id: String,
+    pub(crate) id: String,
     /// The definition it was solved from (an encoded `pb.Definition`), to
     /// build on it in later definitions; absent from old daemons.
-    pub definition: Option<Vec<u8>>,
+    pub(crate) definition: Option<Vec<u8>>,
 }
 
 /// A byte range of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileRange {
+pub(crate) struct FileRange {
     /// The first byte.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// How many bytes at most.
-    pub length: u64,
+    pub(crate) length: u64,
 }
 
 /// File metadata from `StatFile` and `ReadDir`. `mode` holds Go's
 /// `os.FileMode` bits, as fsutil sends them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Stat {
+pub(crate) struct Stat {
     /// The path, relative to the directory read or as asked.
-    pub path: String,
+    pub(crate) path: String,
     /// Go `os.FileMode` bits: permissions plus type and special-bit flags.
-    pub mode: u32,
+    pub(crate) mode: u32,
     /// Owner.
-    pub uid: u32,
+    pub(crate) uid: u32,
     /// Group.
-    pub gid: u32,
+    pub(crate) gid: u32,
     /// Size in bytes, for non-directories.
-    pub size: i64,
+    pub(crate) size: i64,
     /// Modification time, Unix nanoseconds.
-    pub mod_time: i64,
+    pub(crate) mod_time: i64,
     /// A symlink's target.
-    pub linkname: String,
+    pub(crate) linkname: String,
     /// Device major number.
-    pub devmajor: i64,
+    pub(crate) devmajor: i64,
     /// Device minor number.
-    pub devminor: i64,
+    pub(crate) devminor: i64,
     /// Extended attributes.
-    pub xattrs: BTreeMap<String, Vec<u8>>,
+    pub(crate) xattrs: BTreeMap<String, Vec<u8>>,
 }
 
 /// Go `os.FileMode` flags.
@@ -193,22 +196,22 @@ const GO_MODE_STICKY: u32 = 1 << 20;
 
 impl Stat {
     /// Whether it is a directory.
-    pub fn is_dir(&self) -> bool {
+    pub(crate) fn is_dir(&self) -> bool {
         self.mode & GO_MODE_DIR != 0
     }
 
     /// Whether it is a symlink.
-    pub fn is_symlink(&self) -> bool {
+    pub(crate) fn is_symlink(&self) -> bool {
         self.mode & GO_MODE_SYMLINK != 0
     }
 
     /// Whether it is a regular file.
-    pub fn is_file(&self) -> bool {
+    pub(crate) fn is_file(&self) -> bool {
         self.mode & GO_MODE_TYPE == 0
     }
 
     /// The Unix permission bits, special bits included (`0o1777` for `/tmp`).
-    pub fn permissions(&self) -> u32 {
+    pub(crate) fn permissions(&self) -> u32 {
         let mut mode = self.mode & 0o777;
         if self.mode & GO_MODE_SETUID != 0 {
             mode |= 0o4000;
@@ -240,37 +243,37 @@ impl Stat {
 
 /// Where `ResolveImageConfig` looks: the one mode type, shared with the
 /// LLB image source.
-pub use crate::llb::ResolveMode;
+pub(crate) use crate::llb::ResolveMode;
 
 /// A resolved image: its manifest digest and config JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ImageConfig {
+pub(crate) struct ImageConfig {
     /// `sha256:…` of the manifest.
-    pub digest: String,
+    pub(crate) digest: String,
     /// The image config, JSON.
-    pub config: Vec<u8>,
+    pub(crate) config: Vec<u8>,
 }
 
 /// A warning shown with the build's progress (`gateway.warnings`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Warning {
+pub(crate) struct Warning {
     /// The digest of the vertex it belongs to.
-    pub vertex: String,
+    pub(crate) vertex: String,
     /// Its level; BuildKit's linter uses 1.
-    pub level: i64,
+    pub(crate) level: i64,
     /// One line.
-    pub short: String,
+    pub(crate) short: String,
     /// More lines.
-    pub detail: Vec<String>,
+    pub(crate) detail: Vec<String>,
     /// A link to documentation.
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Where in the spec.
-    pub location: Option<SourceLocation>,
+    pub(crate) location: Option<SourceLocation>,
 }
 
 /// The refs of a frontend result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ResultRefs {
+pub(crate) enum ResultRefs {
     /// One image.
     Single(Ref),
     /// One ref per platform ID (`linux/arm64`); the metadata must carry
@@ -281,15 +284,15 @@ pub enum ResultRefs {
 /// What a frontend returns: refs and exporter metadata such as
 /// `containerimage.config`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrontendResult {
+pub(crate) struct FrontendResult {
     /// The refs.
-    pub refs: ResultRefs,
+    pub(crate) refs: ResultRefs,
     /// Exporter metadata.
-    pub metadata: BTreeMap<String, Vec<u8>>,
+    pub(crate) metadata: BTreeMap<String, Vec<u8>>,
 }
 
 /// The calls a frontend makes on BuildKit. Each future is `Send`.
-pub trait Gateway {
+pub(crate) trait Gateway {
     /// The daemon's enabled capabilities and workers.
     fn ping(&self) -> impl Future<Output = Result<Caps, FrontendError>> + Send;
 
@@ -350,7 +353,7 @@ pub trait Gateway {
 
 /// The gateway over gRPC.
 #[derive(Debug)]
-pub struct GrpcGateway {
+pub(crate) struct GrpcGateway {
     client: LlbBridgeClient<Channel>,
     session_id: String,
     caps: OnceLock<Caps>,
@@ -360,7 +363,7 @@ pub struct GrpcGateway {
 impl GrpcGateway {
     /// A gateway on a connected channel. `session_id` is
     /// `BUILDKIT_SESSION_ID`, used to resolve images through the client.
-    pub fn new(channel: Channel, session_id: impl Into<String>) -> GrpcGateway {
+    pub(crate) fn new(channel: Channel, session_id: impl Into<String>) -> GrpcGateway {
         let client = LlbBridgeClient::new(channel)
             .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_REQUEST_SIZE);
@@ -373,7 +376,9 @@ impl GrpcGateway {
     }
 
     /// Connects over stdin/stdout. Must run inside a tokio runtime.
-    pub async fn connect(session_id: impl Into<String>) -> Result<GrpcGateway, FrontendError> {
+    pub(crate) async fn connect(
+        session_id: impl Into<String>,
+    ) -> Result<GrpcGateway, FrontendError> {
         Ok(GrpcGateway::new(super::stdio::connect().await?, session_id))
     }
 
@@ -652,7 +657,7 @@ impl Gateway for GrpcGateway {
     ) -> Result<ImageConfig, FrontendError> {
         let request = gw::ResolveImageConfigRequest {
             r#ref: image.to_string(),
-            platform: platform.map(Platform::to_proto),
+            platform: platform.map(crate::llb::platform_to_proto),
             resolve_mode: mode.as_str().to_string(),
             log_name: format!("[strata] load metadata for {image}"),
             session_id: self.session_id.clone(),

@@ -9,22 +9,23 @@
 //! - [`opts`]: options, session and workers from the environment;
 //! - [`build`]: `strata frontend`, the spec lowered to LLB, one concern per
 //!   module: [`build`]'s options, inputs, lowering, base images, stages, the
-//!   helper, copy layers, run layers, the overlap check, the image config;
+//!   helper, copy layers, run layers and their normalization, the overlap
+//!   check, the image config;
 //! - [`smoke`]: a minimal frontend that proves the above on a real daemon.
 
-pub mod build;
-pub mod error;
+pub(crate) mod build;
+pub(crate) mod error;
 #[cfg(test)]
 pub(crate) mod fake;
-pub mod gateway;
-pub mod offline;
-pub mod opts;
-pub mod smoke;
-pub mod status;
-pub mod stdio;
+pub(crate) mod gateway;
+pub(crate) mod offline;
+pub(crate) mod opts;
+pub(crate) mod smoke;
+pub(crate) mod status;
+pub(crate) mod stdio;
 
-pub use error::{BuildError, FrontendError};
-pub use gateway::{Gateway, GrpcGateway};
+pub(crate) use error::{BuildError, FrontendError};
+pub(crate) use gateway::GrpcGateway;
 
 /// Runs `frontend` over stdin/stdout on a one-thread runtime, then exits 0
 /// at once: after `Return` a pending stdin read cannot be cancelled.

@@ -21,7 +21,7 @@ use crate::proto::pb;
 
 /// The engines `--engine-caps` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineCaps {
+pub(crate) enum EngineCaps {
     /// A current BuildKit (Docker 28.5, containerd store).
     Modern,
     /// BuildKit 0.13 (Docker 26.1).
@@ -32,7 +32,7 @@ pub enum EngineCaps {
 
 /// The daemon-less gateway.
 #[derive(Debug)]
-pub struct OfflineGateway {
+pub(crate) struct OfflineGateway {
     caps: EngineCaps,
     /// Directory of each local source name.
     locals: BTreeMap<String, PathBuf>,
@@ -44,7 +44,7 @@ pub struct OfflineGateway {
 
 impl OfflineGateway {
     /// A gateway serving `local://NAME` sources from `locals`.
-    pub fn new(caps: EngineCaps, locals: BTreeMap<String, PathBuf>) -> Self {
+    pub(crate) fn new(caps: EngineCaps, locals: BTreeMap<String, PathBuf>) -> Self {
         Self {
             caps,
             locals,
@@ -56,12 +56,12 @@ impl OfflineGateway {
     }
 
     /// The warnings the frontend sent, in order, for the caller to print.
-    pub fn warnings(&self) -> Vec<String> {
+    pub(crate) fn warnings(&self) -> Vec<String> {
         self.warnings.lock().expect("lock").clone()
     }
 
     /// The Definition returned as the result, or the error returned.
-    pub fn outcome(&self) -> Result<Vec<u8>, String> {
+    pub(crate) fn outcome(&self) -> Result<Vec<u8>, String> {
         if let Some(e) = self.error.lock().expect("lock").clone() {
             return Err(e);
         }
@@ -74,7 +74,8 @@ impl OfflineGateway {
 
     /// Every Definition solved so far, in order (the image's, the records'
     /// and the checks').
-    pub fn solved(&self) -> Vec<Vec<u8>> {
+    #[cfg(test)]
+    pub(crate) fn solved(&self) -> Vec<Vec<u8>> {
         self.solved.lock().expect("lock").clone()
     }
 

@@ -14,20 +14,20 @@ const OPT_PREFIX: &str = "BUILDKIT_FRONTEND_OPT_";
 
 /// The frontend's inputs from its environment.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FrontendEnv {
+pub(crate) struct FrontendEnv {
     /// Frontend options (`filename`, `build-arg:NAME`, `cache-from`, …).
-    pub opts: BTreeMap<String, String>,
+    pub(crate) opts: BTreeMap<String, String>,
     /// `BUILDKIT_SESSION_ID`: the client session that serves local sources.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// `BUILDKIT_WORKERS`; empty when absent or unreadable.
-    pub workers: Vec<Worker>,
+    pub(crate) workers: Vec<Worker>,
 }
 
 impl FrontendEnv {
     /// Reads the process environment. An unreadable `BUILDKIT_WORKERS` is
     /// reported on stderr (the daemon's log) and left empty, as BuildKit's own
     /// client does.
-    pub fn from_env() -> FrontendEnv {
+    pub(crate) fn from_env() -> FrontendEnv {
         let vars = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
         let (env, err) = FrontendEnv::from_vars(vars);
@@ -39,7 +39,7 @@ impl FrontendEnv {
 
     /// Reads `(name, value)` pairs; also returns the `BUILDKIT_WORKERS` error,
     /// if any.
-    pub fn from_vars(
+    pub(crate) fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> (FrontendEnv, Option<FrontendError>) {
         let mut env = FrontendEnv::default();
@@ -61,13 +61,13 @@ impl FrontendEnv {
     }
 
     /// An option's value.
-    pub fn opt(&self, key: &str) -> Option<&str> {
+    pub(crate) fn opt(&self, key: &str) -> Option<&str> {
         self.opts.get(key).map(String::as_str)
     }
 
     /// The caches to import: `cache-imports` (JSON), then the legacy
     /// `cache-from` (comma-separated registry references).
-    pub fn cache_imports(&self) -> Result<Vec<CacheImport>, FrontendError> {
+    pub(crate) fn cache_imports(&self) -> Result<Vec<CacheImport>, FrontendError> {
         cache_imports(&self.opts)
     }
 }
@@ -99,7 +99,7 @@ fn str_of(value: Option<&Value>) -> String {
 
 /// Parses `BUILDKIT_WORKERS`: a JSON array of workers whose keys are
 /// `ID/Labels/Platforms` up to BuildKit 0.9 and `id/labels/platforms` later.
-pub fn parse_workers(json: &str) -> Result<Vec<Worker>, FrontendError> {
+pub(crate) fn parse_workers(json: &str) -> Result<Vec<Worker>, FrontendError> {
     let invalid = |reason: String| FrontendError::Option {
         key: "BUILDKIT_WORKERS".into(),
         reason,
@@ -124,7 +124,9 @@ pub fn parse_workers(json: &str) -> Result<Vec<Worker>, FrontendError> {
                         .map(|p| Platform {
                             os: str_of(member(p, "os")),
                             architecture: str_of(member(p, "architecture")),
-                            variant: str_of(member(p, "variant")),
+                            variant: Some(str_of(member(p, "variant"))).filter(|v| !v.is_empty()),
+                            os_version: None,
+                            os_features: None,
                         })
                         .collect()
                 })
@@ -146,7 +148,9 @@ pub fn parse_workers(json: &str) -> Result<Vec<Worker>, FrontendError> {
 /// The cache imports among frontend options: `cache-imports`, a JSON array of
 /// `{"Type", "Attrs"}` (keys matched case-insensitively), then each non-empty
 /// entry of the legacy `cache-from` as `type=registry,ref=ENTRY`.
-pub fn cache_imports(opts: &BTreeMap<String, String>) -> Result<Vec<CacheImport>, FrontendError> {
+pub(crate) fn cache_imports(
+    opts: &BTreeMap<String, String>,
+) -> Result<Vec<CacheImport>, FrontendError> {
     let mut out = Vec::new();
     if let Some(json) = opts.get("cache-imports").filter(|s| !s.trim().is_empty()) {
         let invalid = |reason: String| FrontendError::Option {

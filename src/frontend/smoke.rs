@@ -30,12 +30,15 @@ enum Outcome {
 /// Runs as a frontend over stdin/stdout. After a successful `Return` the
 /// process exits 0 at once (a pending stdin read cannot be cancelled); an
 /// error returned here means BuildKit could not be told.
-pub fn run() -> Result<(), FrontendError> {
+pub(crate) fn run() -> Result<(), FrontendError> {
     super::serve_stdio(|gateway, env| async move { run_with(&gateway, &env).await })
 }
 
 /// The frontend's logic on any gateway: build the outcome, then `Return` it.
-pub async fn run_with<G: Gateway>(gateway: &G, env: &FrontendEnv) -> Result<(), FrontendError> {
+pub(crate) async fn run_with<G: Gateway>(
+    gateway: &G,
+    env: &FrontendEnv,
+) -> Result<(), FrontendError> {
     let outcome = match build(gateway, env).await {
         Ok(outcome) => outcome,
         Err(err) => Outcome::Error(ErrorStatus::from_error(&err)),
@@ -267,11 +270,7 @@ mod tests {
             llb: ["source.local.differ".to_string(), "mergeop".to_string()].into(),
             workers: vec![Worker {
                 id: "w".into(),
-                platforms: vec![Platform {
-                    os: "linux".into(),
-                    architecture: "arm64".into(),
-                    variant: String::new(),
-                }],
+                platforms: vec![Platform::parse("linux/arm64").unwrap()],
                 ..Worker::default()
             }],
         }

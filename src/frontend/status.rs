@@ -21,26 +21,26 @@ use super::error::FrontendError;
 use crate::proto::google::rpc::Status;
 
 /// The type URL of BuildKit's source-location error detail.
-pub const SOURCE_TYPE_URL: &str = "github.com/moby/buildkit/errdefs.Source+json";
+pub(crate) const SOURCE_TYPE_URL: &str = "github.com/moby/buildkit/errdefs.Source+json";
 
 /// gRPC's `Unknown` code, what BuildKit uses for errors without a code.
-pub const CODE_UNKNOWN: i32 = 2;
+pub(crate) const CODE_UNKNOWN: i32 = 2;
 
 /// A place in a source file: its name, its whole content, and 1-based line
 /// ranges (inclusive).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceLocation {
+pub(crate) struct SourceLocation {
     /// The file name the user knows (`strata.toml`).
-    pub filename: String,
+    pub(crate) filename: String,
     /// The file's bytes, which BuildKit's client prints lines from.
-    pub data: Vec<u8>,
+    pub(crate) data: Vec<u8>,
     /// `(start, end)` line pairs, 1-based and inclusive.
-    pub lines: Vec<(u32, u32)>,
+    pub(crate) lines: Vec<(u32, u32)>,
 }
 
 impl SourceLocation {
     /// A location of one line.
-    pub fn line(filename: impl Into<String>, data: impl Into<Vec<u8>>, line: u32) -> Self {
+    pub(crate) fn line(filename: impl Into<String>, data: impl Into<Vec<u8>>, line: u32) -> Self {
         SourceLocation {
             filename: filename.into(),
             data: data.into(),
@@ -51,7 +51,7 @@ impl SourceLocation {
     /// The JSON value of an `errdefs.Source` detail. Of a file over
     /// [`MAX_SOURCE_DATA`] bytes only the lines near those pointed at are
     /// sent, which keeps buildx's snippet and the request small.
-    pub fn to_detail_json(&self) -> Vec<u8> {
+    pub(crate) fn to_detail_json(&self) -> Vec<u8> {
         #[derive(Serialize)]
         struct Source<'a> {
             info: Info<'a>,
@@ -115,7 +115,7 @@ impl SourceLocation {
 
 /// Largest file sent whole in a source detail: its base64 stays well under
 /// the 4 MiB message limit of BuildKit before 0.14.
-pub const MAX_SOURCE_DATA: usize = 2 << 20;
+pub(crate) const MAX_SOURCE_DATA: usize = 2 << 20;
 
 /// Lines kept on each side of the lines pointed at when a large file is cut
 /// (buildx shows at most four).
@@ -123,16 +123,16 @@ const SNIPPET_CONTEXT: usize = 5;
 
 /// One `google.protobuf.Any` detail of an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     /// The `Any` type URL.
-    pub type_url: String,
+    pub(crate) type_url: String,
     /// The encoded value.
-    pub value: Vec<u8>,
+    pub(crate) value: Vec<u8>,
 }
 
 impl ErrorDetail {
     /// A source-location detail.
-    pub fn source(location: &SourceLocation) -> ErrorDetail {
+    pub(crate) fn source(location: &SourceLocation) -> ErrorDetail {
         ErrorDetail {
             type_url: SOURCE_TYPE_URL.to_string(),
             value: location.to_detail_json(),
@@ -144,16 +144,16 @@ impl ErrorDetail {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorStatus {
     /// The gRPC code.
-    pub code: i32,
+    pub(crate) code: i32,
     /// The message the user sees.
-    pub message: String,
+    pub(crate) message: String,
     /// Typed details such as source locations.
-    pub details: Vec<ErrorDetail>,
+    pub(crate) details: Vec<ErrorDetail>,
 }
 
 impl ErrorStatus {
     /// An error with code `Unknown` and no details.
-    pub fn new(message: impl Into<String>) -> ErrorStatus {
+    pub(crate) fn new(message: impl Into<String>) -> ErrorStatus {
         ErrorStatus {
             code: CODE_UNKNOWN,
             message: message.into(),
@@ -162,7 +162,7 @@ impl ErrorStatus {
     }
 
     /// Adds a source location, which buildx prints as a snippet.
-    pub fn with_source(mut self, location: &SourceLocation) -> ErrorStatus {
+    pub(crate) fn with_source(mut self, location: &SourceLocation) -> ErrorStatus {
         self.details.push(ErrorDetail::source(location));
         self
     }
@@ -170,7 +170,7 @@ impl ErrorStatus {
     /// The error to return for a frontend failure. A failed gateway call keeps
     /// BuildKit's code and details (such as the failing vertex's source
     /// location); other errors carry their message and causes.
-    pub fn from_error(err: &FrontendError) -> ErrorStatus {
+    pub(crate) fn from_error(err: &FrontendError) -> ErrorStatus {
         if let FrontendError::Rpc { status, .. } = err {
             let mut out = ErrorStatus {
                 code: status.code() as i32,

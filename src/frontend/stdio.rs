@@ -27,14 +27,14 @@ use super::error::FrontendError;
 
 /// Largest gRPC message strata accepts from BuildKit. BuildKit from 0.14 sends
 /// up to 16 MiB; tonic's default of 4 MiB would refuse big `ReadFile` answers.
-pub const MAX_DECODING_MESSAGE_SIZE: usize = 64 << 20;
+pub(crate) const MAX_DECODING_MESSAGE_SIZE: usize = 64 << 20;
 
 /// Largest request strata sends: BuildKit before 0.14 (Docker 26.1, 20.10)
 /// accepts at most 4 MiB per message (docs/design.md §6).
-pub const MAX_REQUEST_SIZE: usize = 4 << 20;
+pub(crate) const MAX_REQUEST_SIZE: usize = 4 << 20;
 
 /// A bidirectional byte stream over a read fd and a write fd.
-pub struct StdioStream {
+pub(crate) struct StdioStream {
     inner: Inner,
 }
 
@@ -47,7 +47,7 @@ enum Inner {
 
 impl StdioStream {
     /// The process's stdin and stdout. Must be called inside a tokio runtime.
-    pub fn stdio() -> Result<StdioStream, FrontendError> {
+    pub(crate) fn stdio() -> Result<StdioStream, FrontendError> {
         let read = io::stdin().as_fd().try_clone_to_owned();
         let write = io::stdout().as_fd().try_clone_to_owned();
         let read = read.map_err(FrontendError::Stdio)?;
@@ -63,7 +63,7 @@ impl StdioStream {
     /// A stream over the read end of one pipe and the write end of another
     /// (anonymous pipes or FIFOs), which are switched to non-blocking mode.
     /// Fails for other kinds of fd. Must be called inside a tokio runtime.
-    pub fn from_pipes(read: OwnedFd, write: OwnedFd) -> io::Result<StdioStream> {
+    pub(crate) fn from_pipes(read: OwnedFd, write: OwnedFd) -> io::Result<StdioStream> {
         let rx = pipe::Receiver::from_owned_fd(read)?;
         let tx = pipe::Sender::from_owned_fd(write)?;
         Ok(StdioStream {
@@ -114,7 +114,7 @@ impl AsyncWrite for StdioStream {
 
 /// Connects a gRPC channel over `io` with HTTP/2 prior knowledge. The
 /// connector yields `io` once; a reconnect attempt fails.
-pub async fn channel_over<IO>(io: IO) -> Result<Channel, FrontendError>
+pub(crate) async fn channel_over<IO>(io: IO) -> Result<Channel, FrontendError>
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -138,7 +138,7 @@ where
 
 /// The channel to BuildKit over stdin/stdout. Must be called inside a tokio
 /// runtime; nothing else may read stdin or write stdout afterwards.
-pub async fn connect() -> Result<Channel, FrontendError> {
+pub(crate) async fn connect() -> Result<Channel, FrontendError> {
     channel_over(StdioStream::stdio()?).await
 }
 

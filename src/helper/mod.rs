@@ -24,54 +24,54 @@ use crate::spec::{CopyEntry, CopyLayer, Owner};
 /// Everything the helper needs, passed as one JSON argument so the exec's
 /// cache key depends on exactly these values and the mounted content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CopyJob {
+pub(crate) struct CopyJob {
     /// The layer ID this job writes.
-    pub layer: String,
+    pub(crate) layer: String,
     /// The spec layer's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Copy entries.
-    pub entries: Vec<JobEntry>,
+    pub(crate) entries: Vec<JobEntry>,
     /// The context's ignore patterns (docs/design.md §3).
-    pub ignore: Vec<String>,
+    pub(crate) ignore: Vec<String>,
     /// Numeric owner `[uid, gid]`.
-    pub owner: [u32; 2],
+    pub(crate) owner: [u32; 2],
     /// The layer timestamp.
-    pub timestamp: u64,
+    pub(crate) timestamp: u64,
     /// `split_min`, for split layers.
-    pub split_min: Option<u64>,
+    pub(crate) split_min: Option<u64>,
     /// The paths whose base metadata the layer takes: those of the whole
     /// spec layer ([`base_queries`]), so a split file's key matches the plan's.
-    pub queries: Vec<String>,
+    pub(crate) queries: Vec<String>,
     /// The base's metadata for `queries` (docs/design.md §1).
-    pub base: BaseDirs,
+    pub(crate) base: BaseDirs,
     /// The writer version; a different one means different bytes.
-    pub writer: String,
+    pub(crate) writer: String,
 }
 
 /// One copy entry of a [`CopyJob`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobEntry {
+pub(crate) struct JobEntry {
     /// Context-relative source.
-    pub from: String,
+    pub(crate) from: String,
     /// Absolute destination.
-    pub to: String,
+    pub(crate) to: String,
     /// `to` ended with `/`.
-    pub to_is_dir: bool,
+    pub(crate) to_is_dir: bool,
     /// Mode for regular files.
-    pub mode: Option<u32>,
+    pub(crate) mode: Option<u32>,
     /// Exclude patterns.
-    pub exclude: Vec<String>,
+    pub(crate) exclude: Vec<String>,
 }
 
 /// What the helper records for the history entry (docs/design.md §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CopyRecord {
+pub(crate) struct CopyRecord {
     /// Layer ID.
-    pub layer: String,
+    pub(crate) layer: String,
     /// Input digest.
-    pub inputs: String,
+    pub(crate) inputs: String,
     /// Layer key.
-    pub key: String,
+    pub(crate) key: String,
 }
 
 /// Errors of the helper.
@@ -115,11 +115,11 @@ pub enum HelperError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlap {
     /// The path in the image (absolute).
-    pub path: String,
+    pub(crate) path: String,
     /// The layer that writes it first, in layer order.
-    pub first: String,
+    pub(crate) first: String,
     /// The later layer.
-    pub second: String,
+    pub(crate) second: String,
 }
 
 fn overlap_message(all: &[Overlap]) -> String {
@@ -138,6 +138,30 @@ fn overlap_message(all: &[Overlap]) -> String {
 }
 
 impl CopyJob {
+    /// A job of layer `layer` that copies the one file `from` to `to`, for
+    /// tests.
+    #[cfg(test)]
+    pub(crate) fn one_file(layer: &str, from: &str, to: &str) -> CopyJob {
+        CopyJob {
+            layer: layer.into(),
+            name: layer.into(),
+            entries: vec![JobEntry {
+                from: from.into(),
+                to: to.into(),
+                to_is_dir: false,
+                mode: None,
+                exclude: vec![],
+            }],
+            ignore: vec![],
+            owner: [0, 0],
+            timestamp: 0,
+            split_min: None,
+            queries: vec![],
+            base: BaseDirs::new(),
+            writer: WRITER_VERSION.into(),
+        }
+    }
+
     fn copy_layer(&self) -> CopyLayer {
         CopyLayer {
             entries: self
@@ -165,7 +189,7 @@ impl CopyJob {
     }
 
     /// The layer's entries and record, reading the inputs under `src`.
-    pub fn plan(&self, src: &Path) -> Result<(Vec<Entry>, CopyRecord), HelperError> {
+    pub(crate) fn plan(&self, src: &Path) -> Result<(Vec<Entry>, CopyRecord), HelperError> {
         let ignore = Matcher::new(&self.ignore)?;
         let copy = self.copy_layer();
         let mut walks = Vec::new();
@@ -218,7 +242,7 @@ impl CopyJob {
 /// `paths_only`, only its paths: [`write_paths`]) and the record as JSON at
 /// `record`. `out` may already hold a tree (the fallback's chain, docs/design.md
 /// §4): existing directories take the entry's metadata, files are replaced.
-pub fn run_copy(
+pub(crate) fn run_copy(
     job_json: &str,
     src: &Path,
     out: &Path,
@@ -257,7 +281,7 @@ pub fn run_copy(
 /// layer order) write, other than directories: a file, symlink or other
 /// non-directory in two layers, or a directory in one and a non-directory
 /// in another. Reads only metadata. Sorted by path.
-pub fn find_overlaps(layers: &[(String, PathBuf)]) -> Result<Vec<Overlap>, HelperError> {
+pub(crate) fn find_overlaps(layers: &[(String, PathBuf)]) -> Result<Vec<Overlap>, HelperError> {
     use std::collections::BTreeMap;
     // path → (first layer, is a directory)
     let mut seen: BTreeMap<Vec<u8>, (usize, bool)> = BTreeMap::new();
@@ -327,7 +351,7 @@ fn replace_existing(p: &Path) -> Result<(), HelperError> {
 /// Writes only the paths of `entries` under `root`: directories, and an
 /// empty file for every other entry. Enough for [`find_overlaps`], which
 /// reads names and directory-ness only, without reading or copying content.
-pub fn write_paths(entries: &[Entry], root: &Path) -> Result<(), HelperError> {
+pub(crate) fn write_paths(entries: &[Entry], root: &Path) -> Result<(), HelperError> {
     for e in entries {
         let p = root.join(std::ffi::OsStr::from_bytes(&e.path));
         let done = match e.kind {
@@ -342,7 +366,7 @@ pub fn write_paths(entries: &[Entry], root: &Path) -> Result<(), HelperError> {
 /// Writes `entries` (canonical order) under `root` with their exact metadata.
 /// Directories get their times last, deepest first, so writing their
 /// contents does not change them.
-pub fn write_tree(entries: &[Entry], root: &Path) -> Result<(), HelperError> {
+pub(crate) fn write_tree(entries: &[Entry], root: &Path) -> Result<(), HelperError> {
     use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, chmod, chownat, utimensat};
     let at = |e: &Entry| root.join(std::ffi::OsStr::from_bytes(&e.path));
     let io = |path: &Path| {
@@ -435,7 +459,7 @@ pub fn write_tree(entries: &[Entry], root: &Path) -> Result<(), HelperError> {
 /// split file (`name@/dest`), only the entry that holds it is kept, so the
 /// job needs only that file; the base map is cut down to the layer's own
 /// queries, so other layers never change this job.
-pub fn job_for(
+pub(crate) fn job_for(
     layer_id: &str,
     name: &str,
     copy: &CopyLayer,
@@ -725,24 +749,7 @@ mod tests {
         fs_err::write(src.path().join("d/real"), b"x").unwrap();
         std::os::unix::fs::symlink("../../secret", src.path().join("d/out")).unwrap();
         std::os::unix::fs::symlink("real", src.path().join("d/in")).unwrap();
-        let job = |from: &str| CopyJob {
-            layer: "a".into(),
-            name: "a".into(),
-            entries: vec![JobEntry {
-                from: from.into(),
-                to: "/x".into(),
-                to_is_dir: false,
-                mode: None,
-                exclude: vec![],
-            }],
-            ignore: vec![],
-            owner: [0, 0],
-            timestamp: 0,
-            split_min: None,
-            queries: vec![],
-            base: BaseDirs::new(),
-            writer: WRITER_VERSION.into(),
-        };
+        let job = |from: &str| CopyJob::one_file("a", from, "/x");
         let err = job("d/out").plan(src.path()).unwrap_err();
         assert!(
             err.to_string()

@@ -6,7 +6,7 @@ use crate::proto::pb;
 
 /// How a cache mount is shared between concurrent builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CacheSharing {
+pub(crate) enum CacheSharing {
     /// Many writers at once (BuildKit's default).
     #[default]
     Shared,
@@ -18,25 +18,23 @@ pub enum CacheSharing {
 
 /// The network an exec sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NetMode {
+pub(crate) enum NetMode {
     /// BuildKit's default sandboxed network.
     #[default]
     Sandbox,
-    /// The host's network (needs the daemon's entitlement).
-    Host,
     /// No network at all.
     None,
 }
 
 /// A secret exposed as an environment variable (cap `exec.secretenv`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretEnv {
+pub(crate) struct SecretEnv {
     /// The secret's ID in the session.
-    pub id: String,
+    pub(crate) id: String,
     /// The variable name.
-    pub name: String,
+    pub(crate) name: String,
     /// Run without it when the client has no such secret.
-    pub optional: bool,
+    pub(crate) optional: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -55,32 +53,27 @@ enum MountKind {
     },
     Secret(FileOpts),
     Ssh(FileOpts),
-    Tmpfs {
-        size: u64,
-    },
 }
 
-/// Owner, mode and requirement of a secret file or SSH socket.
+/// A secret file or SSH socket: its ID and permission bits (owner 0:0,
+/// required).
 #[derive(Debug, Clone)]
 struct FileOpts {
     id: String,
-    uid: u32,
-    gid: u32,
     mode: u32,
-    optional: bool,
 }
 
 /// A filesystem mounted into an [`Exec`] at an absolute path.
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct Mount {
+pub(crate) struct Mount {
     dest: String,
     kind: MountKind,
 }
 
 impl Mount {
     /// `source` at `dest`, writable, its result an output of the exec.
-    pub fn bind(dest: impl Into<String>, source: &State) -> Mount {
+    pub(crate) fn bind(dest: impl Into<String>, source: &State) -> Mount {
         Mount {
             dest: dest.into(),
             kind: MountKind::Bind {
@@ -95,7 +88,7 @@ impl Mount {
     }
 
     /// A persistent cache directory shared by builds that use the same `id`.
-    pub fn cache(dest: impl Into<String>, id: impl Into<String>) -> Mount {
+    pub(crate) fn cache(dest: impl Into<String>, id: impl Into<String>) -> Mount {
         Mount {
             dest: dest.into(),
             kind: MountKind::Cache {
@@ -105,8 +98,8 @@ impl Mount {
         }
     }
 
-    /// The secret `id` as a file at `dest` (mode 0400, owner 0:0 unless set).
-    pub fn secret(dest: impl Into<String>, id: impl Into<String>) -> Mount {
+    /// The secret `id` as a file at `dest` (mode 0400, owner 0:0).
+    pub(crate) fn secret(dest: impl Into<String>, id: impl Into<String>) -> Mount {
         Mount {
             dest: dest.into(),
             kind: MountKind::Secret(FileOpts::new(id.into(), 0o400)),
@@ -114,24 +107,16 @@ impl Mount {
     }
 
     /// The SSH agent `id` (`default` for the default agent) as a socket at
-    /// `dest` (mode 0600, owner 0:0 unless set).
-    pub fn ssh(dest: impl Into<String>, id: impl Into<String>) -> Mount {
+    /// `dest` (mode 0600, owner 0:0).
+    pub(crate) fn ssh(dest: impl Into<String>, id: impl Into<String>) -> Mount {
         Mount {
             dest: dest.into(),
             kind: MountKind::Ssh(FileOpts::new(id.into(), 0o600)),
         }
     }
 
-    /// An empty in-memory filesystem.
-    pub fn tmpfs(dest: impl Into<String>) -> Mount {
-        Mount {
-            dest: dest.into(),
-            kind: MountKind::Tmpfs { size: 0 },
-        }
-    }
-
     /// Bind: mount read-only; it is then no output.
-    pub fn readonly(mut self) -> Mount {
+    pub(crate) fn readonly(mut self) -> Mount {
         if let MountKind::Bind {
             readonly, output, ..
         } = &mut self.kind
@@ -143,7 +128,7 @@ impl Mount {
     }
 
     /// Bind: writable, but the changes are thrown away (no output).
-    pub fn discard_changes(mut self) -> Mount {
+    pub(crate) fn discard_changes(mut self) -> Mount {
         if let MountKind::Bind { output, .. } = &mut self.kind {
             *output = false;
         }
@@ -155,7 +140,7 @@ impl Mount {
     /// which only engines that list the cap accept). BuildKit ≥ 0.12 keys a
     /// writable whole-source mount other than `/` by its content otherwise,
     /// which means hashing the whole source.
-    pub fn no_content_cache(mut self) -> Mount {
+    pub(crate) fn no_content_cache(mut self) -> Mount {
         if let MountKind::Bind {
             no_content_cache, ..
         } = &mut self.kind
@@ -168,7 +153,7 @@ impl Mount {
     /// Bind, read-only: BuildKit keys the exec by the mounted content
     /// (`MountContentCache.ON`, cap `exec.mount.cache.content`, BuildKit ≥
     /// 0.13), so another source with the same bytes there matches its cache.
-    pub fn by_content(mut self) -> Mount {
+    pub(crate) fn by_content(mut self) -> Mount {
         if let MountKind::Bind { by_content, .. } = &mut self.kind {
             *by_content = true;
         }
@@ -176,7 +161,7 @@ impl Mount {
     }
 
     /// Bind: mount only this path of the source.
-    pub fn selector(mut self, path: impl Into<String>) -> Mount {
+    pub(crate) fn selector(mut self, path: impl Into<String>) -> Mount {
         if let MountKind::Bind { selector, .. } = &mut self.kind {
             *selector = path.into();
         }
@@ -184,42 +169,9 @@ impl Mount {
     }
 
     /// Cache: how concurrent builds share it.
-    pub fn sharing(mut self, mode: CacheSharing) -> Mount {
+    pub(crate) fn sharing(mut self, mode: CacheSharing) -> Mount {
         if let MountKind::Cache { sharing, .. } = &mut self.kind {
             *sharing = mode;
-        }
-        self
-    }
-
-    /// Secret or SSH: owner of the file.
-    pub fn owner(mut self, uid: u32, gid: u32) -> Mount {
-        if let MountKind::Secret(o) | MountKind::Ssh(o) = &mut self.kind {
-            o.uid = uid;
-            o.gid = gid;
-        }
-        self
-    }
-
-    /// Secret or SSH: permission bits of the file.
-    pub fn mode(mut self, mode: u32) -> Mount {
-        if let MountKind::Secret(o) | MountKind::Ssh(o) = &mut self.kind {
-            o.mode = mode;
-        }
-        self
-    }
-
-    /// Secret or SSH: run without it when the client does not have it.
-    pub fn optional(mut self) -> Mount {
-        if let MountKind::Secret(o) | MountKind::Ssh(o) = &mut self.kind {
-            o.optional = true;
-        }
-        self
-    }
-
-    /// Tmpfs: its size limit in bytes (cap `exec.mount.tmpfs.size`).
-    pub fn size(mut self, bytes: u64) -> Mount {
-        if let MountKind::Tmpfs { size } = &mut self.kind {
-            *size = bytes;
         }
         self
     }
@@ -227,25 +179,18 @@ impl Mount {
 
 impl FileOpts {
     fn new(id: String, mode: u32) -> FileOpts {
-        FileOpts {
-            id,
-            uid: 0,
-            gid: 0,
-            mode,
-            optional: false,
-        }
+        FileOpts { id, mode }
     }
 }
 
 /// Options of an exec op: the process, its root filesystem and mounts.
 #[derive(Debug, Clone)]
 #[must_use = "call `build` to get the outputs"]
-pub struct Exec {
+pub(crate) struct Exec {
     args: Vec<String>,
     env: Vec<(String, String)>,
     cwd: String,
     user: String,
-    hostname: String,
     remove_mount_stubs: bool,
     root: State,
     root_readonly: bool,
@@ -260,7 +205,7 @@ pub struct Exec {
 impl Exec {
     /// Runs `args` (no shell: `["sh", "-c", "…"]` for one) on `root`, which
     /// is mounted writable at `/` and is output 0.
-    pub fn new<I, S>(root: &State, args: I) -> Exec
+    pub(crate) fn new<I, S>(root: &State, args: I) -> Exec
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -270,7 +215,6 @@ impl Exec {
             env: Vec::new(),
             cwd: "/".to_owned(),
             user: String::new(),
-            hostname: String::new(),
             remove_mount_stubs: false,
             root: root.clone(),
             root_readonly: false,
@@ -284,7 +228,7 @@ impl Exec {
     }
 
     /// Replaces the process's argv.
-    pub fn args<I, S>(mut self, args: I) -> Exec
+    pub(crate) fn args<I, S>(mut self, args: I) -> Exec
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -294,7 +238,7 @@ impl Exec {
     }
 
     /// Sets `name=value`, replacing an earlier value of `name` in place.
-    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Exec {
+    pub(crate) fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Exec {
         let (name, value) = (name.into(), value.into());
         match self.env.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
@@ -304,33 +248,27 @@ impl Exec {
     }
 
     /// The working directory (default `/`); the exec creates it.
-    pub fn cwd(mut self, dir: impl Into<String>) -> Exec {
+    pub(crate) fn cwd(mut self, dir: impl Into<String>) -> Exec {
         self.cwd = dir.into();
         self
     }
 
     /// The user (`name`, `uid`, `uid:gid`); default: the image's (root).
-    pub fn user(mut self, user: impl Into<String>) -> Exec {
+    pub(crate) fn user(mut self, user: impl Into<String>) -> Exec {
         self.user = user.into();
-        self
-    }
-
-    /// The container's host name.
-    pub fn hostname(mut self, name: impl Into<String>) -> Exec {
-        self.hostname = name.into();
         self
     }
 
     /// Removes the empty directories and files that mount points leave in
     /// the outputs, parents included (`removeMountStubsRecursive`, cap
     /// `exec.meta.removemountstubs.recursive`, BuildKit ≥ 0.11).
-    pub fn remove_mount_stubs_recursive(mut self) -> Exec {
+    pub(crate) fn remove_mount_stubs_recursive(mut self) -> Exec {
         self.remove_mount_stubs = true;
         self
     }
 
     /// Mounts the root filesystem read-only; it is then no output.
-    pub fn readonly_root(mut self) -> Exec {
+    pub(crate) fn readonly_root(mut self) -> Exec {
         self.root_readonly = true;
         self
     }
@@ -338,50 +276,50 @@ impl Exec {
     /// Keys the root filesystem by its content (`contentCache = ON` on the
     /// root mount, cap `exec.mount.cache.content`); only for a read-only
     /// root.
-    pub fn root_keyed_by_content(mut self) -> Exec {
+    pub(crate) fn root_keyed_by_content(mut self) -> Exec {
         self.root_by_content = true;
         self
     }
 
     /// Adds a mount.
-    pub fn mount(mut self, mount: Mount) -> Exec {
+    pub(crate) fn mount(mut self, mount: Mount) -> Exec {
         self.mounts.push(mount);
         self
     }
 
     /// The network the process sees.
-    pub fn network(mut self, mode: NetMode) -> Exec {
+    pub(crate) fn network(mut self, mode: NetMode) -> Exec {
         self.network = mode;
         self
     }
 
     /// Exposes a secret as an environment variable.
-    pub fn secret_env(mut self, secret: SecretEnv) -> Exec {
+    pub(crate) fn secret_env(mut self, secret: SecretEnv) -> Exec {
         self.secret_env.push(secret);
         self
     }
 
     /// The platform to run on.
-    pub fn platform(mut self, platform: Platform) -> Exec {
+    pub(crate) fn platform(mut self, platform: Platform) -> Exec {
         self.platform = Some(platform);
         self
     }
 
     /// The name shown in progress output.
-    pub fn custom_name(mut self, name: impl Into<String>) -> Exec {
+    pub(crate) fn custom_name(mut self, name: impl Into<String>) -> Exec {
         self.common.custom_name(name.into());
         self
     }
 
     /// Points the op at `ranges` of `map`.
-    pub fn location(mut self, map: &SourceMap, ranges: &[SourceRange]) -> Exec {
+    pub(crate) fn location(mut self, map: &SourceMap, ranges: &[SourceRange]) -> Exec {
         self.common.location(map, ranges.to_vec());
         self
     }
 
     /// Encodes the op. Mounts are ordered by target (the root first), so the
     /// order they were added in does not change the digest.
-    pub fn build(self) -> Result<ExecOutputs, LlbError> {
+    pub(crate) fn build(self) -> Result<ExecOutputs, LlbError> {
         if self.args.is_empty() {
             return Err(LlbError::EmptyArgs);
         }
@@ -472,10 +410,10 @@ impl Exec {
                     pm.mount_type = pb::MountType::Secret as i32;
                     pm.secret_opt = Some(pb::SecretOpt {
                         id: o.id.clone(),
-                        uid: o.uid,
-                        gid: o.gid,
+                        uid: 0,
+                        gid: 0,
                         mode: o.mode,
-                        optional: o.optional,
+                        optional: false,
                     });
                     meta.cap("exec.mount.secret");
                 }
@@ -483,22 +421,12 @@ impl Exec {
                     pm.mount_type = pb::MountType::Ssh as i32;
                     pm.ssh_opt = Some(pb::SshOpt {
                         id: o.id.clone(),
-                        uid: o.uid,
-                        gid: o.gid,
+                        uid: 0,
+                        gid: 0,
                         mode: o.mode,
-                        optional: o.optional,
+                        optional: false,
                     });
                     meta.cap("exec.mount.ssh");
-                }
-                MountKind::Tmpfs { size } => {
-                    pm.mount_type = pb::MountType::Tmpfs as i32;
-                    pm.tmpfs_opt = Some(pb::TmpfsOpt {
-                        size: i64::try_from(*size).unwrap_or(i64::MAX),
-                    });
-                    meta.cap("exec.mount.tmpfs");
-                    if *size > 0 {
-                        meta.cap("exec.mount.tmpfs.size");
-                    }
                 }
             }
             pb_mounts.push(pm);
@@ -512,7 +440,6 @@ impl Exec {
         // lists it), and engines before 0.11 ignore the field.
         let network = match self.network {
             NetMode::Sandbox => pb::NetMode::Unset,
-            NetMode::Host => pb::NetMode::Host,
             NetMode::None => pb::NetMode::None,
         };
         if network != pb::NetMode::Unset {
@@ -526,7 +453,7 @@ impl Exec {
                 cwd: self.cwd,
                 user: self.user,
                 extra_hosts: Vec::new(),
-                hostname: self.hostname,
+                hostname: String::new(),
                 remove_mount_stubs_recursive: self.remove_mount_stubs,
             }),
             mounts: pb_mounts,
@@ -544,7 +471,7 @@ impl Exec {
         };
         let op = pb::Op {
             op: Some(pb::op::Op::Exec(exec)),
-            platform: self.platform.as_ref().map(Platform::to_proto),
+            platform: self.platform.as_ref().map(super::platform_to_proto),
             ..Default::default()
         };
         let node = Node::build(op, inputs.outputs, OpKind::Exec, meta);
@@ -554,7 +481,7 @@ impl Exec {
 
 /// The outputs of a built [`Exec`]: one state per writable bind mount.
 #[derive(Debug, Clone)]
-pub struct ExecOutputs {
+pub(crate) struct ExecOutputs {
     node: std::sync::Arc<Node>,
     /// Targets of the mounts with outputs, in output-index order.
     outputs: Vec<String>,
@@ -563,19 +490,20 @@ pub struct ExecOutputs {
 impl ExecOutputs {
     /// The root filesystem after the process ran, or `None` for a read-only
     /// root.
-    pub fn root(&self) -> Option<State> {
+    pub(crate) fn root(&self) -> Option<State> {
         self.output("/")
     }
 
     /// The writable bind mount at `dest` after the process ran, or `None`
     /// when no mount there has an output.
-    pub fn output(&self, dest: &str) -> Option<State> {
+    pub(crate) fn output(&self, dest: &str) -> Option<State> {
         let index = self.outputs.iter().position(|d| d == dest)?;
         Some(State::from_output(self.node.clone(), index as u32))
     }
 
     /// The digest of the exec op.
-    pub fn digest(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn digest(&self) -> &str {
         &self.node.digest
     }
 }

@@ -15,7 +15,7 @@ use super::{
 use crate::proto::pb;
 
 /// The `schema` of [`Definition::to_json`].
-pub const SCHEMA: &str = "strata.llb/v1";
+pub(crate) const SCHEMA: &str = "strata.llb/v1";
 
 /// Caps every definition needs for its terminal op, as BuildKit's own client
 /// lists them.
@@ -23,14 +23,14 @@ const TERMINAL_CAPS: [&str; 2] = ["constraints", "platform"];
 
 /// A marshaled LLB graph, ready to send in a `SolveRequest`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Definition {
+pub(crate) struct Definition {
     proto: pb::Definition,
 }
 
 impl State {
     /// Marshals the graph that produces this state. Scratch gives an empty
     /// definition, which BuildKit solves to an empty result.
-    pub fn marshal(&self) -> Definition {
+    pub(crate) fn marshal(&self) -> Definition {
         let Some(head) = &self.output else {
             return Definition {
                 proto: pb::Definition::default(),
@@ -172,45 +172,40 @@ fn range_from_proto(r: &pb::Range) -> SourceRange {
 
 /// One op of a [`Definition`], decoded for inspection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpView {
+pub(crate) struct OpView {
     /// `sha256:` digest of the op's bytes.
-    pub digest: String,
+    pub(crate) digest: String,
     /// What the op does; the last op is [`OpKind::Terminal`].
-    pub kind: OpKind,
+    pub(crate) kind: OpKind,
     /// Input edges: op digest and output index.
-    pub inputs: Vec<(String, i64)>,
+    pub(crate) inputs: Vec<(String, i64)>,
     /// The `llb.customname` of the op, if any.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// The caps listed for the op, sorted.
-    pub caps: Vec<String>,
+    pub(crate) caps: Vec<String>,
 }
 
 impl Definition {
     /// The encoded `pb.Definition`, as sent to BuildKit.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         self.proto.encode_to_vec()
     }
 
     /// Parses encoded bytes, checking that every op decodes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Definition, LlbError> {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Definition, LlbError> {
         let proto = pb::Definition::decode(bytes)?;
         let def = Definition { proto };
         def.decode_ops()?;
         Ok(def)
     }
 
-    /// The number of ops, the terminal included.
-    pub fn len(&self) -> usize {
-        self.proto.def.len()
-    }
-
     /// Whether this is the empty (scratch) definition.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.proto.def.is_empty()
     }
 
     /// The digest of the op whose output is the result, or `None` when empty.
-    pub fn head(&self) -> Option<String> {
+    pub(crate) fn head(&self) -> Option<String> {
         let last = self.proto.def.last()?;
         let op = pb::Op::decode(last.as_slice()).ok()?;
         op.inputs.first().map(|i| i.digest.clone())
@@ -219,7 +214,7 @@ impl Definition {
     /// The image reference (without `docker-image://`) and platform when the
     /// definition is exactly one image source, as BuildKit writes a
     /// frontend's own LLB; `None` for anything else.
-    pub fn image_source(&self) -> Option<(String, Option<super::Platform>)> {
+    pub(crate) fn image_source(&self) -> Option<(String, Option<super::Platform>)> {
         let ops = self.decode_ops().ok()?;
         let [source, terminal] = ops.as_slice() else {
             return None;
@@ -231,10 +226,7 @@ impl Definition {
             return None;
         };
         let reference = src.identifier.strip_prefix("docker-image://")?;
-        let platform = source
-            .platform
-            .as_ref()
-            .map(|p| super::Platform::new(&p.os, &p.architecture).with_variant(&p.variant));
+        let platform = source.platform.as_ref().map(super::platform_from_proto);
         Some((reference.to_owned(), platform))
     }
 
@@ -265,7 +257,7 @@ impl Definition {
     }
 
     /// A summary of every op, in definition order.
-    pub fn ops(&self) -> Result<Vec<OpView>, LlbError> {
+    pub(crate) fn ops(&self) -> Result<Vec<OpView>, LlbError> {
         let ops = self.decode_ops()?;
         let last = ops.len().saturating_sub(1);
         Ok(ops
@@ -305,7 +297,7 @@ impl Definition {
     /// A JSON view for debugging (`strata llb --format json`): schema
     /// [`SCHEMA`], the head digest and every op with its digest, kind,
     /// inputs, description, caps and the fields that say what it does.
-    pub fn to_json(&self) -> Result<Value, LlbError> {
+    pub(crate) fn to_json(&self) -> Result<Value, LlbError> {
         let ops = self.decode_ops()?;
         let views = self.ops()?;
         let ops: Vec<Value> = views
@@ -340,7 +332,7 @@ impl Definition {
     /// Rebuilds the graph as a [`State`] whose ops keep their exact bytes, so
     /// a definition from BuildKit (a solved ref, a frontend input) can be
     /// built on.
-    pub fn to_state(&self) -> Result<State, LlbError> {
+    pub(crate) fn to_state(&self) -> Result<State, LlbError> {
         if self.is_empty() {
             return Ok(State::default());
         }

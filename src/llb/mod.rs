@@ -2,8 +2,8 @@
 //! No I/O happens here, and no protobuf or gRPC type appears in the public API.
 //!
 //! A [`State`] is a filesystem: either empty ([`scratch`]) or one output of an
-//! op. Ops are built from option values ([`Local`], [`Image`], [`Exec`],
-//! [`FileOp`], [`merge`], [`diff`]) and encoded as soon as they are built, so
+//! op. Ops are built from option values ([`local`], [`image`], [`Exec`],
+//! [`State::mkdir`], [`merge`], [`diff`]) and encoded as soon as they are built, so
 //! every op knows its digest: `sha256:` and the hex SHA-256 of its exact bytes.
 //! Ops are shared through [`Arc`], so cloning a [`State`] is cheap and a graph
 //! can reuse an op any number of times; [`State::marshal`] writes each op once.
@@ -24,18 +24,18 @@ use sha2::{Digest as _, Sha256};
 
 use crate::proto::pb;
 
-pub use error::LlbError;
-pub use exec::{CacheSharing, Exec, ExecOutputs, Mount, NetMode, SecretEnv};
-pub use file::{Copy, FileAction, FileOp, Mkdir, Mkfile, Owner, Rm, UserRef};
-pub use marshal::{Definition, OpView, SCHEMA};
-pub use source::{Differ, Image, Local, ResolveMode, image, local, scratch};
+pub(crate) use error::LlbError;
+pub(crate) use exec::{CacheSharing, Exec, Mount, NetMode, SecretEnv};
+pub(crate) use file::Mkdir;
+pub(crate) use marshal::Definition;
+pub(crate) use source::{Differ, ResolveMode, image, local, scratch};
 
 /// The `OpMetadata.description` key that names an op in progress output.
-pub const CUSTOM_NAME: &str = "llb.customname";
+pub(crate) const CUSTOM_NAME: &str = "llb.customname";
 
 /// The kind of an op, as reported by [`OpView`] and the JSON view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum OpKind {
+pub(crate) enum OpKind {
     /// A source: local directory, image.
     Source,
     /// A process run in a container.
@@ -54,7 +54,7 @@ pub enum OpKind {
 
 impl OpKind {
     /// The lowercase name used in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             OpKind::Source => "source",
             OpKind::Exec => "exec",
@@ -78,68 +78,38 @@ impl OpKind {
     }
 }
 
-/// An OCI platform, set on the ops whose result depends on it (image sources
-/// and execs). Ops without one run on the worker's default platform.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Platform {
-    /// `linux`, `windows`.
-    pub os: String,
-    /// `amd64`, `arm64`.
-    pub architecture: String,
-    /// `v7`, `v8`, or empty.
-    pub variant: String,
-}
+pub(crate) use crate::platform::Platform;
 
-impl Platform {
-    /// A platform without variant.
-    pub fn new(os: impl Into<String>, architecture: impl Into<String>) -> Platform {
-        Platform {
-            os: os.into(),
-            architecture: architecture.into(),
-            variant: String::new(),
-        }
-    }
-
-    /// The same platform with a variant.
-    pub fn with_variant(mut self, variant: impl Into<String>) -> Platform {
-        self.variant = variant.into();
-        self
-    }
-
-    pub(crate) fn to_proto(&self) -> pb::Platform {
-        pb::Platform {
-            architecture: self.architecture.clone(),
-            os: self.os.clone(),
-            variant: self.variant.clone(),
-            os_version: String::new(),
-            os_features: Vec::new(),
-        }
-    }
-
-    /// The platform of a protobuf message (os version and features dropped).
-    pub(crate) fn from_proto(p: &pb::Platform) -> Platform {
-        Platform {
-            os: p.os.clone(),
-            architecture: p.architecture.clone(),
-            variant: p.variant.clone(),
-        }
+/// A platform as LLB writes it, on the ops whose result depends on it
+/// (image sources and execs; ops without one run on the worker's default
+/// platform). An unset field is the empty string or list.
+pub(crate) fn platform_to_proto(p: &Platform) -> pb::Platform {
+    pb::Platform {
+        architecture: p.architecture.clone(),
+        os: p.os.clone(),
+        variant: p.variant.clone().unwrap_or_default(),
+        os_version: p.os_version.clone().unwrap_or_default(),
+        os_features: p.os_features.clone().unwrap_or_default(),
     }
 }
 
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if !self.variant.is_empty() {
-            write!(f, "/{}", self.variant)?;
-        }
-        Ok(())
+/// The platform of a protobuf message (a worker's, an image source's):
+/// empty fields are unset.
+pub(crate) fn platform_from_proto(p: &pb::Platform) -> Platform {
+    let set = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    Platform {
+        architecture: p.architecture.clone(),
+        os: p.os.clone(),
+        os_version: set(&p.os_version),
+        os_features: (!p.os_features.is_empty()).then(|| p.os_features.clone()),
+        variant: set(&p.variant),
     }
 }
 
 /// A source file (the spec) that ops can point at, so BuildKit can show the
 /// lines an op came from when it fails. Cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceMap {
+pub(crate) struct SourceMap {
     inner: Arc<SourceFile>,
 }
 
@@ -152,7 +122,7 @@ struct SourceFile {
 
 impl SourceMap {
     /// A file by its name as shown to the user, and its full content.
-    pub fn new(filename: impl Into<String>, data: impl Into<Vec<u8>>) -> SourceMap {
+    pub(crate) fn new(filename: impl Into<String>, data: impl Into<Vec<u8>>) -> SourceMap {
         SourceMap {
             inner: Arc::new(SourceFile {
                 filename: filename.into(),
@@ -161,40 +131,24 @@ impl SourceMap {
             }),
         }
     }
-
-    /// The same file with a language name (`toml`), used by some UIs.
-    pub fn with_language(self, language: impl Into<String>) -> SourceMap {
-        SourceMap {
-            inner: Arc::new(SourceFile {
-                filename: self.inner.filename.clone(),
-                data: self.inner.data.clone(),
-                language: language.into(),
-            }),
-        }
-    }
-
-    /// The file name.
-    pub fn filename(&self) -> &str {
-        &self.inner.filename
-    }
 }
 
 /// A range of lines (1-based, inclusive) with optional columns (0 = none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SourceRange {
+pub(crate) struct SourceRange {
     /// First line, 1-based.
-    pub start_line: u32,
+    pub(crate) start_line: u32,
     /// Column on the first line, or 0.
-    pub start_column: u32,
+    pub(crate) start_column: u32,
     /// Last line, 1-based.
-    pub end_line: u32,
+    pub(crate) end_line: u32,
     /// Column on the last line, or 0.
-    pub end_column: u32,
+    pub(crate) end_column: u32,
 }
 
 impl SourceRange {
     /// Whole lines `start..=end`.
-    pub fn lines(start: u32, end: u32) -> SourceRange {
+    pub(crate) fn lines(start: u32, end: u32) -> SourceRange {
         SourceRange {
             start_line: start,
             start_column: 0,
@@ -307,25 +261,22 @@ fn digest_of(bytes: &[u8]) -> String {
 
 /// One output of an op: an edge other ops can take as input.
 #[derive(Debug, Clone)]
-pub struct Output {
+pub(crate) struct Output {
     node: Arc<Node>,
     index: u32,
 }
 
 impl Output {
     /// The digest of the op.
-    pub fn digest(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn digest(&self) -> &str {
         &self.node.digest
     }
 
     /// Which output of the op.
-    pub fn index(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn index(&self) -> u32 {
         self.index
-    }
-
-    /// The kind of the op.
-    pub fn kind(&self) -> OpKind {
-        self.node.kind
     }
 
     fn to_input(&self) -> pb::Input {
@@ -343,7 +294,7 @@ impl Output {
 /// A filesystem: empty, or one output of an op. Immutable; every method
 /// returns a new value and clones are cheap.
 #[derive(Debug, Clone, Default)]
-pub struct State {
+pub(crate) struct State {
     output: Option<Output>,
 }
 
@@ -355,23 +306,25 @@ impl State {
     }
 
     /// Whether this is the empty filesystem.
-    pub fn is_scratch(&self) -> bool {
+    pub(crate) fn is_scratch(&self) -> bool {
         self.output.is_none()
     }
 
     /// The op output this state is, or `None` for scratch.
-    pub fn output(&self) -> Option<&Output> {
+    #[cfg(test)]
+    pub(crate) fn output(&self) -> Option<&Output> {
         self.output.as_ref()
     }
 
     /// The digest of the op that produces this state, or `None` for scratch.
-    pub fn digest(&self) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn digest(&self) -> Option<&str> {
         self.output.as_ref().map(Output::digest)
     }
 
     /// The same state, with its op shown as `name` in progress output
     /// (`llb.customname`). Scratch is returned unchanged.
-    pub fn custom_name(&self, name: impl Into<String>) -> State {
+    pub(crate) fn custom_name(&self, name: impl Into<String>) -> State {
         let name = name.into();
         self.map_meta(|m| {
             m.description.insert(CUSTOM_NAME.to_owned(), name);
@@ -380,7 +333,8 @@ impl State {
 
     /// The same state, with its op pointing at `ranges` of `map`, so BuildKit
     /// can show those lines when the op fails. Scratch is returned unchanged.
-    pub fn with_location(&self, map: &SourceMap, ranges: &[SourceRange]) -> State {
+    #[cfg(test)]
+    pub(crate) fn with_location(&self, map: &SourceMap, ranges: &[SourceRange]) -> State {
         self.map_meta(|m| {
             m.locations.push(SourceLocation {
                 map: map.clone(),
@@ -390,7 +344,7 @@ impl State {
     }
 
     /// The same state, with its op never taken from the cache.
-    pub fn ignore_cache(&self) -> State {
+    pub(crate) fn ignore_cache(&self) -> State {
         self.map_meta(|m| m.ignore_cache = true)
     }
 
@@ -409,7 +363,7 @@ impl State {
 /// Stacks `states` in order, later ones on top (BuildKit's MergeOp, cap
 /// `mergeop`). Scratch states are dropped; one state left is returned as is,
 /// none gives scratch.
-pub fn merge(states: impl IntoIterator<Item = State>) -> State {
+pub(crate) fn merge(states: impl IntoIterator<Item = State>) -> State {
     let outputs: Vec<Output> = states.into_iter().filter_map(|s| s.output).collect();
     match outputs.len() {
         0 => State::default(),
@@ -435,7 +389,7 @@ pub fn merge(states: impl IntoIterator<Item = State>) -> State {
 
 /// The changes that turn `lower` into `upper` (BuildKit's DiffOp, cap
 /// `diffop`); either side may be scratch.
-pub fn diff(lower: &State, upper: &State) -> State {
+pub(crate) fn diff(lower: &State, upper: &State) -> State {
     let mut inputs = Vec::new();
     let mut index_of = |s: &State| match &s.output {
         None => -1,

@@ -4,17 +4,17 @@
 
 use std::collections::BTreeMap;
 
-use super::{Common, Node, OpKind, Platform, SourceMap, SourceRange, State};
+use super::{Common, Node, OpKind, Platform, State};
 use crate::proto::pb;
 
 /// The empty filesystem.
-pub fn scratch() -> State {
+pub(crate) fn scratch() -> State {
     State::default()
 }
 
 /// A directory the client sends through the session, by its name (BuildKit's
 /// `local://NAME`; `context` and `dockerfile` for a Dockerfile build).
-pub fn local(name: impl Into<String>) -> Local {
+pub(crate) fn local(name: impl Into<String>) -> Local {
     Local {
         name: name.into(),
         session_id: None,
@@ -30,10 +30,9 @@ pub fn local(name: impl Into<String>) -> Local {
 /// An image from a registry or the daemon's store (BuildKit's
 /// `docker-image://REF`). Short names are normalized as Docker does:
 /// `debian` becomes `docker.io/library/debian:latest`.
-pub fn image(reference: impl AsRef<str>) -> Image {
+pub(crate) fn image(reference: impl AsRef<str>) -> Image {
     Image {
         reference: normalize_image_ref(reference.as_ref()),
-        resolve_mode: None,
         platform: None,
         internal: false,
         common: Common::default(),
@@ -42,18 +41,15 @@ pub fn image(reference: impl AsRef<str>) -> Image {
 
 /// How BuildKit compares local files with its earlier copy (`local.differ`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Differ {
+pub(crate) enum Differ {
     /// Resend every file (`none`).
     None,
-    /// Compare metadata only (`metadata`, BuildKit's default).
-    Metadata,
 }
 
 impl Differ {
     fn as_str(self) -> &'static str {
         match self {
             Differ::None => "none",
-            Differ::Metadata => "metadata",
         }
     }
 }
@@ -61,7 +57,7 @@ impl Differ {
 /// Options of a [`local`] source.
 #[derive(Debug, Clone)]
 #[must_use = "call `build` to get a State"]
-pub struct Local {
+pub(crate) struct Local {
     name: String,
     session_id: Option<String>,
     shared_key_hint: Option<String>,
@@ -75,19 +71,19 @@ pub struct Local {
 impl Local {
     /// The session that has the directory (`local.session`); BuildKit's
     /// `BUILDKIT_SESSION_ID` or the `local-sessionid:NAME` option.
-    pub fn session_id(mut self, id: impl Into<String>) -> Local {
+    pub(crate) fn session_id(mut self, id: impl Into<String>) -> Local {
         self.session_id = Some(id.into());
         self
     }
 
     /// Which earlier snapshot to sync into (`local.sharedkeyhint`).
-    pub fn shared_key_hint(mut self, hint: impl Into<String>) -> Local {
+    pub(crate) fn shared_key_hint(mut self, hint: impl Into<String>) -> Local {
         self.shared_key_hint = Some(hint.into());
         self
     }
 
     /// Send only paths matching these patterns (`local.includepattern`).
-    pub fn include_patterns<I, S>(mut self, patterns: I) -> Local
+    pub(crate) fn include_patterns<I, S>(mut self, patterns: I) -> Local
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -97,7 +93,7 @@ impl Local {
     }
 
     /// Never send paths matching these patterns (`local.excludepatterns`).
-    pub fn exclude_patterns<I, S>(mut self, patterns: I) -> Local
+    pub(crate) fn exclude_patterns<I, S>(mut self, patterns: I) -> Local
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -107,7 +103,7 @@ impl Local {
     }
 
     /// Send these paths, following symlinks to them (`local.followpaths`).
-    pub fn follow_paths<I, S>(mut self, paths: I) -> Local
+    pub(crate) fn follow_paths<I, S>(mut self, paths: I) -> Local
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -119,25 +115,19 @@ impl Local {
     /// How files are compared (`local.differ`). With `required`, the op also
     /// lists cap `source.local.differ` (BuildKit ≥ 0.9), so older daemons
     /// refuse it instead of ignoring the attribute.
-    pub fn differ(mut self, differ: Differ, required: bool) -> Local {
+    pub(crate) fn differ(mut self, differ: Differ, required: bool) -> Local {
         self.differ = Some((differ, required));
         self
     }
 
     /// The name shown in progress output.
-    pub fn custom_name(mut self, name: impl Into<String>) -> Local {
+    pub(crate) fn custom_name(mut self, name: impl Into<String>) -> Local {
         self.common.custom_name(name.into());
         self
     }
 
-    /// Points the op at `ranges` of `map`.
-    pub fn location(mut self, map: &SourceMap, ranges: &[SourceRange]) -> Local {
-        self.common.location(map, ranges.to_vec());
-        self
-    }
-
     /// Encodes the source op.
-    pub fn build(self) -> State {
+    pub(crate) fn build(self) -> State {
         let mut meta = self.common.meta;
         let mut attrs = BTreeMap::new();
         meta.cap("source.local");
@@ -190,7 +180,7 @@ impl Local {
 /// Where BuildKit looks for an image: an image source's
 /// `image.resolvemode`, and the gateway's `ResolveImageConfig` mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ResolveMode {
+pub(crate) enum ResolveMode {
     /// The daemon's default (`default`; local store first for `# syntax=`).
     #[default]
     Default,
@@ -202,7 +192,7 @@ pub enum ResolveMode {
 
 impl ResolveMode {
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ResolveMode::Default => "default",
             ResolveMode::ForcePull => "pull",
@@ -214,23 +204,16 @@ impl ResolveMode {
 /// Options of an [`image`] source.
 #[derive(Debug, Clone)]
 #[must_use = "call `build` to get a State"]
-pub struct Image {
+pub(crate) struct Image {
     reference: String,
-    resolve_mode: Option<ResolveMode>,
     platform: Option<Platform>,
     internal: bool,
     common: Common,
 }
 
 impl Image {
-    /// Where to look for the image.
-    pub fn resolve_mode(mut self, mode: ResolveMode) -> Image {
-        self.resolve_mode = Some(mode);
-        self
-    }
-
     /// Which platform of a multi-platform image.
-    pub fn platform(mut self, platform: Platform) -> Image {
+    pub(crate) fn platform(mut self, platform: Platform) -> Image {
         self.platform = Some(platform);
         self
     }
@@ -240,32 +223,22 @@ impl Image {
     /// attribute changes the op, not its cache key (the image's manifest and
     /// config), so the op is never the very vertex BuildKit loaded the
     /// frontend with.
-    pub fn internal(mut self) -> Image {
+    pub(crate) fn internal(mut self) -> Image {
         self.internal = true;
         self
     }
 
     /// The name shown in progress output.
-    pub fn custom_name(mut self, name: impl Into<String>) -> Image {
+    pub(crate) fn custom_name(mut self, name: impl Into<String>) -> Image {
         self.common.custom_name(name.into());
         self
     }
 
-    /// Points the op at `ranges` of `map`.
-    pub fn location(mut self, map: &SourceMap, ranges: &[SourceRange]) -> Image {
-        self.common.location(map, ranges.to_vec());
-        self
-    }
-
     /// Encodes the source op.
-    pub fn build(self) -> State {
+    pub(crate) fn build(self) -> State {
         let mut meta = self.common.meta;
         let mut attrs = BTreeMap::new();
         meta.cap("source.image");
-        if let Some(mode) = self.resolve_mode {
-            attrs.insert("image.resolvemode".to_owned(), mode.as_str().to_owned());
-            meta.cap("source.image.resolvemode");
-        }
         if self.internal {
             attrs.insert("image.recordtype".to_owned(), "internal".to_owned());
         }
@@ -274,7 +247,7 @@ impl Image {
                 identifier: format!("docker-image://{}", self.reference),
                 attrs,
             })),
-            platform: self.platform.as_ref().map(Platform::to_proto),
+            platform: self.platform.as_ref().map(super::platform_to_proto),
             ..Default::default()
         };
         State::from_output(Node::build(op, Vec::new(), OpKind::Source, meta), 0)

@@ -405,7 +405,13 @@ mod tests {
             history: &history,
         })
         .unwrap();
-        let manifest = write_image(&layout, &config, vec![layer.descriptor()]).unwrap();
+        let manifest = write_image(
+            &layout,
+            &config,
+            vec![layer.descriptor()],
+            Default::default(),
+        )
+        .unwrap();
         layout.set_tag(&manifest, "latest").unwrap();
         assert_eq!(layout.fsck().unwrap(), 3);
         write_oci_archive(&layout, &manifest, Some("latest"), &out.join("oci.tar")).unwrap();

@@ -68,6 +68,7 @@ impl BlobWriter {
     }
 
     /// Bytes written so far.
+    #[cfg(test)]
     pub fn size(&self) -> u64 {
         self.size
     }

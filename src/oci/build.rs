@@ -17,10 +17,9 @@ use super::cache::{CachedLayer, LayerCache, hex_id};
 use super::compress::{Compression, blob_key, write_layer};
 use super::error::{OciError, Result};
 use super::image::{
-    Descriptor, Healthcheck, HistoryEntry, ImageSettings, Platform, build_config,
-    check_layer_budget, rfc3339,
+    Descriptor, Healthcheck, HistoryEntry, ImageSettings, build_config, check_layer_budget, rfc3339,
 };
-use super::layout::{OciDir, write_image_annotated};
+use super::layout::{OciDir, write_image};
 use crate::plan::Digest;
 use crate::plan::beneath::fstat_file;
 use crate::plan::graph::{BaseDirs, BaseEntry, base_queries, layer_entries, layer_key};
@@ -180,25 +179,14 @@ pub fn load_base_from(
     registry_base: Option<&ImageRef>,
 ) -> Result<Option<BaseImage>> {
     if let (BaseRef::Registry(r), Some(loc)) = (&spec.image.from, registry_base) {
-        let mut base = import_base(loc, &oci_platform(&spec.platform))?;
+        let mut base = import_base(loc, &spec.platform)?;
         base.location = r.clone();
         return Ok(Some(base));
     }
     let Some(loc) = base_location(spec)? else {
         return Ok(None);
     };
-    Ok(Some(import_base(&loc, &oci_platform(&spec.platform))?))
-}
-
-/// The OCI platform of a spec platform.
-pub fn oci_platform(p: &crate::spec::Platform) -> Platform {
-    Platform {
-        architecture: p.arch.clone(),
-        os: p.os.clone(),
-        os_version: None,
-        os_features: None,
-        variant: p.variant.clone(),
-    }
+    Ok(Some(import_base(&loc, &spec.platform)?))
 }
 
 /// The base's metadata for every directory the plan's copy layers need.
@@ -459,10 +447,10 @@ pub fn build_observed(
         .map(|l| Ok(l.layer.diff_id.parse::<Digest>()?))
         .collect::<Result<_>>()?;
     let settings = settings(spec);
-    let platform = oci_platform(&spec.platform);
+
     let config = build_config(&super::image::ConfigInput {
         base: base.as_ref().map(|b| &b.config),
-        platform: &platform,
+        platform: &spec.platform,
         created,
         settings: &settings,
         diff_ids: &diff_ids,
@@ -472,7 +460,7 @@ pub fn build_observed(
         .as_ref()
         .map_or_else(BTreeMap::new, |b| base_annotations(spec, b));
     annotations.extend(req.annotations.manifest.clone());
-    let mut manifest = write_image_annotated(&work, &config, descriptors, annotations)?;
+    let mut manifest = write_image(&work, &config, descriptors, annotations)?;
     manifest
         .annotations
         .extend(req.annotations.descriptor.clone());
@@ -521,8 +509,8 @@ pub fn layer_compression(
 ) -> Compression {
     let image = spec.image.compression;
     match copy_of(spec, l).and_then(|c| c.compression) {
-        Some(c) => Compression::from_spec(c),
-        None if image != crate::spec::LayerCompression::Auto => Compression::from_spec(image),
+        Some(c) => c,
+        None if image != Compression::Auto => image,
         None => default,
     }
 }
@@ -774,7 +762,7 @@ copy = [{ from = "app/main.py", to = "/app/main.py", mode = "0755" }]
             manifest_digest: Some(digest),
             config_digest: digest,
             config: serde_json::Value::Null,
-            platform: oci_platform(&crate::spec::Platform::host()),
+            platform: crate::spec::Platform::host(),
             layers: Vec::new(),
             history: Vec::new(),
         };

@@ -87,41 +87,8 @@ pub const GZIP: BlockCodec = BlockCodec::Gzip {
 /// The zstd block codec of every zstd layer.
 pub const ZSTD: BlockCodec = BlockCodec::Zstd { level: ZSTD_LEVEL };
 
-/// How to store a layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compression {
-    /// Always gzip.
-    Gzip,
-    /// Never compress.
-    None,
-    /// Gzip unless the sample rule says the content is incompressible.
-    Auto,
-    /// Always zstd.
-    Zstd,
-}
-
-impl Compression {
-    /// The spec's choice.
-    pub fn from_spec(c: crate::spec::LayerCompression) -> Self {
-        use crate::spec::LayerCompression as L;
-        match c {
-            L::Auto => Self::Auto,
-            L::Gzip => Self::Gzip,
-            L::Zstd => Self::Zstd,
-            L::None => Self::None,
-        }
-    }
-
-    /// The name in history comments: `gzip`, `zstd`, `none` or `auto`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Gzip => "gzip",
-            Self::Zstd => "zstd",
-            Self::None => "none",
-        }
-    }
-}
+/// How to store a layer: the spec's `compression` (one type for both).
+pub use crate::spec::LayerCompression as Compression;
 
 /// The cache key of a layer's blob: the layer key itself under
 /// [`Compression::Auto`] (so existing keys and digests stay), else the

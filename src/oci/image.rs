@@ -14,7 +14,6 @@
 //! Nothing here reads the clock: `created` is always given.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -87,81 +86,7 @@ impl Descriptor {
     }
 }
 
-/// A platform: `os/architecture[/variant]`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    /// CPU architecture, Go style (`amd64`, `arm64`).
-    pub architecture: String,
-    /// Operating system (`linux`).
-    pub os: String,
-    /// OS version (Windows).
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_version: Option<String>,
-    /// OS features (Windows).
-    #[serde(
-        rename = "os.features",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_features: Option<Vec<String>>,
-    /// CPU variant (`v7`, `v8`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// Parses `os/arch[/variant]`.
-    pub fn parse(s: &str) -> Result<Self> {
-        let parts: Vec<&str> = s.split('/').collect();
-        match parts[..] {
-            [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Self {
-                os: os.to_owned(),
-                architecture: arch.to_owned(),
-                variant: parts
-                    .get(2)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| (*v).to_owned()),
-                os_version: None,
-                os_features: None,
-            }),
-            _ => Err(OciError::InvalidReference {
-                reference: s.to_owned(),
-                reason: "a platform is os/arch[/variant]".to_owned(),
-            }),
-        }
-    }
-
-    /// Whether an image for `self` serves a request for `wanted`: same os and
-    /// architecture, and the same variant where both name one (`arm64` without
-    /// a variant means `v8`).
-    pub fn satisfies(&self, wanted: &Platform) -> bool {
-        self.as_spec().satisfies(&wanted.as_spec())
-    }
-
-    /// The same os, architecture and variant as the spec's platform type,
-    /// whose [`satisfies`](crate::spec::Platform::satisfies) is the one match.
-    fn as_spec(&self) -> crate::spec::Platform {
-        crate::spec::Platform {
-            os: self.os.clone(),
-            arch: self.architecture.clone(),
-            variant: self.variant.clone(),
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+pub use crate::platform::Platform;
 
 /// An image manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -529,17 +454,6 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
-
-    #[test]
-    fn platform_matching() {
-        let p = Platform::parse("linux/arm64").unwrap();
-        assert!(Platform::parse("linux/arm64/v8").unwrap().satisfies(&p));
-        assert!(!Platform::parse("linux/amd64").unwrap().satisfies(&p));
-        let v7 = Platform::parse("linux/arm/v7").unwrap();
-        assert!(!Platform::parse("linux/arm/v6").unwrap().satisfies(&v7));
-        assert_eq!(v7.to_string(), "linux/arm/v7");
-        assert!(Platform::parse("linux").is_err());
     }
 
     #[test]

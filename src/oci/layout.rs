@@ -19,10 +19,10 @@ use serde_json::Value;
 
 use super::blob::{Blob, BlobWriter, sync_dir, write_blob};
 use super::error::{IoContext, OciError, Result};
-use super::image::{
-    Descriptor, ImageIndex, ImageManifest, Platform, REF_NAME, build_manifest, media,
-};
-use crate::plan::sha256::{Digest, hash_reader};
+use super::image::{Descriptor, ImageIndex, ImageManifest, Platform, build_manifest, media};
+use crate::plan::sha256::Digest;
+#[cfg(test)]
+use {super::image::REF_NAME, crate::plan::sha256::hash_reader};
 
 /// Content of the `oci-layout` file.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -160,12 +160,6 @@ impl OciDir {
         self.blobs_dir().join(digest.hex())
     }
 
-    /// Whether the blob exists as a regular file (not verified; a symlink
-    /// under a blob's name is not a blob).
-    pub fn has_blob(&self, digest: &Digest) -> bool {
-        fs_err::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
-    }
-
     /// Starts writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter> {
         BlobWriter::new(&self.blobs_dir())
@@ -220,6 +214,7 @@ impl OciDir {
     }
 
     /// Reads `index.json`.
+    #[cfg(test)]
     pub fn read_index(&self) -> Result<ImageIndex> {
         let path = self.index_path();
         let bytes = fs_err::read(&path).at(&path)?;
@@ -235,6 +230,7 @@ impl OciDir {
     /// the same tag and keeping every other one. Call it after every blob
     /// the manifest references has been written. No lock: for a layout
     /// other builds may write, use [`super::output::LayoutWrite`].
+    #[cfg(test)]
     pub fn set_tag(&self, manifest: &Descriptor, tag: &str) -> Result<()> {
         let mut index = self.read_index()?;
         super::output::set_tag(&mut index, manifest, tag);
@@ -242,6 +238,7 @@ impl OciDir {
     }
 
     /// Finds the manifest descriptor tagged `tag`.
+    #[cfg(test)]
     pub fn resolve_tag(&self, tag: &str) -> Result<Descriptor> {
         let index = self.read_index()?;
         index
@@ -300,6 +297,7 @@ impl OciDir {
 
     /// Re-hashes every blob that `index.json` references (directly or
     /// through manifests and indexes); returns how many were checked.
+    #[cfg(test)]
     pub fn fsck(&self) -> Result<usize> {
         let index = self.read_index()?;
         let mut all = Vec::new();
@@ -313,6 +311,7 @@ impl OciDir {
     }
 
     /// Checks one blob's size and digest against its descriptor.
+    #[cfg(test)]
     pub fn verify_blob(&self, desc: &Descriptor) -> Result<()> {
         let path = self.blob_path(&desc.digest);
         if !path.is_file() {
@@ -340,15 +339,11 @@ impl OciDir {
     }
 }
 
-/// Writes `config` and its manifest (canonical JSON) into `layout`; returns
-/// the manifest's descriptor, with the config's platform. The layer blobs
-/// must already be in the layout. Does not tag it (see `OciDir::set_tag`).
-pub fn write_image(layout: &OciDir, config: &Value, layers: Vec<Descriptor>) -> Result<Descriptor> {
-    write_image_annotated(layout, config, layers, BTreeMap::new())
-}
-
-/// [`write_image`] with the manifest's `annotations`.
-pub fn write_image_annotated(
+/// Writes `config` and its manifest (canonical JSON, with `annotations`)
+/// into `layout`; returns the manifest's descriptor, with the config's
+/// platform. The layer blobs must already be in the layout. Does not tag it
+/// (see `OciDir::set_tag`).
+pub fn write_image(
     layout: &OciDir,
     config: &Value,
     layers: Vec<Descriptor>,
@@ -452,6 +447,7 @@ pub(crate) mod tests {
             &layout,
             &config,
             vec![Descriptor::new(media::LAYER_TAR, layer.digest, layer.size)],
+            BTreeMap::new(),
         )
         .unwrap();
         assert_eq!(

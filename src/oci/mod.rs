@@ -7,19 +7,19 @@
 //! [`base::import_base`]; [`base::base_paths`] answers the parent-directory
 //! questions of docs/design.md §1. `docs/oci.md` states the byte-level rules.
 
-pub mod archive;
+pub(crate) mod archive;
 pub mod base;
-pub mod blob;
-pub mod blocks;
+pub(crate) mod blob;
+pub(crate) mod blocks;
 pub mod build;
-pub mod cache;
+pub(crate) mod cache;
 pub mod compress;
-pub mod error;
-pub mod image;
-pub mod layout;
-pub mod output;
-pub mod tar;
-pub mod verified;
+pub(crate) mod error;
+pub(crate) mod image;
+pub(crate) mod layout;
+pub(crate) mod output;
+pub(crate) mod tar;
+pub(crate) mod verified;
 
 pub use crate::plan::Digest;
 pub use error::OciError;

@@ -175,11 +175,6 @@ impl<W: Write> TarStream<W> {
         Ok(self.out)
     }
 
-    /// The underlying writer.
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.out
-    }
-
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.out.write_all(bytes).at(&self.out_path)
     }
@@ -284,11 +279,6 @@ impl<W: Write> LayerWriter<W> {
     /// Appends every entry in order.
     pub fn append_all(&mut self, entries: &[Entry]) -> Result<()> {
         entries.iter().try_for_each(|e| self.append(e))
-    }
-
-    /// Bytes of tar written so far.
-    pub fn size(&mut self) -> u64 {
-        self.tar.get_mut().size()
     }
 
     /// Ends the archive; returns the writer and the tar's diffID and size.

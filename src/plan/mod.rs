@@ -6,17 +6,17 @@
 //! input, [`statcache::StatCache::open`] in [`cache_root::cache_root`],
 //! [`hash::hash_walks`], then [`digest::input_digest`] per input.
 
-pub mod beneath;
-pub mod cache_root;
-pub mod digest;
-pub mod entries;
-pub mod error;
-pub mod graph;
+pub(crate) mod beneath;
+pub(crate) mod cache_root;
+pub(crate) mod digest;
+pub(crate) mod entries;
+pub(crate) mod error;
+pub(crate) mod graph;
 pub mod hash;
 pub mod ignore;
-pub mod lock;
-pub mod make;
-pub mod record;
+pub(crate) mod lock;
+pub(crate) mod make;
+pub(crate) mod record;
 pub mod sha256;
 pub mod statcache;
 pub mod walk;

@@ -62,6 +62,7 @@ impl Record {
     }
 
     /// Whether the bare word `word` is present.
+    #[cfg(test)]
     pub fn has(&self, word: &str) -> bool {
         self.words.iter().any(|w| w == word)
     }

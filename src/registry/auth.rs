@@ -10,7 +10,7 @@ use oci_client::secrets::RegistryAuth;
 
 /// Where a registry's credentials came from, for messages (never the secret).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AuthSource {
+pub(crate) enum AuthSource {
     /// A username and password from the Docker config or a helper.
     DockerConfig {
         /// The user name (not secret).
@@ -22,7 +22,7 @@ pub enum AuthSource {
 
 /// The key Docker uses for a registry host in `config.json` and with
 /// credential helpers (Docker Hub is `https://index.docker.io/v1/`).
-pub fn server_key(host: &str) -> String {
+pub(crate) fn server_key(host: &str) -> String {
     match host {
         "docker.io" | "index.docker.io" | "registry-1.docker.io" => {
             "https://index.docker.io/v1/".to_owned()
@@ -34,7 +34,7 @@ pub fn server_key(host: &str) -> String {
 /// The credentials for `host` (`host[:port]`), and warnings (a helper that
 /// failed, an identity token strata cannot use). Missing configuration is
 /// anonymous access, not an error.
-pub fn credentials(host: &str) -> (RegistryAuth, AuthSource, Vec<String>) {
+pub(crate) fn credentials(host: &str) -> (RegistryAuth, AuthSource, Vec<String>) {
     let mut warnings = Vec::new();
     match docker_credential::get_credential(&server_key(host)) {
         Ok(DockerCredential::UsernamePassword(u, p)) => {

@@ -114,7 +114,7 @@ impl RegistryError {
     /// Exit status (docs/design.md §8): a bad reference or a wrong image is the
     /// input's fault (1), and so is an image the registry does not have;
     /// network, auth and I/O are trouble (2).
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::InvalidReference { .. }
             | Self::InvalidImage { .. }
@@ -126,4 +126,4 @@ impl RegistryError {
 }
 
 /// Result of a registry operation.
-pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = RegistryError> = std::result::Result<T, E>;

@@ -12,7 +12,7 @@ use crate::oci::layout::write_atomic;
 
 /// Blob digest → repositories, for one registry host.
 #[derive(Debug, Default)]
-pub struct KnownRepos {
+pub(crate) struct KnownRepos {
     path: Option<PathBuf>,
     map: BTreeMap<String, BTreeSet<String>>,
     changed: bool,
@@ -21,7 +21,7 @@ pub struct KnownRepos {
 impl KnownRepos {
     /// Loads the map for `host` from the cache root (empty when missing or
     /// unreadable).
-    pub fn load(cache_root: &Path, host: &str) -> Self {
+    pub(crate) fn load(cache_root: &Path, host: &str) -> Self {
         let path = cache_root
             .join("registry/known")
             .join(format!("{}.json", hex_id(&[host])));
@@ -37,7 +37,7 @@ impl KnownRepos {
     }
 
     /// Repositories other than `repo` known to hold `digest`, sorted.
-    pub fn sources(&self, digest: &str, repo: &str) -> Vec<String> {
+    pub(crate) fn sources(&self, digest: &str, repo: &str) -> Vec<String> {
         self.map
             .get(digest)
             .map(|s| s.iter().filter(|r| *r != repo).cloned().collect())
@@ -45,7 +45,7 @@ impl KnownRepos {
     }
 
     /// Records that `repo` holds `digest`.
-    pub fn add(&mut self, digest: &str, repo: &str) {
+    pub(crate) fn add(&mut self, digest: &str, repo: &str) {
         self.changed |= self
             .map
             .entry(digest.to_owned())
@@ -54,7 +54,7 @@ impl KnownRepos {
     }
 
     /// Writes the map back (best effort: it is a hint).
-    pub fn save(&self) {
+    pub(crate) fn save(&self) {
         let Some(path) = &self.path else { return };
         if !self.changed {
             return;

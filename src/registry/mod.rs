@@ -19,11 +19,11 @@
 //!
 //! `docs/registry.md` describes the behaviour for users.
 
-pub mod auth;
-pub mod error;
-pub mod known;
-pub mod pull;
-pub mod push;
+pub(crate) mod auth;
+pub(crate) mod error;
+pub(crate) mod known;
+pub(crate) mod pull;
+pub(crate) mod push;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -37,45 +37,45 @@ use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
-pub use auth::AuthSource;
-pub use error::{RegistryError, Result};
+pub(crate) use auth::AuthSource;
+pub(crate) use error::{RegistryError, Result};
 
 /// How many times a transient failure is tried in all.
-pub const ATTEMPTS: u32 = 4;
+pub(crate) const ATTEMPTS: u32 = 4;
 /// The first retry waits this long; each further one twice as long.
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// Bytes read from disk per upload chunk (the client sends them as PATCH
 /// requests of at most its own chunk size).
-pub const READ_CHUNK: usize = 4 << 20;
+pub(crate) const READ_CHUNK: usize = 4 << 20;
 
 /// Blobs uploaded at the same time.
-pub const UPLOADS: usize = 3;
+pub(crate) const UPLOADS: usize = 3;
 
 /// A blob to upload.
 #[derive(Clone)]
-pub struct Upload {
+pub(crate) struct Upload {
     /// Its digest, `sha256:…`.
-    pub digest: String,
+    pub(crate) digest: String,
     /// Its size.
-    pub size: u64,
+    pub(crate) size: u64,
     /// The file holding it.
-    pub path: std::path::PathBuf,
+    pub(crate) path: std::path::PathBuf,
     /// Called with the bytes sent so far.
-    pub progress: Arc<dyn Fn(u64) + Send + Sync>,
+    pub(crate) progress: Arc<dyn Fn(u64) + Send + Sync>,
 }
 
 /// Connection options from the command line.
 #[derive(Clone, Debug, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Hosts (`host[:port]`) to reach over plain HTTP.
-    pub insecure: Vec<String>,
+    pub(crate) insecure: Vec<String>,
     /// Refuse every connection (`--offline`): [`Registry::new`] fails.
-    pub offline: bool,
+    pub(crate) offline: bool,
 }
 
 /// Whether `host[:port]` is a loopback address, which is reached over plain
 /// HTTP unless it is told otherwise, as Docker does.
-pub fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else {
@@ -91,7 +91,7 @@ pub fn is_loopback(host: &str) -> bool {
 
 /// Parses an image reference (`python:3.11-slim`, `host:5000/repo:tag`,
 /// `repo@sha256:…`), with Docker's defaults (`docker.io`, `library/`, `latest`).
-pub fn parse_reference(s: &str) -> Result<Reference> {
+pub(crate) fn parse_reference(s: &str) -> Result<Reference> {
     s.parse::<Reference>()
         .map_err(|e| RegistryError::InvalidReference {
             reference: s.to_owned(),
@@ -101,27 +101,25 @@ pub fn parse_reference(s: &str) -> Result<Reference> {
 
 /// The reference's registry host as Docker names it (`docker.io` is
 /// `index.docker.io`).
-pub fn host_of(r: &Reference) -> String {
+pub(crate) fn host_of(r: &Reference) -> String {
     r.resolve_registry().to_owned()
 }
 
 /// A client for one registry host.
-pub struct Registry {
+pub(crate) struct Registry {
     rt: tokio::runtime::Runtime,
     client: Client,
     host: String,
     auth: RegistryAuth,
     /// Where the credentials came from.
-    pub auth_source: AuthSource,
+    pub(crate) auth_source: AuthSource,
     /// Credential warnings, for the caller to print.
-    pub warnings: Vec<String>,
-    /// Whether the connection is plain HTTP.
-    pub plain_http: bool,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Registry {
     /// Prepares a client for the registry of `r` (no request yet).
-    pub fn new(r: &Reference, opts: &Options) -> Result<Self> {
+    pub(crate) fn new(r: &Reference, opts: &Options) -> Result<Self> {
         // rustls needs one process-wide crypto provider: ring (the install
         // fails harmlessly when one is there already).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -158,17 +156,16 @@ impl Registry {
             auth,
             auth_source,
             warnings,
-            plain_http,
         })
     }
 
     /// `host[:port]`.
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         &self.host
     }
 
     /// Authenticates for `op` on `r`'s repository (a token, or basic auth).
-    pub fn login(&self, r: &Reference, op: RegistryOperation) -> Result<()> {
+    pub(crate) fn login(&self, r: &Reference, op: RegistryOperation) -> Result<()> {
         self.call(
             &format!("authentication for {}", r.repository()),
             async || self.client.auth(r, &self.auth, op).await.map(|_| ()),
@@ -176,7 +173,7 @@ impl Registry {
     }
 
     /// Whether the repository of `r` has the blob.
-    pub fn blob_exists(&self, r: &Reference, digest: &str) -> Result<bool> {
+    pub(crate) fn blob_exists(&self, r: &Reference, digest: &str) -> Result<bool> {
         self.call(&format!("HEAD of blob {digest}"), async || {
             self.client.blob_exists(r, digest).await
         })
@@ -185,7 +182,7 @@ impl Registry {
     /// Asks the registry to mount `digest` from repository `from` into `r`'s
     /// repository. `false` when it did not (the blob is not there, or the
     /// registry does not mount): the caller uploads instead.
-    pub fn mount_blob(&self, r: &Reference, from: &Reference, digest: &str) -> bool {
+    pub(crate) fn mount_blob(&self, r: &Reference, from: &Reference, digest: &str) -> bool {
         self.rt
             .block_on(self.client.mount_blob(r, from, digest))
             .is_ok()
@@ -193,7 +190,7 @@ impl Registry {
 
     /// Uploads several blobs, [`UPLOADS`] at a time (as Docker does);
     /// returns each one's result, in the order given.
-    pub fn upload_blobs(&self, r: &Reference, blobs: &[Upload]) -> Vec<Result<()>> {
+    pub(crate) fn upload_blobs(&self, r: &Reference, blobs: &[Upload]) -> Vec<Result<()>> {
         use futures_util::stream::{self, StreamExt as _};
         self.rt.block_on(
             stream::iter(blobs.iter().map(|b| self.upload(r, b)))
@@ -225,7 +222,7 @@ impl Registry {
     }
 
     /// Puts a manifest or index under `r`'s tag or digest.
-    pub fn put_manifest(&self, r: &Reference, body: &[u8], media_type: &str) -> Result<()> {
+    pub(crate) fn put_manifest(&self, r: &Reference, body: &[u8], media_type: &str) -> Result<()> {
         let content_type: HeaderValue =
             media_type
                 .parse()
@@ -244,7 +241,11 @@ impl Registry {
     }
 
     /// Fetches the manifest or index `r` names: its bytes and media type.
-    pub fn get_manifest(&self, r: &Reference, accepted: &[&str]) -> Result<(Vec<u8>, String)> {
+    pub(crate) fn get_manifest(
+        &self,
+        r: &Reference,
+        accepted: &[&str],
+    ) -> Result<(Vec<u8>, String)> {
         self.call(&format!("fetch of manifest {}", r.whole()), async || {
             self.client
                 .pull_manifest_raw(r, &self.auth, accepted)
@@ -256,7 +257,7 @@ impl Registry {
     /// Fetches a blob of `r`'s repository, streaming it to `sink`, which
     /// gets `None` before each attempt (start over) and then the bytes. The
     /// caller verifies the digest (see [`pull`]).
-    pub fn get_blob(
+    pub(crate) fn get_blob(
         &self,
         r: &Reference,
         digest: &str,

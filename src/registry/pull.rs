@@ -21,10 +21,10 @@ use crate::oci::Digest;
 use crate::oci::blob::BlobWriter;
 use crate::oci::image::{Descriptor, ImageIndex, ImageManifest, media};
 use crate::oci::layout::OciDir;
-use crate::spec::values::parse_platform;
+use crate::spec::Platform;
 
 /// The media types strata accepts for a manifest or index.
-pub const ACCEPTED: [&str; 4] = [
+pub(crate) const ACCEPTED: [&str; 4] = [
     media::INDEX,
     media::MANIFEST,
     media::DOCKER_LIST,
@@ -33,43 +33,40 @@ pub const ACCEPTED: [&str; 4] = [
 
 /// A reference resolved against its registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// The digest of what the reference names (an index or a manifest).
-    pub digest: Digest,
-    /// Per platform (`linux/amd64`), the manifest digest. A single
-    /// manifest is listed under the platform its config declares.
-    pub platforms: BTreeMap<String, Digest>,
+    pub(crate) digest: Digest,
+    /// Per platform, the manifest digest. A single manifest is listed under
+    /// the platform its config declares.
+    pub(crate) platforms: BTreeMap<Platform, Digest>,
 }
 
 impl Resolved {
     /// The platforms it has, for messages: `linux/amd64, linux/arm64`.
-    pub fn platform_list(&self) -> String {
+    pub(crate) fn platform_list(&self) -> String {
         self.platforms
             .keys()
-            .cloned()
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ")
     }
 
-    /// The manifest digest for `wanted` (`os/arch[/variant]`): the entry
-    /// listed under exactly that name, else the first whose platform
-    /// satisfies it ([`crate::spec::Platform::satisfies`]: `linux/arm64`
-    /// finds `linux/arm64/v8`).
-    pub fn manifest_for(&self, wanted: &str) -> Option<&Digest> {
-        if let Some(d) = self.platforms.get(wanted) {
-            return Some(d);
-        }
-        let wanted = parse_platform(wanted).ok()?;
-        self.platforms
-            .iter()
-            .find(|(p, _)| parse_platform(p).is_ok_and(|p| p.satisfies(&wanted)))
-            .map(|(_, d)| d)
+    /// The manifest digest for `wanted`: the entry listed under exactly that
+    /// platform, else the first whose platform satisfies it
+    /// ([`Platform::satisfies`]: `linux/arm64` finds `linux/arm64/v8`).
+    pub(crate) fn manifest_for(&self, wanted: &Platform) -> Option<&Digest> {
+        self.platforms.get(wanted).or_else(|| {
+            self.platforms
+                .iter()
+                .find(|(p, _)| p.satisfies(wanted))
+                .map(|(_, d)| d)
+        })
     }
 }
 
 /// Resolves `r`: fetches its index or manifest (verifying a digest the
 /// reference names) and lists the platforms.
-pub fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
+pub(crate) fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
     reg.login(r, RegistryOperation::Pull)?;
     let (bytes, media_type) = reg.get_manifest(r, &ACCEPTED)?;
     let digest = Digest::of(&bytes);
@@ -98,21 +95,15 @@ pub fn resolve(reg: &Registry, r: &Reference) -> Result<Resolved> {
             if let Some(p) = &m.platform
                 && p.os != "unknown"
             {
-                platforms.entry(p.to_string()).or_insert_with(|| m.digest);
+                platforms.entry(p.clone()).or_insert_with(|| m.digest);
             }
         }
     } else if kind == media::MANIFEST || kind == media::DOCKER_MANIFEST {
         let manifest: ImageManifest =
             serde_json::from_slice(&bytes).map_err(|e| invalid(format!("bad manifest: {e}")))?;
         let config = config_blob(reg, r, &manifest.config.digest, manifest.config.size)?;
-        let v: serde_json::Value =
+        let p: Platform =
             serde_json::from_slice(&config).map_err(|e| invalid(format!("bad config: {e}")))?;
-        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
-        let mut p = format!("{}/{}", s("os"), s("architecture"));
-        if !s("variant").is_empty() {
-            p.push('/');
-            p.push_str(s("variant"));
-        }
         platforms.insert(p, digest);
     } else {
         return Err(invalid(format!("unsupported media type `{kind}`")));
@@ -142,14 +133,14 @@ fn repo_ref(r: &Reference, digest: &Digest) -> Reference {
 }
 
 /// The layout directory of a fetched manifest in the cache root.
-pub fn image_dir(cache_root: &Path, manifest: &Digest) -> PathBuf {
+pub(crate) fn image_dir(cache_root: &Path, manifest: &Digest) -> PathBuf {
     cache_root.join("registry/images").join(manifest.hex())
 }
 
 /// Makes the image with manifest `manifest` (from `r`'s repository)
 /// available as an OCI layout in the cache root and returns its directory.
 /// `connect` is called only when a blob is missing locally.
-pub fn fetch_image<'a>(
+pub(crate) fn fetch_image<'a>(
     connect: &mut dyn FnMut() -> Result<&'a Registry>,
     r: &Reference,
     manifest: &Digest,
@@ -283,7 +274,11 @@ fn verify(
 /// to that platform's manifest); manifest and config are verified. Layers
 /// are not fetched: `strata plan --against registry:REF` reads only the
 /// history.
-pub fn fetch_config(reg: &Registry, r: &Reference, platform: &str) -> Result<serde_json::Value> {
+pub(crate) fn fetch_config(
+    reg: &Registry,
+    r: &Reference,
+    platform: &Platform,
+) -> Result<serde_json::Value> {
     let resolved = resolve(reg, r)?;
     let manifest = resolved
         .manifest_for(platform)
@@ -340,22 +335,29 @@ mod tests {
         );
     }
 
-    /// A platform is found under its own name first, then by the one
-    /// normalizing match; names that are no platform are skipped.
+    /// A platform is found under itself first, then by the one normalizing
+    /// match ([`Platform::satisfies`]).
     #[test]
     fn manifests_are_found_by_platform() {
-        let (arm, odd) = (Digest::of(b"arm"), Digest::of(b"odd"));
+        let p = |s: &str| Platform::parse(s).unwrap();
+        let (arm, v8, v7) = (Digest::of(b"arm"), Digest::of(b"v8"), Digest::of(b"v7"));
         let resolved = Resolved {
             digest: Digest::of(b"index"),
             platforms: [
-                ("unknown".to_string(), odd),
-                ("linux/arm64/v8".to_string(), arm),
+                (p("linux/arm/v7"), v7),
+                (p("linux/arm64"), arm),
+                (p("linux/arm64/v8"), v8),
             ]
             .into(),
         };
-        assert_eq!(resolved.manifest_for("linux/arm64"), Some(&arm));
-        assert_eq!(resolved.manifest_for("unknown"), Some(&odd));
-        assert_eq!(resolved.manifest_for("linux/amd64"), None);
-        assert_eq!(resolved.platform_list(), "linux/arm64/v8, unknown");
+        assert_eq!(resolved.manifest_for(&p("linux/arm64/v8")), Some(&v8));
+        assert_eq!(resolved.manifest_for(&p("linux/arm64")), Some(&arm));
+        assert_eq!(resolved.manifest_for(&p("linux/arm")), Some(&v7));
+        assert_eq!(resolved.manifest_for(&p("linux/arm/v6")), None);
+        assert_eq!(resolved.manifest_for(&p("linux/amd64")), None);
+        assert_eq!(
+            resolved.platform_list(),
+            "linux/arm/v7, linux/arm64, linux/arm64/v8"
+        );
     }
 }

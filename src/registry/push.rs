@@ -18,20 +18,20 @@ use crate::oci::layout::OciDir;
 
 /// One blob to push.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PushBlob {
+pub(crate) struct PushBlob {
     /// What it is, for messages: a layer ID, `base layer N` or `config`.
-    pub what: String,
+    pub(crate) what: String,
     /// Its digest.
-    pub digest: Digest,
+    pub(crate) digest: Digest,
     /// Its size.
-    pub size: u64,
+    pub(crate) size: u64,
     /// The file holding it.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 /// What a push did with a blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BlobAction {
+pub(crate) enum BlobAction {
     /// The repository had it (HEAD answered 200).
     Exists,
     /// Mounted from another repository of the same registry.
@@ -45,7 +45,7 @@ pub enum BlobAction {
 
 impl BlobAction {
     /// `exists`, `mounted` or `uploaded`.
-    pub fn word(&self) -> &'static str {
+    pub(crate) fn word(&self) -> &'static str {
         match self {
             Self::Exists => "exists",
             Self::Mounted { .. } => "mounted",
@@ -55,7 +55,7 @@ impl BlobAction {
 }
 
 /// Progress callbacks of a push (the CLI prints lines and bars).
-pub trait Observer {
+pub(crate) trait Observer {
     /// A blob upload starts; the returned function gets the bytes sent so far.
     fn uploading(&self, blob: &PushBlob) -> Arc<dyn Fn(u64) + Send + Sync>;
     /// A blob is in the repository.
@@ -64,17 +64,17 @@ pub trait Observer {
 
 /// A finished push.
 #[derive(Clone, Debug)]
-pub struct Pushed {
+pub(crate) struct Pushed {
     /// The manifest digest.
-    pub digest: Digest,
+    pub(crate) digest: Digest,
     /// Per blob, in push order (layers, then config).
-    pub blobs: Vec<(PushBlob, BlobAction)>,
+    pub(crate) blobs: Vec<(PushBlob, BlobAction)>,
 }
 
 /// The blobs of the manifest `desc` in `layout`, layers first, then the
 /// config; and the manifest's bytes. `names` label the layers (bottom
 /// first; missing names read `layer N`).
-pub fn image_blobs(
+pub(crate) fn image_blobs(
     layout: &OciDir,
     desc: &Descriptor,
     names: &[String],
@@ -114,7 +114,7 @@ pub fn image_blobs(
 }
 
 /// Pushes `blobs` and then `manifest` (of `media_type`) to `target`.
-pub fn push_image(
+pub(crate) fn push_image(
     reg: &Registry,
     target: &Reference,
     blobs: &[PushBlob],

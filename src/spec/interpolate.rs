@@ -9,18 +9,6 @@ use super::model::Sp;
 use super::parse::nearest;
 use super::resolved::Platform;
 
-/// The platform arguments defined for every platform built (docs/design.md §7).
-pub const PLATFORM_ARGS: &[&str] = &[
-    "TARGETPLATFORM",
-    "TARGETOS",
-    "TARGETARCH",
-    "TARGETVARIANT",
-    "BUILDPLATFORM",
-    "BUILDOS",
-    "BUILDARCH",
-    "BUILDVARIANT",
-];
-
 /// The values `${NAME}` can take.
 #[derive(Debug, Clone)]
 pub struct Vars {
@@ -34,7 +22,7 @@ impl Vars {
         for (prefix, p) in [("TARGET", target), ("BUILD", build)] {
             values.insert(format!("{prefix}PLATFORM"), p.to_string());
             values.insert(format!("{prefix}OS"), p.os.clone());
-            values.insert(format!("{prefix}ARCH"), p.arch.clone());
+            values.insert(format!("{prefix}ARCH"), p.architecture.clone());
             values.insert(
                 format!("{prefix}VARIANT"),
                 p.variant.clone().unwrap_or_default(),
@@ -128,11 +116,7 @@ mod tests {
 
     fn vars() -> Vars {
         let args = BTreeMap::from([("BASE".to_string(), "debian".to_string())]);
-        let p = Platform {
-            os: "linux".into(),
-            arch: "arm64".into(),
-            variant: Some("v8".into()),
-        };
+        let p = Platform::parse("linux/arm64/v8").unwrap();
         Vars::new(&args, &p, &Platform::host())
     }
 

@@ -2,17 +2,17 @@
 //!
 //! [`load`] is the whole pipeline for a spec on disk; the frontend, which reads
 //! the spec over the gateway, calls [`parse::source_from_bytes`],
-//! [`parse::parse`] and [`resolve::resolve`] itself.
+//! [`parse::parse_all`] and [`resolve::resolve`] itself.
 
-pub mod error;
-pub mod interpolate;
-pub mod model;
-pub mod parse;
-pub mod reference;
-pub mod resolve;
-pub mod resolved;
-pub mod validate;
-pub mod values;
+pub(crate) mod error;
+pub(crate) mod interpolate;
+pub(crate) mod model;
+pub(crate) mod parse;
+pub(crate) mod reference;
+pub(crate) mod resolve;
+pub(crate) mod resolved;
+pub(crate) mod validate;
+pub(crate) mod values;
 
 use std::path::{Path, PathBuf};
 

@@ -113,7 +113,8 @@ fn dockerfile_line(text: &str) -> Option<std::ops::Range<usize>> {
 }
 
 /// Parses the TOML text into the raw model; every type error of the file
-/// is reported ([`parse_all`]).
+/// is reported ([`parse_all`], which the loader calls).
+#[cfg(test)]
 pub fn parse(source: &SpecSource) -> Result<RawSpec, SpecError> {
     let parsed = parse_all(source)?;
     match parsed.raw {

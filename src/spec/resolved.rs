@@ -87,68 +87,7 @@ impl fmt::Display for BaseRef {
     }
 }
 
-/// `os/arch[/variant]`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Platform {
-    /// Operating system, e.g. `linux`.
-    pub os: String,
-    /// Architecture in Go's names, e.g. `amd64`.
-    pub arch: String,
-    /// Variant, e.g. `v8`.
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The platform of the machine strata runs on.
-    pub fn host() -> Self {
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "arm" => "arm",
-            "powerpc64" => "ppc64le",
-            "s390x" => "s390x",
-            "riscv64" => "riscv64",
-            other => other,
-        };
-        Self {
-            os: "linux".into(),
-            arch: arch.into(),
-            variant: (arch == "arm64").then(|| "v8".to_string()),
-        }
-    }
-}
-
-impl Platform {
-    /// Whether an image for `self` serves a request for `wanted`: same os and
-    /// architecture, and the same variant where both name one (`arm64`
-    /// without a variant means `v8`, as in containerd). The one platform
-    /// match: base images, registry indexes and the lock all use it.
-    pub fn satisfies(&self, wanted: &Platform) -> bool {
-        fn variant(p: &Platform) -> Option<&str> {
-            match (p.arch.as_str(), p.variant.as_deref()) {
-                ("arm64", None) => Some("v8"),
-                (_, v) => v,
-            }
-        }
-        self.os == wanted.os
-            && self.arch == wanted.arch
-            && match (variant(self), variant(wanted)) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.arch)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+pub use crate::platform::Platform;
 
 /// `[image]` after substitution, with the target's overrides applied.
 #[derive(Debug, Clone)]

@@ -187,7 +187,7 @@ pub(crate) mod tests {
     pub(crate) fn spec_in(dir: &Path, text: &str) -> ResolvedSpec {
         let opts = ResolveOptions {
             context: dir.to_path_buf(),
-            platforms: vec![crate::spec::values::parse_platform("linux/amd64").unwrap()],
+            platforms: vec![crate::spec::Platform::parse("linux/amd64").unwrap()],
             ..Default::default()
         };
         resolve_all(&SpecSource::new(dir.join("strata.toml"), text), &opts)

@@ -1,8 +1,8 @@
 //! Parsers for the small value syntaxes of the spec: paths, sizes, durations,
-//! modes, owners, platforms, ports, names, image references.
+//! modes, owners, ports, names, image references.
 
 use super::reference::{ImageRef, ImageRefError};
-use super::resolved::{BaseRef, Owner, Platform};
+use super::resolved::{BaseRef, Owner};
 
 /// Cleans an absolute image path: `/app/./x//y/../z` → `/app/x/z`.
 pub fn clean_abs(path: &str) -> Result<String, String> {
@@ -153,52 +153,6 @@ pub fn parse_owner(s: &str) -> Result<Owner, String> {
     })
 }
 
-const KNOWN_OS: &[&str] = &["linux", "windows", "freebsd", "darwin"];
-const KNOWN_ARCH: &[&str] = &[
-    "amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "loong64",
-];
-
-/// Parses `os/arch[/variant]`.
-pub fn parse_platform(s: &str) -> Result<Platform, String> {
-    let parts: Vec<&str> = s.split('/').collect();
-    if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
-        return Err(format!(
-            "`{s}` is not a platform such as `linux/amd64` or `linux/arm64/v8`"
-        ));
-    }
-    let os = parts[0].to_ascii_lowercase();
-    if !KNOWN_OS.contains(&os.as_str()) {
-        return Err(format!("unknown operating system `{}` in `{s}`", parts[0]));
-    }
-    let arch = match parts[1].to_ascii_lowercase().as_str() {
-        "x86_64" | "x86-64" => {
-            return Err(format!(
-                "unknown architecture `{}`: did you mean `amd64`?",
-                parts[1]
-            ));
-        }
-        "aarch64" => {
-            return Err(format!(
-                "unknown architecture `{}`: did you mean `arm64`?",
-                parts[1]
-            ));
-        }
-        a if KNOWN_ARCH.contains(&a) => a.to_string(),
-        _ => {
-            return Err(format!(
-                "unknown architecture `{}` in `{s}`: use one of {}",
-                parts[1],
-                KNOWN_ARCH.join(", ")
-            ));
-        }
-    };
-    Ok(Platform {
-        os,
-        arch,
-        variant: parts.get(2).map(|v| v.to_ascii_lowercase()),
-    })
-}
-
 /// Parses an exposed port `PORT[/tcp|/udp|/sctp]` into `PORT/proto`.
 pub fn parse_port(s: &str) -> Result<String, String> {
     let (port, proto) = s.split_once('/').unwrap_or((s, "tcp"));
@@ -333,16 +287,6 @@ mod tests {
         assert_eq!(parse_port("8000").unwrap(), "8000/tcp");
         assert!(parse_port("70000/tcp").is_err());
         assert!(parse_port("80/icmp").is_err());
-        assert_eq!(
-            parse_platform("linux/arm64/v8").unwrap().to_string(),
-            "linux/arm64/v8"
-        );
-        assert!(
-            parse_platform("linux/x86_64")
-                .unwrap_err()
-                .contains("amd64")
-        );
-        assert!(parse_platform("linux").is_err());
     }
 
     #[test]

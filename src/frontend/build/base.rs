@@ -9,22 +9,13 @@ use super::{BuildError, spec_error};
 use crate::frontend::gateway::{Gateway, ImageConfig, Stat};
 use crate::llb::{self, State};
 use crate::plan::graph::{BaseDirs, BaseEntry, base_queries};
-use crate::spec::{BaseRef, LayerKind, Platform, StageFrom};
+use crate::spec::{BaseRef, LayerKind, StageFrom};
 
 /// The image configs a platform's build resolved, by pinned reference:
 /// each distinct reference is asked of BuildKit once (an image that is
 /// both the base and a stage's base, or the base of two stages, costs one
 /// `ResolveImageConfig`, not one per use).
 pub(super) type Resolved = BTreeMap<String, ImageConfig>;
-
-/// The spec's platform as LLB and the gateway write it.
-pub(super) fn llb_platform(p: &Platform) -> llb::Platform {
-    let mut out = llb::Platform::new(&p.os, &p.arch);
-    if let Some(v) = &p.variant {
-        out = out.with_variant(v);
-    }
-    out
-}
 
 impl<G: Gateway> Lower<'_, G> {
     /// The image's base reference: `None` for scratch, a spec error for a
@@ -45,7 +36,7 @@ impl<G: Gateway> Lower<'_, G> {
     /// Resolves every image this platform's build starts from (the image's
     /// base and the stages' bases), pinned by strata.lock where it has a pin
     /// (docs/design.md §5): each distinct reference once, all at once.
-    pub async fn resolve_images(&self) -> Result<Resolved, BuildError> {
+    pub(crate) async fn resolve_images(&self) -> Result<Resolved, BuildError> {
         let spec = self.spec;
         let stage_refs = spec.stages.iter().filter_map(|s| match &s.from {
             StageFrom::Image(BaseRef::Registry(r)) => Some(r.as_str()),
@@ -60,7 +51,7 @@ impl<G: Gateway> Lower<'_, G> {
         references.sort();
         references.dedup();
         let (gw, mode) = (self.gw, self.opts.resolve_mode);
-        let platform = llb_platform(&spec.platform);
+        let platform = spec.platform.clone();
         let configs = futures_util::future::try_join_all(
             references
                 .iter()
@@ -71,7 +62,7 @@ impl<G: Gateway> Lower<'_, G> {
     }
 
     /// The image's base, its config (none for scratch) and its directories.
-    pub async fn base(
+    pub(crate) async fn base(
         &self,
         resolved: &Resolved,
     ) -> Result<(State, Option<serde_json::Value>, BaseDirs), BuildError> {
@@ -185,7 +176,7 @@ impl<G: Gateway> Lower<'_, G> {
 
     /// An image reference as the spec's platform's image (pinned, see
     /// [`Self::pinned`]), from its config in `resolved`: its state and config.
-    pub fn image_base(
+    pub(crate) fn image_base(
         &self,
         reference: &str,
         what: &str,
@@ -202,7 +193,7 @@ impl<G: Gateway> Lower<'_, G> {
             reference.clone()
         };
         let state = llb::image(&full)
-            .platform(llb_platform(&self.spec.platform))
+            .platform(self.spec.platform.clone())
             .custom_name(format!("[strata] {what} {reference}"))
             .build();
         let config: serde_json::Value =

@@ -14,7 +14,7 @@ impl<G: Gateway> Lower<'_, G> {
     /// BuildKit computes when it is read), `None` for a run layer: sent
     /// beside the image's solve, so reading the records after it is one
     /// round trip, not two.
-    pub async fn record_refs(
+    pub(crate) async fn record_refs(
         &self,
         layers: &[(String, State, LayerNote)],
     ) -> Result<Vec<Option<Ref>>, BuildError> {
@@ -33,7 +33,7 @@ impl<G: Gateway> Lower<'_, G> {
     /// Each layer's history comment: a copy layer's from its helper's
     /// record (read from its ref of [`Self::record_refs`], all at once), a
     /// run layer's fixed.
-    pub async fn history_comments(
+    pub(crate) async fn history_comments(
         &self,
         layers: &[(String, State, LayerNote)],
         records: &[Option<Ref>],
@@ -52,9 +52,7 @@ impl<G: Gateway> Lower<'_, G> {
                         })?;
                         Record::copy(rec.key, rec.inputs).to_string()
                     }
-                    (LayerNote::Run(normalized), None) => {
-                        super::normalize::comment(*normalized).to_string()
-                    }
+                    (LayerNote::Run(normalized), None) => super::normalize::comment(*normalized),
                     (LayerNote::Copy(_), None) => {
                         return Err(BuildError::Internal(format!(
                             "copy layer `{id}` has no record to read"
@@ -68,7 +66,7 @@ impl<G: Gateway> Lower<'_, G> {
 
     /// The image config of `layers` on a base with `base_config`, with one
     /// history entry per layer carrying its comment.
-    pub fn config(
+    pub(crate) fn config(
         &self,
         base_config: Option<&serde_json::Value>,
         layers: &[(String, State, LayerNote)],
@@ -108,7 +106,6 @@ fn image_config(
     layers: &[(String, State, LayerNote)],
 ) -> Result<Vec<u8>, BuildError> {
     let settings = crate::oci::build::settings(spec);
-    let platform = crate::oci::build::oci_platform(&spec.platform);
     // The exporter fills in rootfs; placeholders keep build_config's check.
     let diff_ids: Vec<crate::oci::Digest> = layers
         .iter()
@@ -116,7 +113,7 @@ fn image_config(
         .collect();
     let mut config = crate::oci::image::build_config(&crate::oci::image::ConfigInput {
         base,
-        platform: &platform,
+        platform: &spec.platform,
         created,
         settings: &settings,
         diff_ids: &diff_ids,

@@ -123,7 +123,7 @@ impl SharedContext {
 /// One layer of a copy layer: its ID and where its helper reads from.
 /// One layer of a copy layer: its ID and where its helper reads from.
 pub(super) struct CopyPart {
-    pub id: String,
+    pub(crate) id: String,
     source: PartSource,
 }
 
@@ -219,7 +219,7 @@ impl<G: Gateway> Lower<'_, G> {
     /// The layers of a copy layer: one without a split; with `split = "file"`,
     /// the context is listed to find the files of at least `split_min` bytes
     /// (docs/design.md §1), each its own layer read from the listing, and the rest.
-    pub async fn copy_parts(
+    pub(crate) async fn copy_parts(
         &self,
         name: &str,
         copy: &CopyLayer,
@@ -363,7 +363,7 @@ impl<G: Gateway> Lower<'_, G> {
     /// source. BuildKit keys the exec by the content of those paths only, so
     /// the helper re-runs only when the stage produced other files, and writes
     /// the same layer whenever it produced the same ones.
-    pub fn stage_copy_exec(
+    pub(crate) fn stage_copy_exec(
         &self,
         name: &str,
         copy: &CopyLayer,
@@ -407,7 +407,7 @@ impl<G: Gateway> Lower<'_, G> {
     }
 
     /// The helper exec of a context copy layer (docs/design.md §2).
-    pub fn helper_exec(
+    pub(crate) fn helper_exec(
         &self,
         part: &CopyPart,
         job: &CopyJob,

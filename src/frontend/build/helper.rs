@@ -14,15 +14,15 @@ const FRONTEND_BIN: &str = "/run/config/buildkit/metadata/frontend.bin";
 /// helper's execs key it.
 #[derive(Debug, Clone)]
 pub(super) struct Helper {
-    pub image: State,
+    pub(crate) image: State,
     /// The execs key the image by its content (`contentCache = ON` on
     /// their read-only root, BuildKit ≥ 0.13), not by its op.
-    pub by_content: bool,
+    pub(crate) by_content: bool,
 }
 
 impl Helper {
     /// An exec of the helper binary: read-only root, no network.
-    pub fn exec<I, S>(&self, args: I) -> llb::Exec
+    pub(crate) fn exec<I, S>(&self, args: I) -> llb::Exec
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -111,7 +111,7 @@ impl Helper {
     /// The helper exec of one copy layer with its sources mounted under `/src`:
     /// its `/out` (the layer, see [`HelperMode`]) and `/meta` (the record)
     /// outputs.
-    pub fn copy_exec(
+    pub(crate) fn copy_exec(
         &self,
         id: &str,
         job: &CopyJob,

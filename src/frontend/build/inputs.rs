@@ -16,18 +16,18 @@ use crate::spec::{Diag, SpecError};
 
 /// The spec's source files as read through the `dockerfile` local source.
 pub(super) struct SpecFiles {
-    pub filename: String,
-    pub spec: Vec<u8>,
-    pub ignore: Option<Vec<u8>>,
-    pub lock: Option<Vec<u8>>,
+    pub(crate) filename: String,
+    pub(crate) spec: Vec<u8>,
+    pub(crate) ignore: Option<Vec<u8>>,
+    pub(crate) lock: Option<Vec<u8>>,
 }
 
 /// What the build reads besides the spec: the ignore patterns and the lock.
 pub(super) struct Inputs {
     /// The spec's ignore file's patterns, else the context's `.dockerignore`'s.
-    pub ignore: Vec<String>,
+    pub(crate) ignore: Vec<String>,
     /// `strata.lock` beside the spec, if any.
-    pub lock: Option<Lock>,
+    pub(crate) lock: Option<Lock>,
 }
 
 /// At most one byte over the limit of the files read whole (docs/design.md
@@ -118,7 +118,10 @@ pub(super) async fn read_context_ignore<G: Gateway>(
 
 impl Inputs {
     /// Parses the spec's ignore file (else `context_ignore`) and lock file.
-    pub fn parse(files: &SpecFiles, context_ignore: Option<Vec<u8>>) -> Result<Inputs, BuildError> {
+    pub(crate) fn parse(
+        files: &SpecFiles,
+        context_ignore: Option<Vec<u8>>,
+    ) -> Result<Inputs, BuildError> {
         check_bounded(
             &format!("{}.dockerignore", files.filename),
             files.ignore.as_ref(),

@@ -18,20 +18,20 @@ use crate::spec::{LayerKind, ResolvedSpec};
 /// What lowering one platform's spec reads: the gateway, the options, the
 /// engine's capabilities, the resolved spec and the build's inputs.
 pub(super) struct Lower<'a, G> {
-    pub gw: &'a G,
-    pub opts: &'a Options,
-    pub caps: &'a Caps,
+    pub(crate) gw: &'a G,
+    pub(crate) opts: &'a Options,
+    pub(crate) caps: &'a Caps,
     /// The spec resolved for this platform.
-    pub spec: &'a ResolvedSpec,
-    pub inputs: &'a Inputs,
+    pub(crate) spec: &'a ResolvedSpec,
+    pub(crate) inputs: &'a Inputs,
     /// The image the helper execs run from.
-    pub helper: &'a Helper,
+    pub(crate) helper: &'a Helper,
     /// The engine has MergeOp and DiffOp.
-    pub modern: bool,
+    pub(crate) modern: bool,
     /// The spec's source, for the ops' locations.
-    pub map: llb::SourceMap,
+    pub(crate) map: llb::SourceMap,
     /// How the graph's parts are solved while lowering (no evaluation).
-    pub solve_opts: SolveOptions,
+    pub(crate) solve_opts: SolveOptions,
 }
 
 /// What the history needs of a layer.
@@ -45,7 +45,7 @@ pub(super) enum LayerNote {
 impl<G: Gateway> Lower<'_, G> {
     /// Lowers the spec, solves the image, checks the copy layers for
     /// overlaps and reads their records: the image's ref and config.
-    pub async fn platform(&self) -> Result<(Ref, Vec<u8>), BuildError> {
+    pub(crate) async fn platform(&self) -> Result<(Ref, Vec<u8>), BuildError> {
         let (spec, caps, modern) = (self.spec, self.caps, self.modern);
         let line_of = |span: &std::ops::Range<usize>| spec.source.line_col(span.start).0 as u32;
 

@@ -14,6 +14,7 @@
 //! - `helper`: the helper's image and its execs;
 //! - `copy`: copy layers, their sources and split parts;
 //! - `run`: run layers' and stage steps' execs;
+//! - `normalize`: how a run layer's command runs under `strata-normalize`;
 //! - `overlap`: the check that no two copy layers write one path;
 //! - `config`: the image config and its history.
 
@@ -46,9 +47,9 @@ use lower::Lower;
 use options::Options;
 
 /// The spec file when the `filename` option is absent.
-pub const DEFAULT_FILENAME: &str = "strata.toml";
+pub(crate) const DEFAULT_FILENAME: &str = "strata.toml";
 /// The strata binary inside the frontend image.
-pub const IMAGE_BINARY: &str = "/strata";
+pub(crate) const IMAGE_BINARY: &str = "/strata";
 
 /// A spec error that has no location: its message, after the spec's name.
 fn spec_error(filename: &str, message: impl std::fmt::Display) -> BuildError {
@@ -56,12 +57,15 @@ fn spec_error(filename: &str, message: impl std::fmt::Display) -> BuildError {
 }
 
 /// Runs as a frontend over stdin/stdout and exits 0 after `Return`.
-pub fn run() -> Result<(), FrontendError> {
+pub(crate) fn run() -> Result<(), FrontendError> {
     super::serve_stdio(|gateway, env| async move { run_with(&gateway, &env).await })
 }
 
 /// The frontend on any gateway: build, then `Return` the result or the error.
-pub async fn run_with<G: Gateway>(gateway: &G, env: &FrontendEnv) -> Result<(), FrontendError> {
+pub(crate) async fn run_with<G: Gateway>(
+    gateway: &G,
+    env: &FrontendEnv,
+) -> Result<(), FrontendError> {
     match build(gateway, env).await {
         Ok(result) => gateway.return_result(result).await,
         Err(e) => gateway.return_error(e.status()).await,
@@ -142,7 +146,7 @@ async fn build<G: Gateway>(gw: &G, env: &FrontendEnv) -> Result<FrontendResult, 
         metadata.insert(format!("containerimage.config/{id}"), config);
         list.push(serde_json::json!({
             "ID": id,
-            "Platform": {"architecture": p.arch, "os": p.os, "variant": p.variant},
+            "Platform": {"architecture": p.architecture, "os": p.os, "variant": p.variant},
         }));
         refs.insert(id, r);
     }

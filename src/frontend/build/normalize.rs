@@ -86,13 +86,12 @@ pub(super) fn source_date_epoch<'a>(
         .then(|| ("SOURCE_DATE_EPOCH".to_string(), timestamp.to_string()))
 }
 
-/// A run layer's history comment: which mode built it.
-pub(super) fn comment(normalize: bool) -> &'static str {
-    if normalize {
-        "strata/v1 run normalize=on"
-    } else {
-        "strata/v1 run normalize=off"
-    }
+/// A run layer's history comment: which mode built it
+/// (`strata/v1 run normalize=on|off`).
+pub(super) fn comment(normalize: bool) -> String {
+    crate::plan::record::Record::run()
+        .field("normalize", if normalize { "on" } else { "off" })
+        .to_string()
 }
 
 #[cfg(test)]
@@ -154,6 +153,7 @@ mod tests {
             source_date_epoch(["SOURCE_DATE_EPOCH"].into_iter(), 1),
             None
         );
-        assert_ne!(comment(true), comment(false));
+        assert_eq!(comment(true), "strata/v1 run normalize=on");
+        assert_eq!(comment(false), "strata/v1 run normalize=off");
     }
 }

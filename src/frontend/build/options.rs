@@ -15,37 +15,37 @@ use crate::spec::ResolveOptions;
 #[derive(Debug, Clone)]
 pub(super) struct Options {
     /// `filename`: the spec's path in the spec's local source.
-    pub filename: String,
+    pub(crate) filename: String,
     /// `dockerfilekey`: the local source that holds the spec.
-    pub spec_key: String,
+    pub(crate) spec_key: String,
     /// `contextkey`: the local source that holds the build context.
-    pub context_key: String,
+    pub(crate) context_key: String,
     /// `BUILDKIT_SESSION_ID`: the client session that serves local sources.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// `source`: the frontend's own image (the `# syntax=` reference).
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// `target`, `platform` (else the spec's `[image] platforms`, else the
     /// worker's default platform) and `build-arg:NAME`, for spec resolution.
-    pub resolve: ResolveOptions,
+    pub(crate) resolve: ResolveOptions,
     /// `no-cache`: `Some` of the layer names whose cache is ignored, every
     /// layer's when the list is empty.
-    pub no_cache: Option<Vec<String>>,
+    pub(crate) no_cache: Option<Vec<String>>,
     /// `cache-imports` and `cache-from`.
-    pub cache_imports: Vec<CacheImport>,
+    pub(crate) cache_imports: Vec<CacheImport>,
     /// `image-resolve-mode`.
-    pub resolve_mode: ResolveMode,
+    pub(crate) resolve_mode: ResolveMode,
     /// `build-arg:SOURCE_DATE_EPOCH`, when it is a number: the image's
     /// creation time.
-    pub source_date_epoch: Option<u64>,
+    pub(crate) source_date_epoch: Option<u64>,
     /// `build-arg:STRATA_LOCKED=1`: every image base needs a pin.
-    pub locked: bool,
+    pub(crate) locked: bool,
     /// `label:NAME` (`docker buildx build --label`), over the spec's labels.
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
 }
 
 impl Options {
     /// Parses `env`'s options; `caps` gives the default platform.
-    pub fn parse(env: &FrontendEnv, caps: &Caps) -> Result<Options, BuildError> {
+    pub(crate) fn parse(env: &FrontendEnv, caps: &Caps) -> Result<Options, BuildError> {
         let build_args = env
             .opts
             .iter()
@@ -57,7 +57,7 @@ impl Options {
         let mut platforms = Vec::new();
         if let Some(list) = env.opt("platform") {
             for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                platforms.push(crate::spec::values::parse_platform(p).map_err(|e| {
+                platforms.push(crate::spec::Platform::parse(p).map_err(|e| {
                     FrontendError::Option {
                         key: "platform".into(),
                         reason: e.to_string(),
@@ -69,7 +69,7 @@ impl Options {
         // the option nor the spec's `[image] platforms` names a platform.
         let host = caps
             .default_platform()
-            .and_then(|p| crate::spec::values::parse_platform(&p.to_string()).ok());
+            .and_then(|p| crate::spec::Platform::parse(&p.to_string()).ok());
         let resolve = ResolveOptions {
             target: env
                 .opt("target")
@@ -117,7 +117,7 @@ impl Options {
     }
 
     /// Whether `no-cache` names the layer `name` (or every layer).
-    pub fn skip_cache(&self, name: &str) -> bool {
+    pub(crate) fn skip_cache(&self, name: &str) -> bool {
         self.no_cache
             .as_ref()
             .is_some_and(|l| l.is_empty() || l.iter().any(|n| n == name))

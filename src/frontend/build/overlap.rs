@@ -14,16 +14,16 @@ use crate::spec::CopyLayer;
 /// A copy layer's helper output, for the overlap check.
 #[derive(Clone)]
 pub(super) struct CopyOut {
-    pub id: String,
+    pub(crate) id: String,
     /// The spec layer it belongs to (split layers share it).
-    pub layer: String,
+    pub(crate) layer: String,
     /// Destination roots: everything it writes is at or under one of them.
-    pub roots: Vec<String>,
-    pub state: State,
+    pub(crate) roots: Vec<String>,
+    pub(crate) state: State,
 }
 
 impl CopyOut {
-    pub fn new(id: &str, layer: &str, copy: &CopyLayer, state: &State) -> CopyOut {
+    pub(crate) fn new(id: &str, layer: &str, copy: &CopyLayer, state: &State) -> CopyOut {
         let roots = match id.split_once('@') {
             Some((_, dest)) => vec![dest.to_string()],
             None => copy
@@ -127,7 +127,7 @@ fn overlaps_exec(helper_image: &Helper, outs: &[(String, State)]) -> Result<Stat
 impl<G: Gateway> Lower<'_, G> {
     /// Solves the overlap check of `outs` where two of them may write one
     /// path.
-    pub async fn check_overlaps(&self, outs: &[CopyOut]) -> Result<(), BuildError> {
+    pub(crate) async fn check_overlaps(&self, outs: &[CopyOut]) -> Result<(), BuildError> {
         let suspects = overlap_suspects(outs);
         if suspects.len() > 1 {
             let check = overlaps_exec(self.helper, &suspects)?;

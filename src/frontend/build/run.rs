@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use super::BuildError;
-use super::base::llb_platform;
 use super::copy::context_source;
 use super::lower::Lower;
 use super::normalize;
@@ -62,7 +61,7 @@ impl<G: Gateway> Lower<'_, G> {
 
     /// The exec of a run layer or stage step `name`, on `parent`; `range` is
     /// where the spec declares it.
-    pub fn run_exec(
+    pub(crate) fn run_exec(
         &self,
         name: &str,
         run: &RunLayer,
@@ -98,7 +97,7 @@ impl<G: Gateway> Lower<'_, G> {
         let mut exec = llb::Exec::new(parent, Vec::<String>::new())
             .custom_name(title)
             .location(map, range)
-            .platform(llb_platform(&spec.platform));
+            .platform(spec.platform.clone());
         // Environment: the base's, the image's, then the layer's (docs/design.md §4).
         let mut envs: Vec<(String, String)> = Vec::new();
         if let Some(list) = base_config

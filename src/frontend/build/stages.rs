@@ -14,8 +14,8 @@ use crate::spec::{BaseRef, Stage, StageFrom};
 /// A built stage: its final state and its base image's config.
 #[derive(Clone)]
 pub(super) struct StageState {
-    pub state: State,
-    pub config: Option<serde_json::Value>,
+    pub(crate) state: State,
+    pub(crate) config: Option<serde_json::Value>,
 }
 
 impl<G: Gateway> Lower<'_, G> {
@@ -23,7 +23,10 @@ impl<G: Gateway> Lower<'_, G> {
     /// chain per stage on its base image (in `resolved`) or on its
     /// base stage's final state. Stages that share nothing are independent
     /// subgraphs, so BuildKit solves them in parallel.
-    pub fn stages(&self, resolved: &Resolved) -> Result<BTreeMap<String, StageState>, BuildError> {
+    pub(crate) fn stages(
+        &self,
+        resolved: &Resolved,
+    ) -> Result<BTreeMap<String, StageState>, BuildError> {
         let spec = self.spec;
         let mut done: BTreeMap<String, StageState> = BTreeMap::new();
         let mut pending: Vec<&Stage> = spec.stages.iter().collect();

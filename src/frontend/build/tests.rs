@@ -102,7 +102,7 @@ fn the_spec_platforms_apply_when_buildx_sends_none() {
     let built = |spec: &str, opts: &[(&str, &str)]| -> Vec<String> {
         let mut caps = caps(true);
         caps.workers.push(crate::frontend::gateway::Worker {
-            platforms: vec![llb::Platform::new("linux", "arm64")],
+            platforms: vec![llb::Platform::parse("linux/arm64").unwrap()],
             ..Default::default()
         });
         let gw = FakeGateway::new(caps)
