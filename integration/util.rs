@@ -411,3 +411,26 @@ fn engine_faults_are_recognized_retried_once_and_logged() {
     });
     assert_eq!(calls, 1, "other failures are not retried");
 }
+
+/// The `os/architecture` of each manifest of an OCI image index, in order,
+/// after checking the media types of the index and of each entry.
+#[track_caller]
+pub fn index_platforms(index: &serde_json::Value) -> Vec<String> {
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    index["manifests"]
+        .as_array()
+        .expect("an index's manifests")
+        .iter()
+        .map(|m| {
+            assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
