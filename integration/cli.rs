@@ -324,38 +324,19 @@ fn network_use_is_said_and_offline_is_honoured() {
     assert!(!run.stderr().contains("network:"), "{}", run.stderr());
 
     // A push and --against registry: are refused offline, exit 1.
-    let run = strata(
-        &ctx,
-        &[
-            "build",
-            ".",
-            "--offline",
-            "-o",
-            &format!("registry:{base_ref}"),
-        ],
-    );
-    assert_eq!(run.code(), 1, "{}", run.stderr());
-    assert!(
-        run.stderr().contains("--offline was given"),
-        "{}",
-        run.stderr()
-    );
-    let run = strata(
-        &ctx,
-        &[
-            "plan",
-            ".",
-            "--offline",
-            "--against",
-            &format!("registry:{base_ref}"),
-        ],
-    );
-    assert_eq!(run.code(), 1, "{}", run.stderr());
-    assert!(
-        run.stderr().contains("--offline was given"),
-        "{}",
-        run.stderr()
-    );
+    let registry = format!("registry:{base_ref}");
+    for args in [
+        ["build", ".", "--offline", "-o", &registry],
+        ["plan", ".", "--offline", "--against", &registry],
+    ] {
+        let run = strata(&ctx, &args);
+        assert_eq!(run.code(), 1, "{args:?}: {}", run.stderr());
+        assert!(
+            run.stderr().contains("--offline was given"),
+            "{args:?}: {}",
+            run.stderr()
+        );
+    }
 
     // check takes --offline too.
     ok(&strata(&ctx, &["check", ".", "--offline"]));
